@@ -1,0 +1,47 @@
+"""The one preprocessing path shared by training, evaluation and the worker."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageOps
+
+
+def load_image(data: bytes) -> Image.Image:
+    """Decode image bytes into an RGB image, honouring EXIF orientation."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    image = ImageOps.exif_transpose(image)
+    return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode (16-bit, CMYK, palette, alpha) to 8-bit RGB."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # Scale high bit-depth grey to 0..255 by its own range instead of clipping.
+        array = np.asarray(image, dtype=np.float64)
+        low, high = float(array.min()), float(array.max())
+        scale = 255.0 / (high - low) if high > low else 0.0
+        image = Image.fromarray(((array - low) * scale).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert("RGB")
+
+
+def preprocess(image: Image.Image, input_size: int) -> np.ndarray:
+    """Letterbox to a square of ``input_size`` and return float32 HxWx3 in 0..255.
+
+    Padding (black, like the ultrasound background) keeps the anatomy's aspect
+    ratio; normalisation is a layer inside the saved model.
+    """
+    image = to_rgb(image)
+    scale = input_size / max(image.size)
+    width = max(1, round(image.width * scale))
+    height = max(1, round(image.height * scale))
+    resized = image.resize((width, height), Image.Resampling.BILINEAR)
+    canvas = Image.new("RGB", (input_size, input_size), (0, 0, 0))
+    canvas.paste(resized, ((input_size - width) // 2, (input_size - height) // 2))
+    return np.asarray(canvas, dtype=np.float32)
