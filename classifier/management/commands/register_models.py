@@ -1,0 +1,34 @@
+"""Register every model card in MODELS_DIR; activate the newest when none is active."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from classifier.selectors import active_model_version
+from classifier.services import model_version_register
+
+
+class Command(BaseCommand):
+    help = "Register the model cards (*.card.json) found in MODELS_DIR, checking each file's sha256."
+
+    def add_arguments(self, parser):
+        parser.add_argument("cards", nargs="*", help="Card files (default: every *.card.json in MODELS_DIR).")
+        parser.add_argument("--activate", action="store_true", help="Make the last card given the active model.")
+
+    def handle(self, *args, cards, activate, **options):
+        paths = [Path(card) for card in cards] or sorted(Path(settings.MODELS_DIR).glob("*.card.json"))
+        if not paths:
+            self.stdout.write(f"No model cards in {settings.MODELS_DIR}; uploads will fail with 'no active model'.")
+            return
+        registered = None
+        for path in paths:
+            try:
+                registered = model_version_register(card_path=path)
+            except ValidationError as error:
+                raise CommandError("; ".join(error.messages)) from error
+            self.stdout.write(f"Registered {registered}")
+        if activate or active_model_version() is None:
+            model_version_register(card_path=paths[-1], activate=True)
+            self.stdout.write(f"Active model: {active_model_version()}")

@@ -1,0 +1,282 @@
+"""Writes for the model registry, classification jobs and predictions."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from classifier.labels import PLANE_LABELS
+from classifier.ml.inference import file_sha256
+from classifier.models import ClassificationJob, ModelVersion, Prediction
+from fetalsite.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+
+class NoActiveModel(ApplicationError):
+    http_status = 409
+    code = "no_active_model"
+
+
+class JobNotRetryable(ApplicationError):
+    http_status = 409
+    code = "job_not_retryable"
+
+
+class PredictionNotReviewable(ApplicationError):
+    http_status = 409
+    code = "prediction_not_reviewable"
+
+
+# ---- Model registry -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def model_version_register(*, card_path: Path, activate: bool = False) -> ModelVersion:
+    """Register (or refresh) the model described by a card JSON file in MODELS_DIR."""
+    card = json.loads(Path(card_path).read_text())
+    missing = {"name", "version", "file", "classes", "input_size", "needs_review_threshold"} - set(card)
+    if missing:
+        raise ValidationError(f"The model card {card_path} lacks {', '.join(sorted(missing))}.")
+    model_file = Path(card_path).parent / card["file"]
+    if not model_file.is_file():
+        raise ValidationError(f"The model file {model_file} does not exist.")
+    actual_sha = file_sha256(model_file)
+    if card.get("sha256") and card["sha256"] != actual_sha:
+        raise ValidationError(f"{model_file}: sha256 {actual_sha} differs from the card's {card['sha256']}.")
+    if sorted(card["classes"]) != sorted(PLANE_LABELS):
+        raise ValidationError(f"The model's classes {card['classes']} are not the four fetal planes.")
+    models_dir = Path(settings.MODELS_DIR).resolve()
+    resolved = model_file.resolve()
+    file_path = str(resolved.relative_to(models_dir)) if resolved.is_relative_to(models_dir) else str(resolved)
+
+    version, _ = ModelVersion.objects.select_for_update().get_or_create(
+        name=card["name"],
+        version=str(card["version"]),
+        defaults={
+            "file_path": file_path,
+            "sha256": actual_sha,
+            "class_labels": card["classes"],
+            "input_size": card["input_size"],
+            "review_threshold": card["needs_review_threshold"],
+        },
+    )
+    version.file_path = file_path
+    version.sha256 = actual_sha
+    version.class_labels = list(card["classes"])
+    version.input_size = int(card["input_size"])
+    version.review_threshold = float(card["needs_review_threshold"])
+    version.metrics = card.get("metrics", {})
+    version.card = card
+    version.full_clean(validate_constraints=False)
+    version.save()
+    if activate:
+        version = model_version_activate(model_version=version)
+    return version
+
+
+@transaction.atomic
+def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
+    ModelVersion.objects.select_for_update().filter(is_active=True).exclude(id=model_version.id).update(is_active=False)
+    model_version.is_active = True
+    model_version.save(update_fields=["is_active"])
+    return model_version
+
+
+def active_model_version() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_active=True).first()
+
+
+# ---- Jobs -------------------------------------------------------------------------------------
+
+
+def _enqueue(job: ClassificationJob) -> None:
+    from classifier.tasks import classify_image as classify_image_task
+
+    def send() -> None:
+        try:
+            result = classify_image_task.apply_async(kwargs={"job_id": job.id})
+        except Exception:
+            # The broker is down: the job stays QUEUED in the database and the sweeper resends it.
+            logger.exception("Could not enqueue classification job %s; it stays queued", job.id)
+            return
+        ClassificationJob.objects.filter(id=job.id).update(celery_task_id=result.id or "")
+
+    transaction.on_commit(send)
+
+
+@transaction.atomic
+def classification_job_create(*, image) -> ClassificationJob:
+    """Create the job for the active model (or a job that will fail: no model) and queue it."""
+    job = ClassificationJob(image=image, model_version=active_model_version(), queued_at=timezone.now())
+    job.full_clean(validate_constraints=False)
+    job.save()
+    _enqueue(job)
+    return job
+
+
+@transaction.atomic
+def classification_job_retry(*, job: ClassificationJob) -> ClassificationJob:
+    """Queue a failed image again, with the model that is active now."""
+    if job.status != ClassificationJob.Status.FAILED:
+        raise JobNotRetryable("Only a failed job can be retried.")
+    model_version = active_model_version()
+    existing = ClassificationJob.objects.filter(image_id=job.image_id, model_version=model_version).first()
+    if existing and existing.id != job.id and existing.status != ClassificationJob.Status.FAILED:
+        return existing
+    target = existing or job
+    target.model_version = model_version
+    target.status = ClassificationJob.Status.QUEUED
+    target.attempts = 0
+    target.error = ""
+    target.queued_at = timezone.now()
+    target.started_at = target.finished_at = None
+    target.save()
+    _enqueue(target)
+    return target
+
+
+def _stale_running_cutoff():
+    return timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+
+
+def job_start(*, job_id: int) -> ClassificationJob | None:
+    """Claim a job for running; None when there is nothing to do (finished, running, gone)."""
+    with transaction.atomic():
+        job = ClassificationJob.objects.select_for_update().filter(id=job_id).first()
+        if job is None:
+            logger.warning("Classification job %s does not exist; message dropped", job_id)
+            return None
+        runnable = job.status == ClassificationJob.Status.QUEUED or (
+            # Redelivered after its worker died: the previous attempt can no longer be running.
+            job.status == ClassificationJob.Status.RUNNING and job.started_at < _stale_running_cutoff()
+        )
+        if not runnable:
+            return None
+        if job.attempts >= settings.CLASSIFY_MAX_RETRIES + 1:
+            # A job that keeps killing its worker must end, not loop forever.
+            job.status = ClassificationJob.Status.FAILED
+            job.error = f"Gave up after {job.attempts} attempts; the last one did not finish."
+            job.finished_at = timezone.now()
+            job.save(update_fields=["status", "error", "finished_at"])
+            return None
+        job.status = ClassificationJob.Status.RUNNING
+        job.attempts += 1
+        job.started_at = timezone.now()
+        job.save(update_fields=["status", "attempts", "started_at"])
+        return job
+
+
+def classification_job_run(*, job_id: int) -> ClassificationJob | None:
+    """Run one job end to end: the worker's whole body. Idempotent."""
+    from classifier.ml.preprocessing import load_image
+    from classifier.registry import classifier_for
+
+    job = job_start(job_id=job_id)
+    if job is None:
+        return None
+    if job.model_version is None:
+        return job_mark_failed(job_id=job.id, reason="No active model: an admin must register and activate one.")
+
+    classifier = classifier_for(job.model_version)
+    with job.image.file.open("rb") as handle:
+        image = load_image(handle.read())
+    result = classifier.classify(image)
+    heatmap_png = classifier.heatmap_png(image)
+    return prediction_save(job_id=job.id, result=result, heatmap_png=heatmap_png)
+
+
+def prediction_save(*, job_id: int, result, heatmap_png: bytes | None) -> ClassificationJob:
+    heatmap_path = ""
+    if heatmap_png:
+        heatmap_path = default_storage.save(f"heatmaps/job-{job_id}.png", ContentFile(heatmap_png))
+    try:
+        with transaction.atomic():
+            job = ClassificationJob.objects.select_for_update().get(id=job_id)
+            if job.status != ClassificationJob.Status.RUNNING or Prediction.objects.filter(job=job).exists():
+                raise _AlreadyDone
+            prediction = Prediction(
+                job=job,
+                label=result.label,
+                confidence=min(max(result.confidence, 0.0), 1.0),
+                probabilities=result.probabilities,
+                needs_review=result.needs_review,
+                inference_ms=result.inference_ms,
+                heatmap=heatmap_path,
+            )
+            prediction.full_clean()
+            prediction.save()
+            job.status = ClassificationJob.Status.SUCCEEDED
+            job.error = ""
+            job.finished_at = timezone.now()
+            job.save(update_fields=["status", "error", "finished_at"])
+            return job
+    except _AlreadyDone:
+        if heatmap_path:
+            default_storage.delete(heatmap_path)
+        return ClassificationJob.objects.get(id=job_id)
+    except BaseException:
+        if heatmap_path:
+            default_storage.delete(heatmap_path)
+        raise
+
+
+class _AlreadyDone(Exception):
+    pass
+
+
+@transaction.atomic
+def job_mark_retrying(*, job_id: int, reason: str) -> None:
+    """A transient failure: back to QUEUED with the error kept, so the retry can claim it."""
+    job = ClassificationJob.objects.select_for_update().filter(id=job_id).first()
+    if job is None or job.is_finished:
+        return
+    job.status = ClassificationJob.Status.QUEUED
+    job.error = reason[:2000]
+    job.save(update_fields=["status", "error"])
+
+
+@transaction.atomic
+def job_mark_failed(*, job_id: int, reason: str) -> ClassificationJob | None:
+    job = ClassificationJob.objects.select_for_update().filter(id=job_id).first()
+    if job is None or job.status == ClassificationJob.Status.SUCCEEDED:
+        return job
+    job.status = ClassificationJob.Status.FAILED
+    job.error = reason[:2000]
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "error", "finished_at"])
+    return job
+
+
+# ---- Reviews ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def prediction_review(*, prediction: Prediction, label: str, reviewed_by, comment: str = "") -> Prediction:
+    """A clinician confirms or corrects the label; the model's answer stays as it was."""
+    from fetalsite.accounts.roles import user_can_review
+
+    if not user_can_review(reviewed_by):
+        from django.core.exceptions import PermissionDenied
+
+        raise PermissionDenied("Only clinicians can review predictions.")
+    if label not in PLANE_LABELS:
+        raise ValidationError({"label": f"Choose one of: {', '.join(PLANE_LABELS)}."})
+    prediction = Prediction.objects.select_for_update().get(id=prediction.id)
+    prediction.reviewed_label = label
+    prediction.reviewed_by = reviewed_by
+    prediction.reviewed_at = timezone.now()
+    prediction.review_comment = comment.strip()
+    prediction._history_user = reviewed_by
+    prediction.full_clean()
+    prediction.save(update_fields=["reviewed_label", "reviewed_by", "reviewed_at", "review_comment"])
+    return prediction

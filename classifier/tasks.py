@@ -1,0 +1,26 @@
+"""Celery adapters: ids in, one service call, retries for transient failures."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def classify_image(self, *, job_id: int) -> None:
+    from classifier.services import classification_job_run, job_mark_failed, job_mark_retrying
+
+    try:
+        classification_job_run(job_id=job_id)
+    except Exception as error:
+        reason = f"{error.__class__.__name__}: {error}"
+        if self.request.retries < settings.CLASSIFY_MAX_RETRIES:
+            logger.warning("Job %s failed (attempt %s), retrying: %s", job_id, self.request.retries + 1, reason)
+            job_mark_retrying(job_id=job_id, reason=reason)
+            raise self.retry(exc=error, countdown=settings.CLASSIFY_RETRY_COUNTDOWN) from error
+        logger.exception("Job %s failed for good", job_id)
+        job_mark_failed(job_id=job_id, reason=reason)

@@ -1,0 +1,29 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+
+class Clinic(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.id})"
+
+
+class User(AbstractUser):
+    # Superusers may stand outside any clinic; everybody else belongs to exactly one.
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(is_superuser=True) | Q(clinic__isnull=False),
+                name="user_has_clinic_unless_superuser",
+                violation_error_message="Every user except a superuser must belong to a clinic.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} (#{self.id})"

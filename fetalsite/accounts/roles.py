@@ -1,0 +1,38 @@
+"""Roles are Django groups; their permissions are created by a data migration."""
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    SONOGRAPHER = "sonographer", "Sonographer"
+    CLINICIAN = "clinician", "Clinician"
+    INTEGRATOR = "integrator", "Integrator"
+
+
+# What each role may do, as (app_label, codename) permissions.
+SONOGRAPHER_PERMISSIONS = [
+    ("patients", "view_patient"),
+    ("patients", "add_patient"),
+    ("patients", "change_patient"),
+    ("patients", "view_study"),
+    ("patients", "add_study"),
+    ("patients", "change_study"),
+    ("patients", "view_ultrasoundimage"),
+    ("patients", "add_ultrasoundimage"),
+    ("classifier", "view_classificationjob"),
+    ("classifier", "view_prediction"),
+    ("classifier", "view_modelversion"),
+]
+ROLE_PERMISSIONS = {
+    Role.SONOGRAPHER: SONOGRAPHER_PERMISSIONS,
+    Role.CLINICIAN: [*SONOGRAPHER_PERMISSIONS, ("classifier", "review_prediction")],
+    Role.INTEGRATOR: SONOGRAPHER_PERMISSIONS,
+}
+
+
+def user_can_review(user) -> bool:
+    return user.is_authenticated and user.has_perm("classifier.review_prediction")
+
+
+def user_is_integrator(user) -> bool:
+    return user.is_authenticated and user.groups.filter(name=Role.INTEGRATOR).exists()

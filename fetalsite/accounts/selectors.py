@@ -1,0 +1,26 @@
+"""Clinic scoping: the one place that decides which clinics a user may see."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from django.db.models import QuerySet
+
+Q = TypeVar("Q", bound=QuerySet)
+
+
+def visible_clinic_ids(*, user) -> list[int] | None:
+    """Clinic ids the user may see; None means every clinic (superusers)."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    if user.is_superuser:
+        return None
+    return [user.clinic_id] if user.clinic_id else []
+
+
+def scope_to_user(queryset: Q, *, user) -> Q:
+    """Narrow a queryset whose model offers ``for_clinics`` to the user's clinics."""
+    clinic_ids = visible_clinic_ids(user=user)
+    if clinic_ids is None:
+        return queryset
+    return queryset.for_clinics(clinic_ids)

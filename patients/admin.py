@@ -1,0 +1,43 @@
+from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
+
+from fetalsite.accounts.selectors import scope_to_user
+from patients.models import Patient, Study, UltrasoundImage
+
+
+class ClinicScopedAdmin(SimpleHistoryAdmin):
+    """Staff who belong to a clinic see only that clinic's records; superusers see all."""
+
+    def get_queryset(self, request):
+        return scope_to_user(super().get_queryset(request), user=request.user)
+
+
+@admin.register(Patient)
+class PatientAdmin(ClinicScopedAdmin):
+    list_display = ("id", "mrn", "family_name", "given_name", "birth_date", "clinic")
+    list_filter = ("clinic",)
+    search_fields = ("mrn", "family_name", "given_name")
+    readonly_fields = ("clinic", "created_by", "created_at", "updated_at")
+
+
+@admin.register(Study)
+class StudyAdmin(ClinicScopedAdmin):
+    list_display = ("id", "patient", "exam_date", "status", "created_by", "created_at")
+    list_filter = ("status", "exam_date")
+    search_fields = ("patient__mrn", "patient__family_name")
+    readonly_fields = ("patient", "created_by", "created_at", "updated_at")
+
+
+@admin.register(UltrasoundImage)
+class UltrasoundImageAdmin(ClinicScopedAdmin):
+    list_display = ("id", "study", "original_filename", "format", "width", "height", "uploaded_by", "uploaded_at")
+    list_filter = ("format",)
+    search_fields = ("original_filename", "sha256")
+    # An uploaded image is evidence: nothing about it may be edited.
+    readonly_fields = [f.name for f in UltrasoundImage._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

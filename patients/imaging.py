@@ -1,0 +1,89 @@
+"""Decide whether uploaded bytes are an image we accept, by content alone."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import unicodedata
+import warnings
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from PIL import Image, UnidentifiedImageError
+
+ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "TIFF": "tif"}
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    format: str
+    extension: str
+    width: int
+    height: int
+    byte_size: int
+    sha256: str
+
+
+def _reject(message: str, code: str) -> ValidationError:
+    return ValidationError({"file": ValidationError(message, code=code)})
+
+
+def inspect_image_bytes(data: bytes) -> ImageFacts:
+    """Return the facts of an acceptable image or raise ValidationError on field ``file``."""
+    if not data:
+        raise _reject("The file is empty.", "empty")
+    if len(data) > settings.UPLOAD_MAX_BYTES:
+        limit_mb = settings.UPLOAD_MAX_BYTES / (1024 * 1024)
+        raise _reject(f"The file is larger than the {limit_mb:.0f} MB limit.", "too_large")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image_format = image.format
+                width, height = image.size
+                if image_format not in ACCEPTED_FORMATS:
+                    raise _reject(
+                        f"Unsupported image type {image_format}; use PNG, JPEG, BMP or TIFF.", "unsupported_type"
+                    )
+                # Check the header's dimensions before decoding a single pixel.
+                if width * height > settings.UPLOAD_MAX_PIXELS:
+                    raise _reject(
+                        f"The image is {width}x{height} pixels, more than this server accepts.", "too_many_pixels"
+                    )
+                if getattr(image, "n_frames", 1) > 1:
+                    raise _reject("The file holds several frames; upload one image per file.", "multi_frame")
+                image.load()
+    except ValidationError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _reject("The image has too many pixels.", "too_many_pixels") from None
+    except UnidentifiedImageError:
+        raise _reject("The file is not an image this server can read.", "not_an_image") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise _reject(
+            f"The image is damaged or truncated and cannot be decoded ({error.__class__.__name__}).", "corrupt"
+        ) from None
+    return ImageFacts(
+        format=image_format,
+        extension=ACCEPTED_FORMATS[image_format],
+        width=width,
+        height=height,
+        byte_size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def sanitize_filename(name: str | bytes | None, *, max_length: int = 120) -> str:
+    """A display-only name: no directories, control characters or odd bytes."""
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", errors="replace")
+    name = unicodedata.normalize("NFC", name or "")
+    name = re.split(r"[\\/]", name)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C" and ch != "\ufffd")
+    name = name.strip().lstrip(".")
+    if len(name) > max_length:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: max_length - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else name[:max_length]
+    return name

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+
+class PatientQuerySet(models.QuerySet):
+    def for_clinics(self, clinic_ids) -> PatientQuerySet:
+        return self.filter(clinic_id__in=clinic_ids)
+
+
+class Patient(models.Model):
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="patients")
+    mrn = models.CharField("MRN", max_length=64, help_text="Medical record number, unique within the clinic.")
+    given_name = models.CharField(max_length=100)
+    family_name = models.CharField(max_length=100)
+    birth_date = models.DateField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    objects = PatientQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "mrn"],
+                name="patient_mrn_unique_per_clinic",
+                violation_error_message="A patient with this MRN already exists in this clinic.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.family_name}, {self.given_name} [{self.mrn}] (#{self.id})"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+
+class StudyQuerySet(models.QuerySet):
+    def for_clinics(self, clinic_ids) -> StudyQuerySet:
+        return self.filter(patient__clinic_id__in=clinic_ids)
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "OPEN", "Open"
+        COMPLETED = "COMPLETED", "Completed"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
+    exam_date = models.DateField()
+    gestational_age_weeks = models.PositiveSmallIntegerField(null=True, blank=True)
+    gestational_age_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    notes = models.TextField(blank=True, max_length=5000)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    objects = StudyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(gestational_age_weeks__isnull=True) | Q(gestational_age_weeks__lte=45),
+                name="study_gestational_weeks_0_45",
+                violation_error_message="Gestational age must be between 0 and 45 weeks.",
+            ),
+            models.CheckConstraint(
+                condition=Q(gestational_age_days__isnull=True) | Q(gestational_age_days__lte=6),
+                name="study_gestational_days_0_6",
+                violation_error_message="Gestational age days must be between 0 and 6.",
+            ),
+            models.CheckConstraint(
+                condition=Q(gestational_age_days__isnull=True) | Q(gestational_age_weeks__isnull=False),
+                name="study_gestational_days_need_weeks",
+                violation_error_message="Give the gestational age weeks along with the days.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Study #{self.id} of {self.patient.mrn} on {self.exam_date}"
+
+    @property
+    def gestational_age(self) -> str:
+        if self.gestational_age_weeks is None:
+            return ""
+        return f"{self.gestational_age_weeks}w{self.gestational_age_days or 0}d"
+
+
+class UltrasoundImageQuerySet(models.QuerySet):
+    def for_clinics(self, clinic_ids) -> UltrasoundImageQuerySet:
+        return self.filter(study__patient__clinic_id__in=clinic_ids)
+
+
+class UltrasoundImage(models.Model):
+    class Format(models.TextChoices):
+        PNG = "PNG", "PNG"
+        JPEG = "JPEG", "JPEG"
+        BMP = "BMP", "BMP"
+        TIFF = "TIFF", "TIFF"
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="images")
+    # A server-generated path; the client's name is kept, sanitised, for display only.
+    file = models.FileField(max_length=255)
+    original_filename = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64)
+    format = models.CharField(max_length=8, choices=Format.choices)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    byte_size = models.PositiveBigIntegerField()
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    objects = UltrasoundImageQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "sha256"],
+                name="image_bytes_unique_per_study",
+                violation_error_message="These exact bytes were already uploaded to this study.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Image #{self.id} ({self.original_filename or self.format})"
+
+    @property
+    def clinic_id(self) -> int:
+        return self.study.patient.clinic_id

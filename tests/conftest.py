@@ -1,0 +1,137 @@
+"""Shared fixtures: clinics and users by role, API clients, a temporary MEDIA_ROOT,
+a tiny real Keras model registered as the active version, and a real Celery worker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from classifier.labels import PLANE_LABELS
+from fetalsite.accounts.roles import Role
+from tests.factories import ClinicFactory, StudyFactory, UserFactory
+
+TINY_INPUT_SIZE = 32
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return Path(settings.MEDIA_ROOT)
+
+
+@pytest.fixture
+def north(db):
+    return ClinicFactory(name="North Clinic")
+
+
+@pytest.fixture
+def south(db):
+    return ClinicFactory(name="South Clinic")
+
+
+@pytest.fixture
+def sonographer(north):
+    return UserFactory(username="sono_north", clinic=north, role=Role.SONOGRAPHER)
+
+
+@pytest.fixture
+def clinician(north):
+    return UserFactory(username="clin_north", clinic=north, role=Role.CLINICIAN)
+
+
+@pytest.fixture
+def integrator(north):
+    return UserFactory(username="api_north", clinic=north, role=Role.INTEGRATOR)
+
+
+@pytest.fixture
+def south_sonographer(south):
+    return UserFactory(username="sono_south", clinic=south, role=Role.SONOGRAPHER)
+
+
+@pytest.fixture
+def study(sonographer):
+    return StudyFactory(patient__clinic=sonographer.clinic, created_by=sonographer)
+
+
+def _token_client(user) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def api_client(integrator):
+    return _token_client(integrator)
+
+
+@pytest.fixture
+def south_api_client(south_sonographer):
+    return _token_client(south_sonographer)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny real Keras model with a card, saved once per test session."""
+    import keras
+
+    directory = tmp_path_factory.mktemp("models")
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="last_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(len(PLANE_LABELS), activation="softmax")(x)
+    model_path = directory / "tiny-v1.keras"
+    keras.Model(inputs, outputs).save(model_path)
+    card = {
+        "name": "tiny",
+        "version": "1",
+        "file": model_path.name,
+        "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        "classes": PLANE_LABELS,
+        "input_size": TINY_INPUT_SIZE,
+        "needs_review_threshold": 0.5,
+        "metrics": {"note": "untrained test model"},
+    }
+    (directory / "tiny-v1.card.json").write_text(json.dumps(card))
+    return directory
+
+
+@pytest.fixture
+def active_model(db, settings, tiny_model_dir):
+    from classifier.services import model_version_register
+
+    settings.MODELS_DIR = tiny_model_dir
+    return model_version_register(card_path=tiny_model_dir / "tiny-v1.card.json", activate=True)
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker in a thread, consuming from the real Redis broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    from fetalsite.celery import app
+
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(app.conf.task_default_queue)
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=60, loglevel="WARNING") as worker:
+        yield worker
+
+
+def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2):
+    """Poll until predicate() is truthy; return its value or fail with a clear message."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s")

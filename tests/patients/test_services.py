@@ -1,0 +1,106 @@
+import datetime
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from classifier.models import ClassificationJob
+from patients.models import Patient, Study, UltrasoundImage
+from patients.services import StudyNotOpen, image_upload, patient_create, study_complete, study_create
+from tests.images import png_bytes
+
+
+def stored_files(media_root):
+    return [p for p in media_root.rglob("*") if p.is_file()] if media_root.exists() else []
+
+
+class TestPatientCreate:
+    def test_creates_the_patient_in_the_users_clinic(self, sonographer):
+        patient = patient_create(created_by=sonographer, mrn=" 123 ", given_name="Ana", family_name="Lima")
+        assert (patient.clinic, patient.mrn) == (sonographer.clinic, "123")
+        assert patient.history.count() == 1
+
+    def test_rejects_a_duplicate_mrn_in_the_same_clinic(self, sonographer):
+        patient_create(created_by=sonographer, mrn="123", given_name="Ana", family_name="Lima")
+        with pytest.raises(ValidationError, match="already exists"):
+            patient_create(created_by=sonographer, mrn="123", given_name="Bea", family_name="Lima")
+        assert Patient.objects.count() == 1
+
+    def test_allows_the_same_mrn_in_another_clinic(self, sonographer, south_sonographer):
+        patient_create(created_by=sonographer, mrn="123", given_name="Ana", family_name="Lima")
+        patient_create(created_by=south_sonographer, mrn="123", given_name="Ana", family_name="Lima")
+        assert Patient.objects.count() == 2
+
+    def test_rejects_a_birth_date_in_the_future(self, sonographer):
+        tomorrow = timezone.localdate() + datetime.timedelta(days=1)
+        with pytest.raises(ValidationError, match="future"):
+            patient_create(created_by=sonographer, mrn="1", given_name="A", family_name="B", birth_date=tomorrow)
+
+
+class TestStudyCreate:
+    def test_rejects_exam_date_in_future(self, study, sonographer):
+        with pytest.raises(ValidationError, match="future"):
+            study_create(
+                patient=study.patient,
+                exam_date=timezone.localdate() + datetime.timedelta(days=1),
+                created_by=sonographer,
+            )
+
+    @pytest.mark.parametrize(("weeks", "days"), [(46, 0), (20, 7), (None, 3)])
+    def test_rejects_gestational_age_out_of_range(self, study, sonographer, weeks, days):
+        with pytest.raises(ValidationError):
+            study_create(
+                patient=study.patient,
+                exam_date=datetime.date(2026, 1, 1),
+                created_by=sonographer,
+                gestational_age_weeks=weeks,
+                gestational_age_days=days,
+            )
+        assert Study.objects.count() == 1
+
+    def test_refuses_another_clinics_patient(self, study, south_sonographer):
+        with pytest.raises(ValidationError):
+            study_create(patient=study.patient, exam_date=datetime.date(2026, 1, 1), created_by=south_sonographer)
+
+
+class TestImageUpload:
+    def test_stores_file_record_and_queued_job(self, study, sonographer, media_root, active_model):
+        result = image_upload(study=study, data=png_bytes(), filename="../scan one.png", uploaded_by=sonographer)
+        image = result.image
+        assert result.created
+        assert (image.format, image.width, image.height, image.original_filename) == ("PNG", 64, 48, "scan one.png")
+        assert "scan" not in image.file.name and image.file.name.startswith(f"images/clinic-{study.patient.clinic_id}/")
+        assert (media_root / image.file.name).read_bytes() == png_bytes()
+        job = image.jobs.get()
+        assert (job.status, job.model_version) == (ClassificationJob.Status.QUEUED, active_model)
+
+    def test_same_bytes_twice_return_the_existing_record(self, study, sonographer, media_root):
+        first = image_upload(study=study, data=png_bytes(), filename="a.png", uploaded_by=sonographer)
+        second = image_upload(study=study, data=png_bytes(), filename="b.png", uploaded_by=sonographer)
+        assert (second.created, second.image.id) == (False, first.image.id)
+        assert UltrasoundImage.objects.count() == 1 and ClassificationJob.objects.count() == 1
+        assert len(stored_files(media_root)) == 1
+
+    @pytest.mark.parametrize("data", [b"", b"not an image at all", png_bytes()[:150]], ids=["empty", "text", "cut"])
+    def test_bad_bytes_leave_no_record_and_no_file(self, study, sonographer, media_root, data):
+        with pytest.raises(ValidationError):
+            image_upload(study=study, data=data, filename="x.png", uploaded_by=sonographer)
+        assert not UltrasoundImage.objects.exists() and not ClassificationJob.objects.exists()
+        assert stored_files(media_root) == []
+
+    def test_refuses_a_completed_study(self, study, sonographer):
+        study_complete(study=study, completed_by=sonographer)
+        with pytest.raises(StudyNotOpen):
+            image_upload(study=study, data=png_bytes(), filename="x.png", uploaded_by=sonographer)
+
+    def test_enqueues_the_job_on_commit_to_the_real_broker(
+        self, study, sonographer, active_model, django_capture_on_commit_callbacks
+    ):
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            result = image_upload(study=study, data=png_bytes(), filename="x.png", uploaded_by=sonographer)
+        assert len(callbacks) == 1
+        assert result.image.jobs.get().celery_task_id  # the broker accepted the message
+
+    def test_without_an_active_model_the_job_has_no_version(self, study, sonographer):
+        result = image_upload(study=study, data=png_bytes(), filename="x.png", uploaded_by=sonographer)
+        assert result.image.jobs.get().model_version is None
