@@ -56,9 +56,7 @@ class PlaneClassifier:
         if expected_sha256 is not None:
             actual = file_sha256(path)
             if actual != expected_sha256:
-                raise ModelIntegrityError(
-                    f"{path}: sha256 {actual} does not match the registered {expected_sha256}"
-                )
+                raise ModelIntegrityError(f"{path}: sha256 {actual} does not match the registered {expected_sha256}")
         import keras  # imported late: TensorFlow start-up is slow and not needed by every caller
 
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
@@ -74,7 +72,7 @@ class PlaneClassifier:
         return ClassifierResult(
             label=self.class_names[best],
             confidence=confidence,
-            probabilities={name: float(score) for name, score in zip(self.class_names, scores)},
+            probabilities={name: float(score) for name, score in zip(self.class_names, scores, strict=False)},
             needs_review=confidence < self.review_threshold,
             inference_ms=elapsed_ms,
         )

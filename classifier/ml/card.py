@@ -1,0 +1,124 @@
+"""Model cards: JSON for the registry, Markdown for people, side by side with the ``.keras`` file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REQUIRED_KEYS = ("name", "version", "file", "sha256", "classes", "input_size", "needs_review_threshold", "metrics")
+
+
+def card_paths(out_dir: str | Path, name: str, version: str) -> tuple[Path, Path, Path]:
+    stem = Path(out_dir) / f"{name}-v{version}"
+    return stem.with_suffix(".keras"), stem.with_suffix(".card.json"), stem.with_suffix(".card.md")
+
+
+def read_card(path: str | Path) -> dict:
+    """Read a ``.card.json`` and check the keys the registry relies on; ``file`` stays relative to the card."""
+    card = json.loads(Path(path).read_text())
+    missing = [key for key in REQUIRED_KEYS if key not in card]
+    if missing:
+        raise ValueError(f"{path}: model card lacks {', '.join(missing)}")
+    return card
+
+
+def write_card(card: dict, json_path: str | Path, md_path: str | Path) -> None:
+    Path(json_path).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    Path(md_path).write_text(render_markdown(card))
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _metrics_table(block: dict, classes: list[str]) -> list[str]:
+    lines = ["| class | precision | recall | F1 | n |", "| --- | --- | --- | --- | --- |"]
+    for name in classes:
+        row = block["per_class"][name]
+        lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
+    return lines
+
+
+def render_markdown(card: dict) -> str:
+    classes = card["classes"]
+    metrics = card["metrics"]
+    test = metrics["test"]
+    ci = test.get("ci", {})
+    lines = [
+        f"# Model card: {card['name']} v{card['version']}",
+        "",
+        f"File `{card['file']}` (sha256 `{card['sha256']}`), {card.get('architecture', '')}.",
+        "",
+        "## Intended use",
+        "",
+        card.get("intended_use", ""),
+        "",
+        "## Inputs and outputs",
+        "",
+        f"- Classes, in output order: {', '.join(f'`{c}`' for c in classes)}.",
+        f"- Input: {card.get('preprocessing', '')}",
+        f"- Needs-review threshold: **{card['needs_review_threshold']:.2f}** (chosen on val; a prediction whose "
+        "top probability is below it is flagged for a human).",
+        "",
+        "## Test results (never used for any choice)",
+        "",
+        f"- Accuracy **{test['accuracy']:.3f}** (95% CI {ci.get('accuracy', ['?', '?'])[0]:.3f}–"
+        f"{ci.get('accuracy', ['?', '?'])[1]:.3f}), macro-F1 **{test['macro_f1']:.3f}** "
+        f"(95% CI {ci.get('macro_f1', ['?', '?'])[0]:.3f}–{ci.get('macro_f1', ['?', '?'])[1]:.3f}), "
+        f"n = {test['n']} fetal images; CI: {ci.get('method', '')}.",
+        "",
+        *_metrics_table(test, classes),
+        "",
+        "Confusion matrix (rows true, columns predicted, order as the classes):",
+        "",
+        "```",
+        *[" ".join(f"{v:4d}" for v in row) for row in test["confusion_matrix"]],
+        "```",
+        "",
+        "Per source:",
+        "",
+        "| source | n | accuracy | macro-F1 | lowest recall |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for source, block in test.get("per_source", {}).items():
+        lowest = min(block["per_class"].values(), key=lambda row: row["recall"] if row["support"] else 2)
+        lines.append(
+            f"| {source} | {block['n']} | {block['accuracy']:.3f} | {block['macro_f1']:.3f} | {lowest['recall']:.3f} |"
+        )
+    lines += [
+        "",
+        "Out of distribution (share flagged for review):",
+        "",
+        "| kind | n | flagged |",
+        "| --- | --- | --- |",
+    ]
+    for kind, block in metrics.get("ood_test", {}).items():
+        lines.append(f"| {kind} | {block['n']} | {_pct(block['flagged_share'])} |")
+    selective = test.get("selective", {})
+    if selective:
+        lines += [
+            "",
+            f"Fetal test images flagged: {_pct(selective['flagged_share'])}; accuracy on those not flagged: "
+            f"{selective['accuracy_accepted']:.3f}.",
+        ]
+    val = metrics.get("val", {})
+    if val:
+        lines += [
+            "",
+            f"Validation (used for early stopping and the threshold): accuracy {val['accuracy']:.3f}, "
+            f"macro-F1 {val['macro_f1']:.3f}, n = {val['n']}.",
+        ]
+    lines += ["", "## Data", "", "Images per split, source and label:", ""]
+    for split, sources in card.get("data", {}).get("counts", {}).items():
+        for source, labels in sources.items():
+            lines.append(f"- {split} / {source}: " + ", ".join(f"{k} {v}" for k, v in labels.items()))
+    lines += ["", "Citations (both CC BY 4.0):", ""]
+    lines += [f"- {c}" for c in card.get("data", {}).get("citations", [])]
+    lines += ["", "## Training", ""]
+    for key, value in card.get("training", {}).items():
+        lines.append(f"- {key}: `{value}`")
+    lines += ["", "## Known limits", ""]
+    lines += [f"- {item}" for item in card.get("limits", [])]
+    lines += ["", "## Library versions", ""]
+    lines += [f"- {k} {v}" for k, v in card.get("library_versions", {}).items()]
+    return "\n".join(lines) + "\n"

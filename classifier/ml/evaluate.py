@@ -1,0 +1,146 @@
+"""Evaluate a classifier on one split: fetal metrics with CIs, per source, and out-of-distribution shares."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from classifier.ml import metrics, ood
+from classifier.ml.data import CLASS_NAMES, Record, label_indices, load_array, read_manifest
+
+# Seeds of the synthetic out-of-distribution images: training, validation and test never share one.
+OOD_SEEDS = {"train": 101, "val": 202, "test": 303}
+
+
+def predict(model, images: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+    """Class probabilities for a batch of preprocessed images (0..255)."""
+    outputs = [
+        np.asarray(model(images[start : start + batch_size].astype(np.float32), training=False))
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(outputs) if outputs else np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
+
+
+def fetal_metrics(
+    probabilities: np.ndarray,
+    records: Sequence[Record],
+    *,
+    class_names: Sequence[str],
+    threshold: float,
+    with_ci: bool = True,
+) -> dict:
+    y_true = label_indices(list(records))
+    y_pred = probabilities.argmax(axis=1)
+    result = metrics.summary(y_true, y_pred, class_names)
+    if with_ci and len(records):
+        result["ci"] = metrics.bootstrap_ci(y_true, y_pred, [r.group for r in records], len(class_names))
+    result["per_source"] = {}
+    for source in sorted({r.source for r in records}):
+        mask = np.array([r.source == source for r in records])
+        block = metrics.summary(y_true[mask], y_pred[mask], class_names)
+        if with_ci:
+            groups = [r.group for r, m in zip(records, mask, strict=False) if m]
+            block["ci"] = metrics.bootstrap_ci(y_true[mask], y_pred[mask], groups, len(class_names))
+        result["per_source"][source] = block
+    confidence = probabilities.max(axis=1)
+    accepted = confidence >= threshold
+    result["selective"] = {
+        "flagged_share": float(np.mean(~accepted)) if len(records) else 0.0,
+        "accuracy_accepted": float(np.mean(y_true[accepted] == y_pred[accepted])) if accepted.any() else 0.0,
+        "wrong_flagged_share": float(np.mean(~accepted[y_true != y_pred])) if (y_true != y_pred).any() else None,
+    }
+    return result
+
+
+def _flagged(model, images: np.ndarray, threshold: float) -> dict:
+    confidence = predict(model, images).max(axis=1) if len(images) else np.zeros(0)
+    return {
+        "n": int(len(images)),
+        "flagged_share": float(np.mean(confidence < threshold)) if len(images) else 0.0,
+        "median_confidence": float(np.median(confidence)) if len(images) else 0.0,
+    }
+
+
+def ood_metrics(
+    model, *, data_dir: str | Path, records: Sequence[Record], split: str, input_size: int, threshold: float
+) -> dict:
+    """Share flagged for review on non-fetal ultrasound, photographs (held out) and blank/noise images."""
+    result = {}
+    non_fetal = [r for r in records if not r.is_fetal]
+    if non_fetal:
+        result["non_fetal_ultrasound"] = _flagged(model, load_array(data_dir, non_fetal, input_size), threshold)
+        for label in sorted({r.label for r in non_fetal}):
+            chosen = [r for r in non_fetal if r.label == label]
+            result[f"ultrasound_{label}"] = _flagged(model, load_array(data_dir, chosen, input_size), threshold)
+    seed = OOD_SEEDS[split]
+    blank, kinds = ood.blank_noise_batch(64, input_size, seed)
+    result["blank_noise"] = _flagged(model, blank, threshold)
+    if split == "test":
+        try:
+            photos = ood.photo_crops(ood.EVAL_PHOTOS, input_size, 0, seed)
+            crops = ood.photo_crops(ood.EVAL_PHOTOS, input_size, 4, seed)
+        except ImportError:
+            photos = crops = None
+        if photos is not None:
+            result["photographs"] = _flagged(model, photos, threshold)
+            result["photograph_crops"] = _flagged(model, crops, threshold)
+    else:
+        rng = np.random.default_rng(seed)
+        result["synthetic_scenes"] = _flagged(
+            model, np.stack([ood.synthetic_scene(input_size, rng) for _ in range(32)]), threshold
+        )
+    return result
+
+
+def evaluate(
+    model,
+    *,
+    data_dir: str | Path,
+    split: str = "test",
+    class_names: Sequence[str] = CLASS_NAMES,
+    input_size: int,
+    threshold: float,
+    records: Sequence[Record] | None = None,
+    limit: int | None = None,
+) -> dict:
+    """Metrics of ``model`` on ``split`` of the manifest (``limit`` images per label, for smoke tests)."""
+    records = [r for r in (records or read_manifest(data_dir)) if r.split == split]
+    if limit is not None:
+        records = [
+            r for label in sorted({r.label for r in records}) for r in [x for x in records if x.label == label][:limit]
+        ]
+    fetal = [r for r in records if r.is_fetal]
+    probabilities = predict(model, load_array(data_dir, fetal, input_size))
+    result = fetal_metrics(probabilities, fetal, class_names=class_names, threshold=threshold)
+    result["ood"] = ood_metrics(
+        model, data_dir=data_dir, records=records, split=split, input_size=input_size, threshold=threshold
+    )
+    return result
+
+
+def evaluate_card(
+    card_path: str | Path, *, data_dir: str | Path, split: str = "test", limit: int | None = None
+) -> dict:
+    """Load the model a card describes (checking its sha256) and evaluate it."""
+    from classifier.ml.card import read_card
+    from classifier.ml.inference import PlaneClassifier
+
+    card = read_card(card_path)
+    classifier = PlaneClassifier.load(
+        Path(card_path).parent / card["file"],
+        class_names=card["classes"],
+        input_size=card["input_size"],
+        review_threshold=card["needs_review_threshold"],
+        expected_sha256=card["sha256"],
+    )
+    return evaluate(
+        classifier.model,
+        data_dir=data_dir,
+        split=split,
+        class_names=card["classes"],
+        input_size=card["input_size"],
+        threshold=card["needs_review_threshold"],
+        limit=limit,
+    )

@@ -1,0 +1,71 @@
+"""The plane classifier: EfficientNet-Lite0 backbone with a small softmax head.
+
+The saved model takes float32 RGB in 0..255 (the output of
+:func:`classifier.ml.preprocessing.preprocess`) and normalises inside, so the
+``.keras`` file is self-contained. Only built-in layers are used, so it loads
+with ``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from classifier.ml.efficientnet_lite import LITE_MEAN, LITE_STD, TOP_ACTIVATION, lite0_features, load_lite0_weights
+
+HEAD_LAYERS = ("head_dropout", "predictions")
+FEATURES = "avg_pool"
+
+
+def build_classifier(
+    *,
+    num_classes: int,
+    input_size: int,
+    weights_path: str | Path | None = None,
+    dropout: float = 0.3,
+    drop_connect_rate: float = 0.1,
+):
+    """Lite0 (ImageNet weights when ``weights_path`` is given) plus a dropout + dense softmax head."""
+    import keras
+
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    x = keras.layers.Rescaling(1.0 / LITE_STD, offset=-LITE_MEAN / LITE_STD, name="normalise")(inputs)
+    x = lite0_features(x, drop_connect_rate=drop_connect_rate)
+    x = keras.layers.GlobalAveragePooling2D(name=FEATURES)(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs, name="fetal_planes_lite0")
+    if weights_path is not None:
+        from classifier.ml.torch_weights import load_state_dict
+
+        load_lite0_weights(model, load_state_dict(weights_path), include_top=False)
+    return model
+
+
+def feature_extractor(model):
+    """The backbone up to global pooling (shares weights with ``model``)."""
+    import keras
+
+    return keras.Model(model.input, model.get_layer(FEATURES).output, name="features")
+
+
+def set_backbone_trainable(model, trainable_from_block: int | None) -> None:
+    """Freeze the backbone, or unfreeze blocks from ``trainable_from_block`` on plus the head conv.
+
+    BatchNormalization stays frozen (inference mode) throughout: with a few
+    hundred images its running statistics are better left at ImageNet's.
+    """
+    import keras
+
+    unfrozen = False
+    for layer in model.layers:
+        if layer.name.startswith(f"blocks_{trainable_from_block}_") and trainable_from_block is not None:
+            unfrozen = True
+        if layer.name in HEAD_LAYERS:
+            layer.trainable = True
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+        else:
+            layer.trainable = unfrozen
+
+
+__all__ = ["TOP_ACTIVATION", "build_classifier", "feature_extractor", "set_backbone_trainable"]
