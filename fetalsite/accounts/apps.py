@@ -1,7 +1,24 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
+from django.db.models.signals import post_migrate
+
+
+def _sync_roles(sender, **kwargs) -> None:
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Group, Permission
+
+    from fetalsite.accounts.roles import ROLE_PERMISSIONS, sync_role_groups
+
+    # post_migrate reaches this app before the apps whose permissions the roles use.
+    for app_label in {label for perms in ROLE_PERMISSIONS.values() for label, _ in perms}:
+        create_permissions(apps.get_app_config(app_label), verbosity=0, using=kwargs.get("using", "default"))
+    sync_role_groups(group_model=Group, permission_model=Permission)
 
 
 class AccountsConfig(AppConfig):
     name = "fetalsite.accounts"
     label = "accounts"
     verbose_name = "Accounts and clinics"
+
+    def ready(self) -> None:
+        # Also after a test database flush, which re-emits post_migrate but does not rerun migrations.
+        post_migrate.connect(_sync_roles, sender=self, dispatch_uid="accounts.sync_roles")

@@ -36,3 +36,14 @@ def user_can_review(user) -> bool:
 
 def user_is_integrator(user) -> bool:
     return user.is_authenticated and user.groups.filter(name=Role.INTEGRATOR).exists()
+
+
+def sync_role_groups(*, group_model, permission_model) -> None:
+    """Create the role groups and give them exactly their permissions; safe to repeat."""
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = group_model.objects.get_or_create(name=role.value)
+        wanted = [
+            permission_model.objects.get(content_type__app_label=app_label, codename=codename)
+            for app_label, codename in perms
+        ]
+        group.permissions.set(wanted)
