@@ -70,8 +70,11 @@ def blank_or_noise(kind: str, size: int, rng: np.random.Generator) -> np.ndarray
     elif kind == "smooth_noise":
         cells = int(rng.integers(4, 24))
         low = rng.uniform(0, 255, (cells, cells, 1 if rng.random() < 0.5 else 3)).astype(np.uint8)
-        mode = "L" if low.shape[2] == 1 else "RGB"
-        image = np.asarray(Image.fromarray(low.squeeze(), mode).resize((size, size), Image.Resampling.BICUBIC))
+        image = np.asarray(
+            Image.fromarray(low.squeeze(axis=2) if low.shape[2] == 1 else low).resize(
+                (size, size), Image.Resampling.BICUBIC
+            )
+        )
         image = image.reshape(size, size, -1)
     else:
         raise ValueError(kind)
@@ -91,7 +94,7 @@ def synthetic_scene(size: int, rng: np.random.Generator) -> np.ndarray:
     top, bottom = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     ramp = np.linspace(0, 1, size)[:, None, None]
     base = (top * (1 - ramp) + bottom * ramp) * np.ones((1, size, 1))
-    image = Image.fromarray(base.astype(np.uint8), "RGB")
+    image = Image.fromarray(base.astype(np.uint8))
     draw = ImageDraw.Draw(image)
     for _ in range(int(rng.integers(3, 12))):
         x0, y0 = rng.integers(0, size, 2)

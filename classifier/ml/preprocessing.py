@@ -23,12 +23,20 @@ def to_rgb(image: Image.Image) -> Image.Image:
         array = np.asarray(image, dtype=np.float64)
         low, high = float(array.min()), float(array.max())
         scale = 255.0 / (high - low) if high > low else 0.0
-        image = Image.fromarray(((array - low) * scale).astype(np.uint8), mode="L")
+        image = Image.fromarray(((array - low) * scale).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, image)
     return image.convert("RGB")
+
+
+def letterbox_box(width: int, height: int, input_size: int) -> tuple[int, int, int, int]:
+    """Where an image of ``width`` x ``height`` lands on the square canvas: (left, top, width, height)."""
+    scale = input_size / max(width, height)
+    new_width = max(1, round(width * scale))
+    new_height = max(1, round(height * scale))
+    return (input_size - new_width) // 2, (input_size - new_height) // 2, new_width, new_height
 
 
 def preprocess(image: Image.Image, input_size: int) -> np.ndarray:
@@ -38,10 +46,8 @@ def preprocess(image: Image.Image, input_size: int) -> np.ndarray:
     ratio; normalisation is a layer inside the saved model.
     """
     image = to_rgb(image)
-    scale = input_size / max(image.size)
-    width = max(1, round(image.width * scale))
-    height = max(1, round(image.height * scale))
+    left, top, width, height = letterbox_box(image.width, image.height, input_size)
     resized = image.resize((width, height), Image.Resampling.BILINEAR)
     canvas = Image.new("RGB", (input_size, input_size), (0, 0, 0))
-    canvas.paste(resized, ((input_size - width) // 2, (input_size - height) // 2))
+    canvas.paste(resized, (left, top))
     return np.asarray(canvas, dtype=np.float32)

