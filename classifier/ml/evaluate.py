@@ -144,3 +144,56 @@ def evaluate_card(
         threshold=card["needs_review_threshold"],
         limit=limit,
     )
+
+
+BAR = {"accuracy": 0.95, "macro_f1": 0.94, "recall": 0.90, "ood_flagged": 0.90}
+
+
+def bar_failures(result: dict) -> list[str]:
+    """What falls short of the bar of the model issue (empty when it is met)."""
+    failures = []
+    blocks = {"all": result, **{f"source {name}": block for name, block in result.get("per_source", {}).items()}}
+    for name, block in blocks.items():
+        if block["accuracy"] < BAR["accuracy"]:
+            failures.append(f"{name}: accuracy {block['accuracy']:.3f} < {BAR['accuracy']}")
+        if block["macro_f1"] < BAR["macro_f1"]:
+            failures.append(f"{name}: macro-F1 {block['macro_f1']:.3f} < {BAR['macro_f1']}")
+        for label, row in block["per_class"].items():
+            if row["support"] and row["recall"] < BAR["recall"]:
+                failures.append(f"{name}: {label} recall {row['recall']:.3f} < {BAR['recall']}")
+    for kind in ("photographs", "blank_noise"):
+        block = result.get("ood", {}).get(kind)
+        if block and block["flagged_share"] < BAR["ood_flagged"]:
+            failures.append(f"{kind}: {block['flagged_share']:.2f} flagged < {BAR['ood_flagged']}")
+    return failures
+
+
+def format_report(result: dict) -> str:
+    lines = [f"fetal images: {result['n']}, accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}"]
+    if "ci" in result:
+        ci = result["ci"]
+        lines.append(
+            f"  95% CI accuracy {ci['accuracy'][0]:.3f}-{ci['accuracy'][1]:.3f}, "
+            f"macro-F1 {ci['macro_f1'][0]:.3f}-{ci['macro_f1'][1]:.3f} ({ci['method']})"
+        )
+    for label, row in result["per_class"].items():
+        lines.append(
+            f"  {label:14s} precision {row['precision']:.3f} recall {row['recall']:.3f} f1 {row['f1']:.3f} "
+            f"n {row['support']}"
+        )
+    for source, block in result.get("per_source", {}).items():
+        recalls = ", ".join(f"{k} {v['recall']:.2f}" for k, v in block["per_class"].items() if v["support"])
+        lines.append(
+            f"  source {source}: n {block['n']}, accuracy {block['accuracy']:.3f}, "
+            f"macro-F1 {block['macro_f1']:.3f}; recall {recalls}"
+        )
+    lines.append(f"  confusion matrix (rows true): {result['confusion_matrix']}")
+    selective = result.get("selective", {})
+    if selective:
+        lines.append(
+            f"  fetal flagged for review {selective['flagged_share']:.3f}, "
+            f"accuracy when not flagged {selective['accuracy_accepted']:.3f}"
+        )
+    for kind, block in result.get("ood", {}).items():
+        lines.append(f"  OOD {kind}: n {block['n']}, flagged {block['flagged_share']:.3f}")
+    return "\n".join(lines)

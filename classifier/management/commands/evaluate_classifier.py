@@ -1,0 +1,33 @@
+"""Evaluate a model described by its card on one split of the fetal-planes data set."""
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Evaluate a model card's model on a split; --check-bar fails unless the bar of the model issue is met."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--card", default="models/fetal-planes-v1.card.json")
+        parser.add_argument("--data", default="../shared/data/fetal-planes")
+        parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+        parser.add_argument("--limit", type=int, default=None, help="at most this many images per label")
+        parser.add_argument("--json-out", default=None, help="write the full metrics here")
+        parser.add_argument("--check-bar", action="store_true")
+
+    def handle(self, *args, **options):
+        from classifier.ml.evaluate import bar_failures, evaluate_card, format_report
+
+        result = evaluate_card(
+            options["card"], data_dir=options["data"], split=options["split"], limit=options["limit"]
+        )
+        self.stdout.write(format_report(result))
+        if options["json_out"]:
+            with open(options["json_out"], "w") as handle:
+                json.dump(result, handle, indent=2)
+        if options["check_bar"]:
+            failures = bar_failures(result)
+            if failures:
+                raise CommandError("below the bar: " + "; ".join(failures))
+            self.stdout.write(self.style.SUCCESS("the bar is met"))

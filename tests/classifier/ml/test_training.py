@@ -1,0 +1,50 @@
+"""A training smoke test: a few images per label, one short epoch, into a temporary folder."""
+
+import json
+
+from django.core.management import call_command
+
+from classifier.ml.card import read_card
+from classifier.ml.inference import PlaneClassifier, file_sha256
+
+
+class TestTrainClassifierCommand:
+    def test_writes_a_loadable_model_and_its_cards(self, data_dir, lite0_weights_path, tmp_path):
+        call_command(
+            "train_classifier",
+            "--data",
+            str(data_dir),
+            "--out",
+            str(tmp_path),
+            "--model-version",
+            "0",
+            "--limit-per-label",
+            "3",
+            "--head-views",
+            "2",
+            "--head-epochs",
+            "2",
+            "--finetune-epochs",
+            "1",
+        )
+
+        card = read_card(tmp_path / "fetal-planes-v0.card.json")
+        model_path = tmp_path / card["file"]
+        assert card["sha256"] == file_sha256(model_path)
+        assert card["classes"] == ["fetal_brain", "fetal_thorax", "fetal_abdomen", "fetal_femur"]
+        assert 0 < card["needs_review_threshold"] < 1
+        assert {"accuracy", "macro_f1", "per_class", "confusion_matrix", "ci", "per_source"} <= set(
+            card["metrics"]["test"]
+        )
+        assert {"blank_noise", "non_fetal_ultrasound"} <= set(card["metrics"]["ood_test"])
+        assert len(card["training"]["history"]) == 1
+        assert "Intended use" in (tmp_path / "fetal-planes-v0.card.md").read_text()
+        classifier = PlaneClassifier.load(
+            model_path,
+            class_names=card["classes"],
+            input_size=card["input_size"],
+            review_threshold=card["needs_review_threshold"],
+            expected_sha256=card["sha256"],
+        )
+        assert json.loads(json.dumps(card)) == card  # plain JSON, as the registry stores it
+        assert classifier.model.outputs[0].shape[-1] == 4
