@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install everything and run the app: web, Celery worker and Redis, demo data seeded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source .ci/lib.sh
+
+ensure_venv requirements.txt
+ensure_redis
+mkdir -p var
+export DJANGO_SETTINGS_MODULE=fetalsite.settings.local
+.venv/bin/python manage.py migrate --noinput -v0
+.venv/bin/python manage.py register_models
+.venv/bin/python manage.py seed_demo ${DEMO_PASSWORD:+--password "$DEMO_PASSWORD"}
+cat <<TXT
+
+  The app is starting at  http://127.0.0.1:${PORT:-8000}/   (API: /api/v1/, docs: /api/docs/, admin: /admin/)
+  Log in with one of the demo users above. Ctrl-C stops the web server and the worker.
+
+TXT
+exec .venv/bin/honcho -f .ci/Procfile.dev -d . start

@@ -1,0 +1,11 @@
+# The two commands a new user needs; see README.md.
+.PHONY: run test lint
+
+run:  ## install everything and run the app (web, worker, Redis; demo data and logins printed)
+	bash .ci/app.sh
+
+test:  ## install what the tests need, start PostgreSQL and Redis, run lint and every test
+	bash .ci/test.sh
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
