@@ -17,4 +17,4 @@ cat <<TXT
   Log in with one of the demo users above. Ctrl-C stops the web server and the worker.
 
 TXT
-exec .venv/bin/honcho -f .ci/Procfile.dev -d . start
+exec .venv/bin/honcho -f .ci/Procfile.dev -d . start --port "${PORT:-8000}"
