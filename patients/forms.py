@@ -1,14 +1,19 @@
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
 
 from classifier.labels import FetalPlane
+from patients.models import Study
 
 
 class DateInput(forms.DateInput):
     input_type = "date"
 
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format="%Y-%m-%d")
+
 
 class PatientForm(forms.Form):
-    mrn = forms.CharField(label="MRN", max_length=64)
+    mrn = forms.CharField(label="MRN", max_length=64, help_text="Medical record number, unique within your clinic.")
     given_name = forms.CharField(max_length=100)
     family_name = forms.CharField(max_length=100)
     birth_date = forms.DateField(required=False, widget=DateInput, label="Date of birth")
@@ -30,10 +35,30 @@ class ReviewForm(forms.Form):
     comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
-def add_service_errors(form: forms.Form, error) -> None:
-    """Show a service's ValidationError next to the matching fields."""
+class WorklistFilterForm(forms.Form):
+    """The worklist's query string; invalid values are dropped, never an error page."""
+
+    q = forms.CharField(required=False, max_length=100, label="Search by MRN or name")
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Study.Status.choices], label="Status")
+    needs_review = forms.BooleanField(required=False, label="Needs review only")
+
+    def filters(self) -> dict:
+        if not self.is_valid():
+            return {}
+        data = self.cleaned_data
+        return {"search": data["q"].strip(), "status": data["status"], "needs_review": data["needs_review"]}
+
+
+def add_service_errors(form: forms.Form, error, *, non_field_errors_to: str | None = None) -> None:
+    """Show a service's ValidationError next to the matching fields.
+
+    ``non_field_errors_to`` names the field that a model-wide error is about, where there is only one
+    (a patient's only constraint is its MRN, unique within the clinic)."""
     if hasattr(error, "error_dict"):
         for field, messages in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, messages)
+            if field in form.fields:
+                form.add_error(field, messages)
+            else:
+                form.add_error(non_field_errors_to if field == NON_FIELD_ERRORS else None, messages)
     else:
-        form.add_error(None, error.messages)
+        form.add_error(non_field_errors_to, error.messages)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from classifier.models import ClassificationJob
+from classifier.labels import FetalPlane, plane_display
+from classifier.models import ClassificationJob, Prediction
 from fetalsite.accounts.selectors import scope_to_user
 from patients.models import Patient, Study, UltrasoundImage
 
@@ -76,3 +81,167 @@ def latest_job(image: UltrasoundImage) -> ClassificationJob | None:
     if jobs is None:
         jobs = list(image.jobs.select_related("model_version", "prediction").order_by("-queued_at", "-id"))
     return jobs[0] if jobs else None
+
+
+# ---- Web pages: the worklist, the study's plane coverage and an image's history ----------------
+
+
+def worklist_study_list(*, user, filters: dict | None = None) -> QuerySet[Study]:
+    """``study_list`` plus ``needs_review_count``; ``filters["needs_review"]`` keeps studies with any."""
+    filters = filters or {}
+    studies = study_list(user=user, filters=filters).annotate(
+        needs_review_count=Count(
+            "images",
+            filter=Q(images__jobs__prediction__needs_review=True, images__jobs__prediction__reviewed_label=""),
+            distinct=True,
+        )
+    )
+    if filters.get("needs_review"):
+        studies = studies.filter(needs_review_count__gt=0)
+    return studies
+
+
+@dataclass(frozen=True)
+class PlaneCoverage:
+    """How one of the four planes is covered by a study's images."""
+
+    label: str
+    name: str
+    confirmed: int
+    predicted: int
+
+    @property
+    def state(self) -> str:
+        if self.confirmed:
+            return "confirmed"
+        return "predicted" if self.predicted else "missing"
+
+
+def plane_coverage(images: Iterable[UltrasoundImage]) -> list[PlaneCoverage]:
+    """Per plane, how many images a clinician confirmed and how many only the model predicted.
+
+    Works on images fetched through ``image_list`` (no further queries)."""
+    confirmed: dict[str, int] = {}
+    predicted: dict[str, int] = {}
+    for image in images:
+        job = latest_job(image)
+        prediction = _prediction_of(job)
+        if prediction is None:
+            continue
+        counts = confirmed if prediction.reviewed_label else predicted
+        counts[prediction.final_label] = counts.get(prediction.final_label, 0) + 1
+    return [
+        PlaneCoverage(
+            label=plane.value,
+            name=plane.label,
+            confirmed=confirmed.get(plane.value, 0),
+            predicted=predicted.get(plane.value, 0),
+        )
+        for plane in FetalPlane
+    ]
+
+
+def study_plane_coverage(*, user, study_id: int) -> list[PlaneCoverage]:
+    return plane_coverage(image_list(user=user, study_id=study_id))
+
+
+def _prediction_of(job: ClassificationJob | None) -> Prediction | None:
+    if job is None:
+        return None
+    try:
+        return job.prediction
+    except Prediction.DoesNotExist:
+        return None
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    at: datetime
+    actor: str
+    kind: str  # upload, job, prediction, review
+    text: str
+
+
+def _actor(row, fallback: str) -> str:
+    user = row.history_user
+    return user.username if user else fallback
+
+
+def _job_event_text(row, previous) -> str | None:
+    status = ClassificationJob.Status
+    model = f"{row.model_version.name} v{row.model_version.version}" if row.model_version_id else "no active model"
+    if previous is None:
+        return f"Queued for classification ({model})."
+    if row.status == previous.status:
+        return None
+    if row.status == status.RUNNING:
+        return f"Classification started (attempt {row.attempts})."
+    if row.status == status.SUCCEEDED:
+        return "Classification finished."
+    if row.status == status.FAILED:
+        return f"Classification failed: {row.error}"
+    if previous.status == status.FAILED:
+        return f"Queued again ({model})."
+    return f"Queued again after an error: {row.error}"
+
+
+def _prediction_event(row, previous) -> tuple[str, str] | None:
+    if previous is None:
+        text = f"Model predicted {plane_display(row.label)} ({row.confidence:.0%})"
+        return "prediction", text + (", flagged for review." if row.needs_review else ".")
+    if (row.reviewed_label, row.review_comment) == (previous.reviewed_label, previous.review_comment):
+        return None
+    verb = "Confirmed" if row.reviewed_label == row.label else "Corrected to"
+    text = f"{verb} {plane_display(row.reviewed_label)}"
+    if row.reviewed_label != row.label:
+        text += f" (model said {plane_display(row.label)})"
+    return "review", text + (f": “{row.review_comment}”" if row.review_comment else ".")
+
+
+def image_history(*, user, image_id: int) -> list[HistoryEvent]:
+    """Upload, job runs, prediction and reviews of one image, oldest first, with who and when."""
+    image = image_get(user=user, image_id=image_id)
+    events: list[tuple[datetime, int, HistoryEvent]] = []
+    for row in UltrasoundImage.history.filter(id=image.id).select_related("history_user").order_by("history_date"):
+        if row.history_type == "+":
+            text = f"Uploaded {row.original_filename or 'an image'} ({row.format}, {row.width}×{row.height} px)."
+            events.append(
+                (
+                    row.history_date,
+                    0,
+                    HistoryEvent(row.history_date, _actor(row, image.uploaded_by.username), "upload", text),
+                )
+            )
+
+    job_rows = (
+        ClassificationJob.history.filter(image_id=image.id)
+        .select_related("history_user", "model_version")
+        .order_by("id", "history_date", "history_id")
+    )
+    previous = None
+    for row in job_rows:
+        if previous is not None and previous.id != row.id:
+            previous = None
+        text = _job_event_text(row, previous)
+        if text:
+            events.append((row.history_date, 1, HistoryEvent(row.history_date, _actor(row, "system"), "job", text)))
+        previous = row
+
+    prediction_rows = (
+        Prediction.history.filter(job__image_id=image.id)
+        .select_related("history_user")
+        .order_by("id", "history_date", "history_id")
+    )
+    previous = None
+    for row in prediction_rows:
+        if previous is not None and previous.id != row.id:
+            previous = None
+        event = _prediction_event(row, previous)
+        if event:
+            kind, text = event
+            fallback = "model" if kind == "prediction" else "unknown"
+            events.append((row.history_date, 2, HistoryEvent(row.history_date, _actor(row, fallback), kind, text)))
+        previous = row
+    events.sort(key=lambda item: (item[0], item[1]))
+    return [event for _, _, event in events]
+

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("patients/new/", views.PatientCreateView.as_view(), name="patient-create"),
     path("patients/<int:patient_id>/", views.PatientDetailView.as_view(), name="patient-detail"),
+    path("patients/<int:patient_id>/edit/", views.PatientUpdateView.as_view(), name="patient-edit"),
     path("patients/<int:patient_id>/studies/new/", views.StudyCreateView.as_view(), name="study-create"),
     path("studies/<int:study_id>/", views.StudyDetailView.as_view(), name="study-detail"),
     path("studies/<int:study_id>/upload/", views.StudyUploadView.as_view(), name="study-upload"),
@@ -14,4 +15,5 @@ urlpatterns = [
     path("images/<int:image_id>/heatmap/", views.ImageFileView.as_view(variant="heatmap"), name="image-heatmap"),
     path("images/<int:image_id>/review/", views.PredictionReviewView.as_view(), name="image-review"),
     path("images/<int:image_id>/retry/", views.JobRetryView.as_view(), name="image-retry"),
+    path("images/<int:image_id>/history/", views.ImageHistoryView.as_view(), name="image-history"),
 ]

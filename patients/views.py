@@ -1,11 +1,19 @@
-"""Server-rendered pages: each view calls one selector or service."""
+"""Server-rendered pages: each view calls one selector or service.
+
+The study page is rendered here once and then kept current by ``static/js/study.js``, which
+uploads with XHR and polls ``StudyImagesJsonView``; every image card, first render or update,
+comes from the one template ``patients/_image_card.html``.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import FileResponse, JsonResponse
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views import View
 from django.views.generic import FormView, TemplateView
@@ -18,18 +26,51 @@ from fetalsite.accounts.roles import user_can_review
 from fetalsite.errors import ApplicationError
 from patients import selectors, services
 from patients.apis import ImageOutputSerializer, job_prediction
-from patients.forms import PatientForm, ReviewForm, StudyForm, UploadForm, add_service_errors
+from patients.forms import (
+    PatientForm,
+    ReviewForm,
+    StudyForm,
+    UploadForm,
+    WorklistFilterForm,
+    add_service_errors,
+)
+
+WORKLIST_PAGE_SIZE = 25
+
+
+def _wants_json(request) -> bool:
+    return request.headers.get("Accept", "").startswith("application/json")
+
+
+def _error_text(error: ValidationError | ApplicationError) -> str:
+    if isinstance(error, ApplicationError):
+        return error.message
+    if hasattr(error, "error_dict"):
+        return " ".join(message for messages_ in error.message_dict.values() for message in messages_)
+    return " ".join(error.messages)
 
 
 class HomeView(StaffPageMixin, TemplateView):
+    """The worklist: the clinic's studies, newest first, searchable, filterable and paginated."""
+
     template_name = "patients/worklist.html"
 
     def get_context_data(self, **kwargs):
-        search = self.request.GET.get("q", "").strip()[:100]
+        filter_form = WorklistFilterForm(self.request.GET)
+        filters = filter_form.filters()
+        studies = selectors.worklist_study_list(user=self.request.user, filters=filters)
+        page = Paginator(studies, WORKLIST_PAGE_SIZE).get_page(self.request.GET.get("page"))
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        search = filters.get("search", "")
         return {
             **super().get_context_data(**kwargs),
-            "studies": selectors.study_list(user=self.request.user, filters={"search": search})[:200],
+            "filter_form": filter_form,
+            "page": page,
+            "studies": page.object_list,
+            "query": query.urlencode(),
             "search": search,
+            "patients": selectors.patient_list(user=self.request.user, search=search)[:10] if search else [],
         }
 
 
@@ -41,9 +82,46 @@ class PatientCreateView(StaffPageMixin, FormView):
         try:
             patient = services.patient_create(created_by=self.request.user, **form.cleaned_data)
         except ValidationError as error:
-            add_service_errors(form, error)
+            add_service_errors(form, error, non_field_errors_to="mrn")
             return self.form_invalid(form)
         messages.success(self.request, f"Patient {patient.mrn} registered.")
+        return redirect("patient-detail", patient_id=patient.id)
+
+
+class PatientUpdateView(StaffPageMixin, FormView):
+    template_name = "patients/patient_form.html"
+    form_class = PatientForm
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not request.user.has_perm("patients.change_patient"):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_patient(self):
+        if not hasattr(self, "_patient"):
+            self._patient = selectors.patient_get(user=self.request.user, patient_id=self.kwargs["patient_id"])
+        return self._patient
+
+    def get_initial(self):
+        patient = self.get_patient()
+        return {
+            "mrn": patient.mrn,
+            "given_name": patient.given_name,
+            "family_name": patient.family_name,
+            "birth_date": patient.birth_date,
+        }
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "patient": self.get_patient()}
+
+    def form_valid(self, form):
+        patient = self.get_patient()
+        try:
+            services.patient_update(patient=patient, updated_by=self.request.user, **form.cleaned_data)
+        except ValidationError as error:
+            add_service_errors(form, error, non_field_errors_to="mrn")
+            return self.form_invalid(form)
+        messages.success(self.request, f"Patient {patient.mrn} saved.")
         return redirect("patient-detail", patient_id=patient.id)
 
 
@@ -52,7 +130,7 @@ class PatientDetailView(StaffPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         patient = selectors.patient_get(user=self.request.user, patient_id=self.kwargs["patient_id"])
-        studies = selectors.study_list(user=self.request.user, filters={"patient": patient.id})
+        studies = selectors.worklist_study_list(user=self.request.user, filters={"patient": patient.id})
         return {**super().get_context_data(**kwargs), "patient": patient, "studies": studies}
 
 
@@ -75,9 +153,51 @@ class StudyCreateView(StaffPageMixin, FormView):
         return redirect("study-detail", study_id=study.id)
 
 
-def _image_cards(user, study_id: int) -> list[dict]:
-    images = selectors.image_list(user=user, study_id=study_id)
-    return [ImageOutputSerializer(image).data for image in images]
+# ---- The study page and its image cards ---------------------------------------------------------
+
+
+def _card_context(image, *, can_review: bool) -> dict:
+    job = selectors.latest_job(image)
+    prediction = job_prediction(job)
+    probabilities = []
+    if prediction is not None:
+        for plane in FetalPlane:
+            value = float(prediction.probabilities.get(plane.value, 0.0))
+            probabilities.append(
+                {
+                    "label": plane.value,
+                    "name": plane.label,
+                    "percent": round(value * 100, 1),
+                    "is_top": plane == prediction.label,
+                }
+            )
+    return {
+        "image": image,
+        "job": job,
+        "prediction": prediction,
+        "probabilities": probabilities,
+        "can_review": can_review,
+        "planes": FetalPlane.choices,
+        "version": _card_version(job, prediction),
+    }
+
+
+def _card_version(job, prediction) -> str:
+    """Changes whenever the card would look different, so the page replaces only changed cards."""
+    if job is None:
+        return "none"
+    reviewed = prediction.reviewed_at.isoformat() if prediction and prediction.reviewed_at else ""
+    return f"{job.id}:{job.status}:{job.attempts}:{prediction.id if prediction else ''}:{reviewed}"
+
+
+def _render_card(request, image, *, can_review: bool) -> str:
+    return render_to_string("patients/_image_card.html", _card_context(image, can_review=can_review), request=request)
+
+
+def _render_summary(request, images) -> str:
+    return render_to_string(
+        "patients/_plane_summary.html", {"coverage": selectors.plane_coverage(images)}, request=request
+    )
 
 
 class StudyDetailView(StaffPageMixin, TemplateView):
@@ -86,31 +206,29 @@ class StudyDetailView(StaffPageMixin, TemplateView):
     def get_context_data(self, **kwargs):
         study = selectors.study_get(user=self.request.user, study_id=self.kwargs["study_id"])
         images = list(selectors.image_list(user=self.request.user, study_id=study.id))
-        rows = []
-        for image in images:
-            job = selectors.latest_job(image)
-            rows.append({"image": image, "job": job, "prediction": job_prediction(job)})
+        can_review = user_can_review(self.request.user)
         return {
             **super().get_context_data(**kwargs),
             "study": study,
-            "rows": rows,
+            "cards": [_card_context(image, can_review=can_review) for image in images],
+            "coverage": selectors.plane_coverage(images),
             "upload_form": UploadForm(),
-            "review_form": ReviewForm(),
-            "can_review": user_can_review(self.request.user),
-            "planes": FetalPlane.choices,
+            "can_upload": self.request.user.has_perm("patients.add_ultrasoundimage"),
             "active_model": classifier_selectors.active_model_version(),
+            "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
+            "upload_max_mb": settings.UPLOAD_MAX_BYTES // (1024 * 1024),
         }
 
 
 class StudyUploadView(StaffPageMixin, View):
-    """The plain upload form's target; it answers JSON to scripts and redirects browsers."""
+    """The upload target: JSON for the page's script (one file per request), a redirect for plain forms."""
 
     def post(self, request, study_id: int):
         if not request.user.has_perm("patients.add_ultrasoundimage"):
             raise PermissionDenied
         study = selectors.study_get(user=request.user, study_id=study_id)
         form = UploadForm(request.POST, request.FILES)
-        wants_json = request.headers.get("Accept", "").startswith("application/json")
+        wants_json = _wants_json(request)
         try:
             if not form.is_valid():
                 raise ValidationError({"file": "Choose an image file to upload."})
@@ -119,15 +237,7 @@ class StudyUploadView(StaffPageMixin, View):
                 study=study, data=upload.read(), filename=upload.name, uploaded_by=request.user
             )
         except (ValidationError, ApplicationError) as error:
-            message = (
-                error.message
-                if isinstance(error, ApplicationError)
-                else " ".join(
-                    m
-                    for messages_ in getattr(error, "message_dict", {"file": error.messages}).values()
-                    for m in messages_
-                )
-            )
+            message = _error_text(error)
             if wants_json:
                 return JsonResponse({"detail": message}, status=getattr(error, "http_status", 400))
             messages.error(request, f"Upload refused: {message}")
@@ -141,30 +251,56 @@ class StudyUploadView(StaffPageMixin, View):
 
 
 class StudyImagesJsonView(StaffPageMixin, View):
-    """A small JSON view the study page polls for job progress."""
+    """What the study page polls: every image as the API shows it, plus its card's HTML and version."""
 
     def get(self, request, study_id: int):
         study = selectors.study_get(user=request.user, study_id=study_id)
-        return JsonResponse({"images": _image_cards(request.user, study.id)})
+        images = list(selectors.image_list(user=request.user, study_id=study.id))
+        can_review = user_can_review(request.user)
+        payload = []
+        for image in images:
+            context = _card_context(image, can_review=can_review)
+            payload.append(
+                {
+                    **ImageOutputSerializer(image).data,
+                    "version": context["version"],
+                    "html": render_to_string("patients/_image_card.html", context, request=request),
+                }
+            )
+        return JsonResponse({"images": payload, "summary_html": _render_summary(request, images)})
 
 
 class PredictionReviewView(StaffPageMixin, View):
+    """A clinician confirms or corrects a label; the model's own answer stays on the prediction."""
+
     def post(self, request, image_id: int):
         image = selectors.image_get(user=request.user, image_id=image_id)
         if not user_can_review(request.user):
             raise PermissionDenied("Only clinicians can review predictions.")
         prediction = classifier_selectors.prediction_for_image(user=request.user, image_id=image.id)
         form = ReviewForm(request.POST)
+        error = None
         if form.is_valid():
-            classifier_services.prediction_review(
-                prediction=prediction,
-                label=form.cleaned_data["label"],
-                comment=form.cleaned_data["comment"],
-                reviewed_by=request.user,
-            )
-            messages.success(request, "Review saved.")
+            try:
+                classifier_services.prediction_review(
+                    prediction=prediction,
+                    label=form.cleaned_data["label"],
+                    comment=form.cleaned_data["comment"],
+                    reviewed_by=request.user,
+                )
+            except ValidationError as invalid:
+                error = _error_text(invalid)
         else:
-            messages.error(request, "Choose one of the four planes.")
+            error = "Choose one of the four planes; a comment may have at most 2000 characters."
+        if _wants_json(request):
+            if error:
+                return JsonResponse({"detail": error}, status=400)
+            image = selectors.image_get(user=request.user, image_id=image.id)
+            return JsonResponse({"html": _render_card(request, image, can_review=True)})
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, "Review saved.")
         return redirect(reverse("study-detail", args=[image.study_id]) + f"#image-{image.id}")
 
 
@@ -172,11 +308,32 @@ class JobRetryView(StaffPageMixin, View):
     def post(self, request, image_id: int):
         image = selectors.image_get(user=request.user, image_id=image_id)
         job = selectors.latest_job(image)
+        if job is None:
+            raise Http404("This image has no job.")
         try:
             classifier_services.classification_job_retry(job=job)
         except ApplicationError as error:
+            if _wants_json(request):
+                return JsonResponse({"detail": error.message}, status=error.http_status)
             messages.error(request, error.message)
+        if _wants_json(request):
+            image = selectors.image_get(user=request.user, image_id=image.id)
+            return JsonResponse({"html": _render_card(request, image, can_review=user_can_review(request.user))})
         return redirect("study-detail", study_id=image.study_id)
+
+
+class ImageHistoryView(StaffPageMixin, TemplateView):
+    """Upload, job runs, prediction and reviews of one image; ``?fragment=1`` gives just the list."""
+
+    def get_template_names(self):
+        if self.request.GET.get("fragment"):
+            return ["patients/_image_history.html"]
+        return ["patients/image_history.html"]
+
+    def get_context_data(self, **kwargs):
+        image = selectors.image_get(user=self.request.user, image_id=self.kwargs["image_id"])
+        events = selectors.image_history(user=self.request.user, image_id=image.id)
+        return {**super().get_context_data(**kwargs), "image": image, "events": events}
 
 
 class ImageFileView(StaffPageMixin, View):
@@ -189,8 +346,6 @@ class ImageFileView(StaffPageMixin, View):
         if self.variant == "heatmap":
             prediction = job_prediction(selectors.latest_job(image))
             if prediction is None or not prediction.heatmap:
-                from django.http import Http404
-
                 raise Http404("No heatmap for this image.")
             handle, name, content_type = prediction.heatmap.open("rb"), f"heatmap-{image.id}.png", "image/png"
         else:

@@ -1,14 +1,290 @@
-// Poll the study's images until every job has finished, then reload once to show results.
+// The study page: drag-and-drop uploads with per-file progress, live cards, reviews, history and an image viewer.
+// Cards are rendered by the server (patients/_image_card.html); this script only swaps them in.
 (function () {
-  const section = document.getElementById("images");
-  if (!section) return;
-  const pending = () => section.querySelectorAll('[data-status="QUEUED"], [data-status="RUNNING"]').length;
-  if (!pending()) return;
-  const timer = setInterval(async () => {
-    const response = await fetch(section.dataset.pollUrl, { headers: { Accept: "application/json" } });
-    if (!response.ok) return;
-    const body = await response.json();
-    const unfinished = body.images.filter((img) => img.job && ["QUEUED", "RUNNING"].includes(img.job.status));
-    if (!unfinished.length) { clearInterval(timer); window.location.reload(); }
-  }, 1500);
+  "use strict";
+  const grid = document.getElementById("images");
+  if (!grid) return;
+  document.documentElement.classList.add("js");
+
+  const form = document.getElementById("upload-form");
+  const pollUrl = grid.dataset.pollUrl;
+  const live = document.getElementById("live-status");
+  const summary = document.getElementById("plane-summary");
+  const noImages = document.getElementById("no-images");
+  const csrfToken = () => (document.querySelector("input[name=csrfmiddlewaretoken]") || {}).value || "";
+  const MAX_PARALLEL = 3;
+  let uploading = 0;
+  let pollTimer = null;
+
+  const announce = (text) => { if (live) live.textContent = text; };
+  const el = (tag, attrs, text) => {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([key, value]) => node.setAttribute(key, value));
+    if (text) node.textContent = text;
+    return node;
+  };
+  const fromHtml = (html) => {
+    const template = document.createElement("template");
+    template.innerHTML = html.trim();
+    return template.content.firstElementChild;
+  };
+  const showGrid = () => { if (noImages) noImages.hidden = grid.children.length > 0; };
+
+  // ---- Cards ----------------------------------------------------------------------------------
+  function replaceCard(old, html) {
+    const card = fromHtml(html);
+    if (old) {
+      // Keep what the person had open: the heatmap toggle, the history panel, a comment being typed.
+      const toggle = old.querySelector(".heatmap-toggle");
+      const history = old.querySelector("details.history");
+      if (toggle && toggle.checked) { const t = card.querySelector(".heatmap-toggle"); if (t) t.checked = true; }
+      if (history && history.open) { const h = card.querySelector("details.history"); if (h) { h.open = true; loadHistory(h); } }
+      const hadFocus = old.contains(document.activeElement);
+      old.replaceWith(card);
+      if (hadFocus) {
+        card.setAttribute("tabindex", "-1");
+        card.focus({ preventScroll: true });
+      }
+    } else {
+      grid.appendChild(card);
+    }
+    showGrid();
+    return card;
+  }
+
+  function pending() {
+    return uploading > 0 || grid.querySelector('[data-status="QUEUED"], [data-status="RUNNING"]') !== null;
+  }
+
+  async function poll() {
+    pollTimer = null;
+    try {
+      const response = await fetch(pollUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (response.ok) {
+        const body = await response.json();
+        body.images.forEach((image) => {
+          const card = document.getElementById("image-" + image.id);
+          if (!card || card.dataset.version !== image.version) {
+            const before = card && card.dataset.status;
+            replaceCard(card, image.html);
+            const status = image.job ? image.job.status : "";
+            if (before !== status && image.prediction) announce(image.original_filename + ": " + image.prediction.label);
+          }
+        });
+        if (summary && body.summary_html !== summary.dataset.html) {
+          summary.innerHTML = body.summary_html;
+          summary.dataset.html = body.summary_html;
+        }
+      }
+    } catch (error) {
+      // The network blinked: try again on the next tick.
+    }
+    schedulePoll();
+  }
+
+  function schedulePoll(delay) {
+    if (pollTimer || !pending()) return;
+    pollTimer = setTimeout(poll, delay || 1000);
+  }
+  function pollNow() {
+    if (pollTimer) clearTimeout(pollTimer);
+    pollTimer = null;
+    poll();
+  }
+
+  // ---- Uploads --------------------------------------------------------------------------------
+  const queue = [];
+
+  function placeholderCard(file) {
+    const card = el("article", { class: "card image-card uploading", "data-status": "UPLOADING" });
+    const body = el("div", { class: "body" });
+    const name = el("h3", { class: "filename" }, file.name);
+    const label = el("p", { class: "status" }, "Uploading…");
+    const bar = el("progress", { class: "upload-progress", max: "100", value: "0", "aria-label": "Upload of " + file.name });
+    body.append(name, label, bar);
+    card.append(el("div", { class: "thumb" }), body);
+    grid.appendChild(card);
+    showGrid();
+    return { card, label, bar };
+  }
+
+  function rejectCard(parts, file, reason) {
+    const card = parts.card;
+    card.className = "card image-card rejected";
+    card.dataset.status = "REJECTED";
+    card.setAttribute("role", "alert");
+    parts.bar.remove();
+    parts.label.className = "status status-failed";
+    parts.label.textContent = "Not uploaded";
+    const why = el("p", { class: "error-text reject-reason" }, reason);
+    const dismiss = el("button", { type: "button", class: "dismiss" }, "Dismiss");
+    dismiss.addEventListener("click", () => { card.remove(); showGrid(); });
+    parts.label.after(why);
+    why.after(dismiss);
+  }
+
+  function upload(file) {
+    const parts = placeholderCard(file);
+    const maxBytes = Number(form.dataset.maxBytes || 0);
+    if (maxBytes && file.size > maxBytes) {
+      rejectCard(parts, file, "The file is larger than the " + form.dataset.maxMb + " MB limit.");
+      return;
+    }
+    queue.push({ file, parts });
+    pump();
+  }
+
+  function pump() {
+    while (uploading < MAX_PARALLEL && queue.length) send(queue.shift());
+  }
+
+  function send({ file, parts }) {
+    uploading += 1;
+    const data = new FormData();
+    data.append("file", file, file.name);
+    data.append("csrfmiddlewaretoken", csrfToken());
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("X-CSRFToken", csrfToken());
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) parts.bar.value = Math.round((100 * event.loaded) / event.total);
+    });
+    xhr.addEventListener("load", () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (error) { body = null; }
+      if ((xhr.status === 200 || xhr.status === 202) && body && body.id) {
+        const existing = document.getElementById("image-" + body.id);
+        if (existing && existing !== parts.card) {
+          parts.card.remove();
+          if (xhr.status === 200) announce(file.name + " was already in this study.");
+        } else {
+          parts.bar.value = 100;
+          parts.card.id = "image-" + body.id;
+          parts.card.dataset.status = body.job ? body.job.status : "QUEUED";
+          parts.card.dataset.version = "";
+          parts.card.classList.remove("uploading");
+          parts.label.textContent = body.job && body.job.status === "RUNNING" ? "Running" : "Queued";
+          parts.label.className = "status status-queued";
+          parts.bar.remove();
+          announce(file.name + " uploaded; queued for classification.");
+        }
+      } else {
+        const reason = (body && (body.detail || body.message)) ||
+          (xhr.status === 413 ? "The file is too large." : "The upload failed (HTTP " + xhr.status + ").");
+        rejectCard(parts, file, reason);
+        announce(file.name + " was not uploaded: " + reason);
+      }
+      done();
+    });
+    xhr.addEventListener("error", () => { rejectCard(parts, file, "The upload failed: the server could not be reached."); done(); });
+    xhr.send(data);
+  }
+
+  function done() {
+    uploading -= 1;
+    pump();
+    pollNow();
+  }
+
+  function uploadAll(files) {
+    Array.from(files).forEach(upload);
+  }
+
+  if (form) {
+    const zone = document.getElementById("dropzone");
+    const input = form.querySelector("input[type=file]");
+    zone.hidden = false;
+    input.multiple = true;
+    input.removeAttribute("required");
+    const choose = () => input.click();
+    zone.addEventListener("click", choose);
+    zone.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); choose(); }
+    });
+    input.addEventListener("change", () => { uploadAll(input.files); input.value = ""; });
+    ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
+      event.preventDefault();
+      zone.classList.add("over");
+    }));
+    ["dragleave", "drop"].forEach((type) => zone.addEventListener(type, () => zone.classList.remove("over")));
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      if (event.dataTransfer && event.dataTransfer.files.length) uploadAll(event.dataTransfer.files);
+    });
+    // A file dropped beside the zone must not make the browser navigate away from the page.
+    window.addEventListener("dragover", (event) => event.preventDefault());
+    window.addEventListener("drop", (event) => event.preventDefault());
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (input.files.length) { uploadAll(input.files); input.value = ""; }
+    });
+  }
+
+  // ---- Review and retry forms inside cards --------------------------------------------------------
+  grid.addEventListener("submit", async (event) => {
+    const target = event.target;
+    if (!target.matches("form[data-ajax]")) return;
+    event.preventDefault();
+    const card = target.closest(".image-card");
+    const error = target.querySelector(".form-error");
+    const button = target.querySelector("button[type=submit]");
+    if (button) button.disabled = true;
+    try {
+      const response = await fetch(target.action, {
+        method: "POST",
+        body: new FormData(target),
+        headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+        credentials: "same-origin",
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok && body.html) {
+        replaceCard(card, body.html);
+        announce("Saved.");
+        pollNow();
+        return;
+      }
+      if (error) { error.textContent = body.detail || "Could not save (HTTP " + response.status + ")."; error.hidden = false; }
+    } catch (failure) {
+      if (error) { error.textContent = "Could not reach the server; try again."; error.hidden = false; }
+    }
+    if (button) button.disabled = false;
+  });
+
+  // ---- History panels -------------------------------------------------------------------------
+  async function loadHistory(details) {
+    const target = details.querySelector(".history-body");
+    try {
+      const response = await fetch(details.dataset.url, { credentials: "same-origin" });
+      if (response.ok) target.innerHTML = await response.text();
+    } catch (error) {
+      target.textContent = "The history could not be loaded.";
+    }
+  }
+  grid.addEventListener("toggle", (event) => {
+    if (event.target.matches("details.history") && event.target.open) loadHistory(event.target);
+  }, true);
+
+  // ---- The enlarged view ----------------------------------------------------------------------
+  const viewer = document.getElementById("viewer");
+  grid.addEventListener("click", (event) => {
+    const link = event.target.closest("a.enlarge");
+    if (!link || !viewer || typeof viewer.showModal !== "function") return;
+    event.preventDefault();
+    const card = link.closest(".image-card");
+    const toggle = card.querySelector(".heatmap-toggle");
+    const heat = document.getElementById("viewer-heatmap");
+    document.getElementById("viewer-title").textContent = link.dataset.title || "Image";
+    const image = document.getElementById("viewer-image");
+    image.src = link.href;
+    image.alt = "Ultrasound image " + (link.dataset.title || "");
+    heat.hidden = !link.dataset.heatmap;
+    heat.classList.toggle("on", Boolean(link.dataset.heatmap && toggle && toggle.checked));
+    if (link.dataset.heatmap) heat.src = link.dataset.heatmap;
+    viewer.showModal();
+  });
+  if (viewer) viewer.addEventListener("click", (event) => { if (event.target === viewer) viewer.close(); });
+
+  if (summary) summary.dataset.html = "";
+  schedulePoll();
 })();

@@ -1,0 +1,311 @@
+"""The server-rendered pages and the JSON the study page polls, through Django's test client."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from classifier import services as classifier_services
+from classifier.ml.inference import ClassifierResult
+from classifier.models import ModelVersion
+from patients import services
+from patients.models import Patient
+from tests.factories import PatientFactory, StudyFactory
+from tests.images import png_bytes
+
+
+@pytest.fixture
+def model_version(db):
+    # A registry row is enough here: these tests save predictions directly, without TensorFlow.
+    return ModelVersion.objects.create(
+        name="tiny",
+        version="1",
+        file_path="tiny.keras",
+        sha256="0" * 64,
+        class_labels=["fetal_brain", "fetal_thorax", "fetal_abdomen", "fetal_femur"],
+        input_size=32,
+        review_threshold=0.5,
+        metrics={"test": {"accuracy": 0.912, "macro_f1": 0.9, "n": 120, "ci": {"accuracy": [0.85, 0.95]}}},
+        card={"intended_use": "Suggest the fetal plane.", "limits": ["Not for anomaly detection."]},
+        is_active=True,
+    )
+
+
+def upload(study, user, *, seed=0, name="scan.png"):
+    return services.image_upload(study=study, data=png_bytes(seed=seed), filename=name, uploaded_by=user).image
+
+
+def classify(image, *, label="fetal_brain", confidence=0.8):
+    job = image.jobs.get()
+    classifier_services.job_start(job_id=job.id)
+    rest = (1 - confidence) / 3
+    probabilities = {plane: rest for plane in ["fetal_brain", "fetal_thorax", "fetal_abdomen", "fetal_femur"]}
+    probabilities[label] = confidence
+    result = ClassifierResult(
+        label=label, confidence=confidence, probabilities=probabilities, needs_review=confidence < 0.5, inference_ms=3
+    )
+    classifier_services.prediction_save(job_id=job.id, result=result, heatmap_png=png_bytes(seed=99))
+    return job.prediction if hasattr(job, "prediction") else image.jobs.get().prediction
+
+
+@pytest.fixture
+def client_for(client):
+    def log_in(user):
+        client.force_login(user)
+        return client
+
+    return log_in
+
+
+class TestWorklist:
+    def test_lists_the_clinics_studies_with_image_counts(self, client_for, study, sonographer, model_version):
+        classify(upload(study, sonographer, seed=1), confidence=0.9)
+        classify(upload(study, sonographer, seed=2), confidence=0.3)
+        upload(study, sonographer, seed=3)
+        StudyFactory(patient__family_name="Southerner", patient__clinic__name="South Clinic")
+
+        response = client_for(sonographer).get(reverse("home"))
+
+        assert response.status_code == 200
+        row = response.context["studies"][0]
+        assert (row.image_count, row.classified_count, row.needs_review_count) == (3, 2, 1)
+        assert [s.id for s in response.context["studies"]] == [study.id]
+        assert b"Southerner" not in response.content
+
+    def test_searches_by_mrn_and_filters_by_status_and_needs_review(self, client_for, sonographer, model_version):
+        flagged = StudyFactory(patient__clinic=sonographer.clinic, patient__mrn="FLAG-1", created_by=sonographer)
+        calm = StudyFactory(patient__clinic=sonographer.clinic, patient__mrn="CALM-2", created_by=sonographer)
+        classify(upload(flagged, sonographer), confidence=0.3)
+        services.study_complete(study=calm, completed_by=sonographer)
+        client = client_for(sonographer)
+
+        def ids(**query):
+            return [s.id for s in client.get(reverse("home"), query).context["studies"]]
+
+        assert ids(q="calm") == [calm.id]
+        assert ids(status="COMPLETED") == [calm.id]
+        assert ids(needs_review="on") == [flagged.id]
+        assert set(ids(status="bogus")) == {flagged.id, calm.id}
+
+    def test_paginates_25_a_page(self, client_for, sonographer):
+        patient = PatientFactory(clinic=sonographer.clinic)
+        StudyFactory.create_batch(27, patient=patient, created_by=sonographer)
+        client = client_for(sonographer)
+
+        first = client.get(reverse("home"), {"q": patient.mrn})
+        second = client.get(reverse("home"), {"q": patient.mrn, "page": 2})
+
+        assert len(first.context["studies"]) == 25
+        assert len(second.context["studies"]) == 2
+        assert b"page=2" in first.content and b"q=" in first.content
+
+    def test_integrators_stay_off_the_pages_and_strangers_log_in(self, client, client_for, integrator):
+        assert client.get(reverse("home")).status_code == 302
+        assert client_for(integrator).get(reverse("home")).status_code == 403
+
+
+class TestPatientPages:
+    def test_create_shows_a_duplicate_mrn_next_to_the_field(self, client_for, sonographer):
+        PatientFactory(clinic=sonographer.clinic, mrn="M-1")
+        data = {"mrn": "M-1", "given_name": "Eva", "family_name": "Ng", "birth_date": ""}
+
+        response = client_for(sonographer).post(reverse("patient-create"), data)
+
+        assert response.status_code == 200
+        assert "A patient with this MRN already exists" in str(response.context["form"].errors)
+        assert b'aria-invalid="true"' in response.content
+
+    def test_edit_saves_through_the_service_and_keeps_history(self, client_for, sonographer):
+        patient = PatientFactory(clinic=sonographer.clinic, mrn="M-2", given_name="Eva")
+        client = client_for(sonographer)
+        assert client.get(reverse("patient-edit", args=[patient.id])).context["form"].initial["mrn"] == "M-2"
+
+        data = {"mrn": "M-2", "given_name": "Evelyn", "family_name": patient.family_name, "birth_date": "1991-02-03"}
+        response = client.post(reverse("patient-edit", args=[patient.id]), data)
+
+        assert response.status_code == 302
+        patient.refresh_from_db()
+        assert (patient.given_name, str(patient.birth_date)) == ("Evelyn", "1991-02-03")
+        assert patient.history.first().history_user == sonographer
+
+    def test_future_birth_date_is_refused_on_the_field(self, client_for, sonographer):
+        patient = PatientFactory(clinic=sonographer.clinic)
+        data = {"mrn": patient.mrn, "given_name": "A", "family_name": "B", "birth_date": "2999-01-01"}
+
+        response = client_for(sonographer).post(reverse("patient-edit", args=[patient.id]), data)
+
+        assert response.context["form"].errors["birth_date"] == ["The date of birth cannot be in the future."]
+
+    def test_another_clinics_patient_is_a_404(self, client_for, south_sonographer, study):
+        client = client_for(south_sonographer)
+        assert client.get(reverse("patient-detail", args=[study.patient_id])).status_code == 404
+        assert client.get(reverse("patient-edit", args=[study.patient_id])).status_code == 404
+        response = client.post(
+            reverse("patient-edit", args=[study.patient_id]), {"mrn": "X", "given_name": "X", "family_name": "X"}
+        )
+        assert response.status_code == 404
+        assert Patient.objects.get(id=study.patient_id).mrn != "X"
+
+
+class TestStudyPage:
+    def test_cards_show_label_confidence_bars_badge_and_heatmap_toggle(
+        self, client_for, study, sonographer, model_version
+    ):
+        classify(upload(study, sonographer, name="brain.png"), label="fetal_brain", confidence=0.45)
+
+        response = client_for(sonographer).get(reverse("study-detail", args=[study.id]))
+
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "brain.png" in html and "Fetal brain" in html and "45%" in html
+        assert "Needs review" in html
+        assert html.count('class="prob-name"') == 4
+        assert 'class="heatmap-toggle"' in html
+        assert 'id="dropzone"' in html and 'name="csrfmiddlewaretoken"' in html
+        # A sonographer sees no review form.
+        assert 'class="review"' not in html
+
+    def test_summary_strip_says_which_planes_are_there(self, client_for, study, sonographer, clinician, model_version):
+        classify(upload(study, sonographer, seed=1), label="fetal_brain")
+        prediction = classify(upload(study, sonographer, seed=2), label="fetal_thorax")
+        classifier_services.prediction_review(prediction=prediction, label="fetal_femur", reviewed_by=clinician)
+
+        response = client_for(sonographer).get(reverse("study-detail", args=[study.id]))
+
+        states = {plane.label: plane.state for plane in response.context["coverage"]}
+        assert states == {
+            "fetal_brain": "predicted",
+            "fetal_thorax": "missing",
+            "fetal_abdomen": "missing",
+            "fetal_femur": "confirmed",
+        }
+
+    def test_another_clinics_study_and_its_json_are_404(self, client_for, study, south_sonographer):
+        client = client_for(south_sonographer)
+        assert client.get(reverse("study-detail", args=[study.id])).status_code == 404
+        assert client.get(reverse("study-images-json", args=[study.id])).status_code == 404
+
+
+class TestStudyImagesJson:
+    def test_gives_each_image_with_card_html_and_the_summary(
+        self, client_for, study, sonographer, model_version, django_assert_max_num_queries
+    ):
+        classify(upload(study, sonographer, seed=1))
+        upload(study, sonographer, seed=2)
+        upload(study, sonographer, seed=3)
+        client = client_for(sonographer)
+
+        with django_assert_max_num_queries(12):
+            body = client.get(reverse("study-images-json", args=[study.id])).json()
+
+        assert [image["job"]["status"] for image in body["images"]] == ["SUCCEEDED", "QUEUED", "QUEUED"]
+        assert body["images"][0]["prediction"]["label"] == "fetal_brain"
+        assert 'data-status="QUEUED"' in body["images"][1]["html"]
+        assert body["images"][0]["version"] != body["images"][1]["version"]
+        assert "Fetal brain" in body["summary_html"]
+
+
+class TestUpload:
+    def test_json_upload_answers_202_with_the_queued_job(self, client_for, study, sonographer, model_version, tmp_path):
+        path = tmp_path / "a.png"
+        path.write_bytes(png_bytes(seed=5))
+        with path.open("rb") as handle:
+            response = client_for(sonographer).post(
+                reverse("study-upload", args=[study.id]), {"file": handle}, HTTP_ACCEPT="application/json"
+            )
+        assert response.status_code == 202
+        assert response.json()["job"]["status"] == "QUEUED"
+
+    def test_a_text_file_gets_its_reason_and_leaves_nothing(self, client_for, study, sonographer, tmp_path):
+        path = tmp_path / "notes.txt"
+        path.write_text("not an image")
+        with path.open("rb") as handle:
+            response = client_for(sonographer).post(
+                reverse("study-upload", args=[study.id]), {"file": handle}, HTTP_ACCEPT="application/json"
+            )
+        assert response.status_code == 400
+        assert response.json()["detail"] == "The file is not an image this server can read."
+        assert study.images.count() == 0
+
+    def test_csrf_is_enforced(self, study, sonographer, tmp_path):
+        from django.test import Client
+
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(sonographer)
+        path = tmp_path / "a.png"
+        path.write_bytes(png_bytes())
+        with path.open("rb") as handle:
+            response = client.post(reverse("study-upload", args=[study.id]), {"file": handle})
+        assert response.status_code == 403
+
+
+class TestReview:
+    def test_clinician_corrects_and_the_card_keeps_the_models_answer(
+        self, client_for, study, sonographer, clinician, model_version
+    ):
+        image = upload(study, sonographer)
+        classify(image, label="fetal_brain", confidence=0.7)
+
+        response = client_for(clinician).post(
+            reverse("image-review", args=[image.id]),
+            {"label": "fetal_femur", "comment": "Femur clearly visible"},
+            HTTP_ACCEPT="application/json",
+        )
+
+        assert response.status_code == 200
+        html = response.json()["html"]
+        assert 'class="reviewed-label">Fetal femur' in html
+        assert 'class="reviewer">clin_north' in html
+        assert "Model: <strong>Fetal brain</strong>" in html
+        assert "Femur clearly visible" in html
+
+    def test_a_sonographer_cannot_review(self, client_for, study, sonographer, model_version):
+        image = upload(study, sonographer)
+        classify(image)
+        response = client_for(sonographer).post(reverse("image-review", args=[image.id]), {"label": "fetal_femur"})
+        assert response.status_code == 403
+
+    def test_a_bad_label_is_a_400_in_json(self, client_for, study, sonographer, clinician, model_version):
+        image = upload(study, sonographer)
+        classify(image)
+        response = client_for(clinician).post(
+            reverse("image-review", args=[image.id]), {"label": "fetal_heart"}, HTTP_ACCEPT="application/json"
+        )
+        assert response.status_code == 400
+
+
+class TestImageHistory:
+    def test_lists_upload_job_prediction_and_review_with_who(
+        self, client_for, study, sonographer, clinician, model_version
+    ):
+        image = upload(study, sonographer, name="femur.png")
+        prediction = classify(image, label="fetal_brain", confidence=0.7)
+        classifier_services.prediction_review(
+            prediction=prediction, label="fetal_femur", reviewed_by=clinician, comment="femur"
+        )
+
+        response = client_for(clinician).get(reverse("image-history", args=[image.id]), {"fragment": 1})
+
+        text = response.content.decode()
+        kinds = [event.kind for event in response.context["events"]]
+        assert kinds == ["upload", "job", "job", "prediction", "job", "review"]
+        assert "Uploaded femur.png" in text
+        assert "Model predicted Fetal brain (70%)" in text
+        assert "clin_north" in text and "Corrected to Fetal femur (model said Fetal brain)" in text
+
+    def test_another_clinics_image_history_is_a_404(self, client_for, study, sonographer, south_sonographer):
+        image = upload(study, sonographer)
+        assert client_for(south_sonographer).get(reverse("image-history", args=[image.id])).status_code == 404
+
+
+class TestModelPage:
+    def test_shows_the_active_model_threshold_figures_and_intended_use(self, client_for, sonographer, model_version):
+        html = client_for(sonographer).get(reverse("model-info")).content.decode()
+        assert "tiny v1" in html
+        assert "0.50" in html
+        assert "0.912" in html
+        assert "Decision support, not diagnosis." in html
+        assert "Not for anomaly detection." in html
+
+    def test_says_when_no_model_is_active(self, client_for, sonographer):
+        assert b"No model is active" in client_for(sonographer).get(reverse("model-info")).content
