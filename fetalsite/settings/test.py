@@ -15,3 +15,14 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 MEDIA_ROOT = tempfile.mkdtemp(prefix="fetal-test-media-")
 CLASSIFY_RETRY_COUNTDOWN = 0
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+
+# Several test runs may share this machine's PostgreSQL and Redis: each run gets its own
+# test database and its own queue, so no run consumes another's messages or drops its tables.
+TEST_RUN_ID = os.environ.setdefault("FETAL_TEST_RUN_ID", str(os.getpid()))
+CELERY_TASK_DEFAULT_QUEUE = f"fetal-test-{TEST_RUN_ID}"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not :memory:, so the Celery worker thread and live server see the test data.
+    _name = os.path.join(tempfile.gettempdir(), f"fetalsite-test-{TEST_RUN_ID}.sqlite3")
+else:
+    _name = f"test_fetalsite_{TEST_RUN_ID}"
+DATABASES["default"]["TEST"] = {"NAME": _name}  # noqa: F405
