@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -88,9 +89,10 @@ def ood_metrics(
             result["photograph_crops"] = _flagged(model, crops, threshold)
     else:
         rng = np.random.default_rng(seed)
-        result["synthetic_scenes"] = _flagged(
-            model, np.stack([ood.synthetic_scene(input_size, rng) for _ in range(32)]), threshold
-        )
+        scenes = np.stack([ood.synthetic_scene(input_size, rng) for _ in range(32)])
+        result["synthetic_scenes"] = _flagged(model, scenes, threshold)
+        with contextlib.suppress(ImportError):
+            result["photographs"] = _flagged(model, ood.photo_crops(ood.VAL_PHOTOS, input_size, 8, seed), threshold)
     return result
 
 

@@ -47,6 +47,7 @@ class TrainConfig:
     finetune_from_block: int = 0
     finetune_learning_rate: float = 1e-4
     patience: int = 4
+    swa_start_epoch: int = 4  # average the weights of every epoch from here on (stochastic weight averaging)
     label_smoothing: float = 0.1
     dropout: float = 0.3
     outlier_weight: float = 0.5
@@ -79,6 +80,20 @@ def _versions() -> dict[str, str]:
         with contextlib.suppress(md.PackageNotFoundError):
             versions[package] = md.version(package)
     return versions
+
+
+def _command(config: TrainConfig, data_dir, out_dir, version: str) -> str:
+    """The command line that reproduces this run (options only where they differ from the defaults)."""
+    defaults = TrainConfig()
+    options = [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value in asdict(config).items()
+        if value != getattr(defaults, name)
+    ]
+    return " ".join(
+        ["python manage.py train_classifier", f"--data {data_dir}", f"--out {out_dir}", f"--model-version {version}"]
+        + options
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -187,12 +202,23 @@ def train(
         f"({time.perf_counter() - phase_started:.0f}s)"
     )
 
-    # Phase 2: fine-tune with augmentation; early stopping on validation loss.
+    # Phase 2: fine-tune with augmentation and a cosine learning-rate decay; early stopping on
+    # validation loss. Candidates: the best epoch and the average of the epochs from swa_start_epoch
+    # on; validation loss decides between them.
     phase_started = time.perf_counter()
     set_backbone_trainable(model, config.finetune_from_block)
-    model.compile(optimizer=keras.optimizers.Adam(config.finetune_learning_rate), loss=loss)
+    steps_per_epoch = -(-(len(x_train) + min(config.outliers_per_epoch, len(outliers))) // config.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.finetune_learning_rate, decay_steps=steps_per_epoch * config.finetune_epochs, alpha=0.05
+    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
     val_targets = _one_hot(y_val, num_classes)
+
+    def val_loss_of(probabilities: np.ndarray) -> float:
+        return float(keras.losses.categorical_crossentropy(val_targets, probabilities).numpy().mean())
+
     best_loss, best_weights, best_epoch, waited = np.inf, model.get_weights(), 0, 0
+    swa_sum, swa_count = None, 0
     history = []
     for epoch in range(1, config.finetune_epochs + 1):
         epoch_started = time.perf_counter()
@@ -210,7 +236,7 @@ def train(
                 float(model.train_on_batch(augmenter(images), targets, sample_weight=weights.astype(np.float32)))
             )
         val_probabilities = evaluation.predict(model, x_val)
-        val_loss = float(keras.losses.categorical_crossentropy(val_targets, val_probabilities).numpy().mean())
+        val_loss = val_loss_of(val_probabilities)
         val_summary = metrics.summary(y_val, val_probabilities.argmax(1), CLASS_NAMES)
         history.append(
             {
@@ -227,6 +253,10 @@ def train(
             f"val accuracy {val_summary['accuracy']:.3f}, macro-F1 {val_summary['macro_f1']:.3f} "
             f"({time.perf_counter() - epoch_started:.0f}s)"
         )
+        if epoch >= config.swa_start_epoch:
+            weights_now = model.get_weights()
+            swa_sum = weights_now if swa_sum is None else [a + b for a, b in zip(swa_sum, weights_now, strict=True)]
+            swa_count += 1
         if val_loss < best_loss - 1e-4:
             best_loss, best_weights, best_epoch, waited = val_loss, model.get_weights(), epoch, 0
         else:
@@ -234,7 +264,22 @@ def train(
             if waited >= config.patience:
                 log(f"early stop: best epoch {best_epoch}")
                 break
-    model.set_weights(best_weights)
+    selected = {"kind": "best_epoch", "epoch": best_epoch, "val_loss": best_loss}
+    if swa_count >= 2:
+        model.set_weights([w / swa_count for w in swa_sum])
+        swa_probabilities = evaluation.predict(model, x_val)
+        swa_loss = val_loss_of(swa_probabilities)
+        swa_summary = metrics.summary(y_val, swa_probabilities.argmax(1), CLASS_NAMES)
+        log(
+            f"weight average of {swa_count} epochs: val loss {swa_loss:.4f}, accuracy {swa_summary['accuracy']:.3f}, "
+            f"macro-F1 {swa_summary['macro_f1']:.3f}"
+        )
+        selected["swa"] = {"epochs": swa_count, "val_loss": swa_loss, "val_accuracy": swa_summary["accuracy"]}
+        if swa_loss <= best_loss:
+            selected.update(kind="weight_average", val_loss=swa_loss)
+    if selected["kind"] == "best_epoch":
+        model.set_weights(best_weights)
+    log(f"selected on val: {selected['kind']}")
     finetune_seconds = time.perf_counter() - phase_started
 
     # Threshold on validation only.
@@ -243,6 +288,8 @@ def train(
     val_ood.append(ood.blank_noise_batch(64, size, evaluation.OOD_SEEDS["val"])[0])
     scene_rng = np.random.default_rng(evaluation.OOD_SEEDS["val"])
     val_ood.append(np.stack([ood.synthetic_scene(size, scene_rng) for _ in range(32)]))
+    with contextlib.suppress(ImportError):
+        val_ood.append(ood.photo_crops(ood.VAL_PHOTOS, size, 8, evaluation.OOD_SEEDS["val"]))
     val_ood_confidence = evaluation.predict(model, np.concatenate(val_ood)).max(axis=1)
     threshold, threshold_stats = metrics.choose_threshold(
         val_probabilities.max(axis=1), val_probabilities.argmax(1) == y_val, val_ood_confidence
@@ -318,9 +365,9 @@ def train(
             "out_of_distribution": {
                 "training": "non-fetal ultrasound of the train split (other, maternal_cervix), synthetic blank/noise "
                 f"images (seed {evaluation.OOD_SEEDS['train']}), synthetic scenes, scikit-image photographs "
-                f"{', '.join(ood.TRAIN_PHOTOS)} and random crops",
+                f"{', '.join(ood.TRAIN_PHOTOS)} with 8 random crops each (half grey)",
                 "validation": f"val non-fetal ultrasound, blank/noise seed {evaluation.OOD_SEEDS['val']}, "
-                "synthetic scenes",
+                f"synthetic scenes, scikit-image photographs {', '.join(ood.VAL_PHOTOS)} with 8 crops each",
                 "test": f"test non-fetal ultrasound, blank/noise seed {evaluation.OOD_SEEDS['test']}, held-out "
                 f"scikit-image photographs {', '.join(ood.EVAL_PHOTOS)} (whole and 4 random crops each)",
             },
@@ -329,9 +376,10 @@ def train(
             **asdict(config),
             "history": history,
             "best_epoch": best_epoch,
+            "selected": selected,
             "wall_seconds": round(train_seconds, 1),
             "finetune_seconds": round(finetune_seconds, 1),
-            "command": f"python manage.py train_classifier --data {data_dir} --out {out_dir}",
+            "command": _command(config, data_dir, out_dir, version),
             "machine": f"{platform.machine()}, {platform.system()}",
         },
         "library_versions": _versions(),
