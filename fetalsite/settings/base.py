@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "fetalsite.accounts",
     "patients",
     "classifier",
+    "fetalsite.audit",
 ]
 
 MIDDLEWARE = [
@@ -41,6 +42,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "fetalsite.audit.middleware.AccessLogMiddleware",
     "fetalsite.accounts.middleware.IdleSessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
