@@ -9,9 +9,10 @@ import unicodedata
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "TIFF": "tif"}
 
@@ -24,6 +25,8 @@ class ImageFacts:
     height: int
     byte_size: int
     sha256: str
+    # What is stored and served: the pixels re-encoded as PNG, without any metadata.
+    derived_png: bytes
 
 
 def _reject(message: str, code: str) -> ValidationError:
@@ -55,6 +58,7 @@ def inspect_image_bytes(data: bytes) -> ImageFacts:
                 if getattr(image, "n_frames", 1) > 1:
                     raise _reject("The file holds several frames; upload one image per file.", "multi_frame")
                 image.load()
+                derived = _derived_copy(image)
     except ValidationError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -65,14 +69,36 @@ def inspect_image_bytes(data: bytes) -> ImageFacts:
         raise _reject(
             f"The image is damaged or truncated and cannot be decoded ({error.__class__.__name__}).", "corrupt"
         ) from None
+    buffer = io.BytesIO()
+    derived.save(buffer, format="PNG", optimize=False)
     return ImageFacts(
         format=image_format,
         extension=ACCEPTED_FORMATS[image_format],
-        width=width,
-        height=height,
+        width=derived.width,
+        height=derived.height,
         byte_size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
+        derived_png=buffer.getvalue(),
     )
+
+
+def _derived_copy(image: Image.Image) -> Image.Image:
+    """8-bit grey or RGB pixels, upright, with no EXIF, text chunks, ICC or trailing bytes.
+
+    Re-encoding also means a polyglot's hidden payload is never stored or served.
+    """
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        low, high = float(array.min()), float(array.max())
+        scale = 255.0 / (high - low) if high > low else 0.0
+        return Image.fromarray(((array - low) * scale).astype(np.uint8))
+    if image.mode in ("1", "L"):
+        return image.convert("L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
+    return image.convert("RGB")  # CMYK, YCbCr, P, RGB
 
 
 def sanitize_filename(name: str | bytes | None, *, max_length: int = 120) -> str:

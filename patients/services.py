@@ -151,8 +151,8 @@ def image_upload(*, study: Study, data: bytes, filename: str | bytes | None, upl
 
     clinic_id = study.patient.clinic_id
     now = timezone.now()
-    path = f"images/clinic-{clinic_id}/{now:%Y/%m}/{uuid.uuid4().hex}.{facts.extension}"
-    stored_path = default_storage.save(path, ContentFile(data))
+    path = f"images/clinic-{clinic_id}/{now:%Y/%m}/{uuid.uuid4().hex}.png"
+    stored_path = default_storage.save(path, ContentFile(facts.derived_png))
     try:
         with transaction.atomic():
             image = UltrasoundImage(

@@ -1,8 +1,11 @@
 import datetime
+from io import BytesIO
 
+import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from PIL import Image
 
 from classifier.models import ClassificationJob
 from patients.models import Patient, Study, UltrasoundImage
@@ -70,7 +73,9 @@ class TestImageUpload:
         assert result.created
         assert (image.format, image.width, image.height, image.original_filename) == ("PNG", 64, 48, "scan one.png")
         assert "scan" not in image.file.name and image.file.name.startswith(f"images/clinic-{study.patient.clinic_id}/")
-        assert (media_root / image.file.name).read_bytes() == png_bytes()
+        stored = Image.open(media_root / image.file.name)
+        assert stored.format == "PNG"
+        assert np.array_equal(np.asarray(stored), np.asarray(Image.open(BytesIO(png_bytes()))))
         job = image.jobs.get()
         assert (job.status, job.model_version) == (ClassificationJob.Status.QUEUED, active_model)
 
