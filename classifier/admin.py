@@ -50,3 +50,70 @@ class ClassificationJobAdmin(ReadOnlyRecordAdmin):
 class PredictionAdmin(ReadOnlyRecordAdmin):
     list_display = ("id", "job", "label", "confidence", "needs_review", "reviewed_label", "reviewed_by")
     list_filter = ("label", "needs_review", "reviewed_label")
+
+
+# ---- Webhooks --------------------------------------------------------------------------------
+
+from classifier.models import WebhookDelivery, WebhookEndpoint  # noqa: E402
+from classifier.webhooks import webhook_delivery_resend, webhook_endpoint_save  # noqa: E402
+from fetalsite.accounts.selectors import scope_to_user  # noqa: E402
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ClinicScopedAdmin):
+    list_display = ("id", "clinic", "url", "is_active", "events", "created_at")
+    list_filter = ("is_active", "clinic")
+    search_fields = ("url", "description")
+    readonly_fields = ("created_at",)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "clinic":
+            from fetalsite.accounts.models import Clinic
+
+            clinics = Clinic.objects.all()
+            if not request.user.is_superuser:
+                clinics = clinics.filter(id=request.user.clinic_id)
+            kwargs["queryset"] = clinics
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        webhook_endpoint_save(endpoint=obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deliveries refer to it: switch it off instead
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "event_type",
+        "endpoint",
+        "status",
+        "attempts",
+        "last_response_code",
+        "created_at",
+        "last_attempt_at",
+        "delivered_at",
+    )
+    list_filter = ("status", "event_type")
+    search_fields = ("event_id",)
+    actions = ["resend"]
+
+    def get_queryset(self, request):
+        return scope_to_user(super().get_queryset(request).select_related("endpoint"), user=request.user)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Send the selected deliveries again now")
+    def resend(self, request, queryset):
+        for delivery in queryset:
+            webhook_delivery_resend(delivery=delivery)
+        self.message_user(request, f"{queryset.count()} deliveries queued again.")

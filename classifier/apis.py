@@ -1,17 +1,225 @@
-from drf_spectacular.utils import extend_schema
+"""API for jobs, predictions, reviews and model versions: validate → one selector or service → serialize."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier import selectors
-from fetalsite.api_utils import HasRequiredPerms
-from patients.apis import JobOutputSerializer
+from classifier import selectors, services
+from classifier.filters import JobFilter, PredictionFilter
+from classifier.labels import PLANE_LABELS, FetalPlane
+from fetalsite.api_utils import READ_ERRORS, HasRequiredPerms, error_responses
+from patients import selectors as patient_selectors
+from patients.apis import JobOutputSerializer, PredictionOutputSerializer, _FilteredListApi
+
+
+class JobListApi(_FilteredListApi):
+    """Your clinic's classification jobs; `?status=FAILED` finds the ones to look at."""
+
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"GET": ["classifier.view_classificationjob"]}
+    filterset_class = JobFilter
+
+    def get_queryset(self):
+        return selectors.job_list(user=self.request.user)
+
+    @extend_schema(
+        operation_id="jobs_list",
+        summary="List your clinic's classification jobs",
+        responses={200: JobOutputSerializer(many=True), **error_responses(400, 401, 403, 429)},
+    )
+    def get(self, request):
+        return self.list_response(JobOutputSerializer)
 
 
 class JobDetailApi(APIView):
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["classifier.view_classificationjob"]}
 
-    @extend_schema(responses={200: JobOutputSerializer})
+    @extend_schema(
+        operation_id="jobs_retrieve",
+        summary="Read a classification job",
+        responses={200: JobOutputSerializer, **error_responses(*READ_ERRORS)},
+    )
     def get(self, request, job_id: int):
         job = selectors.job_get(user=request.user, job_id=job_id)
         return Response(JobOutputSerializer(job).data)
+
+
+class JobRetryApi(APIView):
+    """Queue a failed job again with the model that is active now (the answer is the job that will run)."""
+
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"POST": ["patients.add_ultrasoundimage"]}
+
+    @extend_schema(
+        operation_id="jobs_retry",
+        summary="Retry a failed job",
+        request=None,
+        responses={
+            202: JobOutputSerializer,
+            **error_responses(
+                401,
+                403,
+                404,
+                409,
+                429,
+                examples={409: {"detail": "Only a failed job can be retried.", "code": "job_not_retryable"}},
+            ),
+        },
+    )
+    def post(self, request, job_id: int):
+        job = selectors.job_get(user=request.user, job_id=job_id)
+        job = services.classification_job_retry(job=job)
+        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PredictionListApi(_FilteredListApi):
+    """Your clinic's predictions, newest first."""
+
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"GET": ["classifier.view_prediction"]}
+    filterset_class = PredictionFilter
+
+    def get_queryset(self):
+        return selectors.prediction_list(user=self.request.user)
+
+    @extend_schema(
+        operation_id="predictions_list",
+        summary="List your clinic's predictions",
+        responses={200: PredictionOutputSerializer(many=True), **error_responses(400, 401, 403, 429)},
+    )
+    def get(self, request):
+        return self.list_response(PredictionOutputSerializer)
+
+
+class PredictionDetailApi(APIView):
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"GET": ["classifier.view_prediction"]}
+
+    @extend_schema(
+        operation_id="predictions_retrieve",
+        summary="Read a prediction",
+        responses={200: PredictionOutputSerializer, **error_responses(*READ_ERRORS)},
+    )
+    def get(self, request, prediction_id: int):
+        prediction = selectors.prediction_get(user=request.user, prediction_id=prediction_id)
+        return Response(PredictionOutputSerializer(prediction).data)
+
+
+class PredictionReviewApi(APIView):
+    """A clinician confirms or corrects the label of the image's newest prediction.
+
+    The model's own label stays as it was; the review is kept in the image's history."""
+
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"POST": ["classifier.review_prediction"]}
+
+    class InputSerializer(serializers.Serializer):
+        label = serializers.ChoiceField(choices=FetalPlane.choices)
+        comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+    @extend_schema(
+        operation_id="images_review",
+        summary="Review an image's prediction (clinicians only)",
+        request=InputSerializer,
+        examples=[
+            OpenApiExample(
+                "Correct the label",
+                value={"label": "fetal_thorax", "comment": "Four-chamber view."},
+                request_only=True,
+            )
+        ],
+        responses={
+            200: PredictionOutputSerializer,
+            **error_responses(
+                400,
+                401,
+                403,
+                404,
+                409,
+                429,
+                examples={
+                    403: {"detail": "Your role does not allow this action.", "code": "permission_denied"},
+                    409: {
+                        "detail": "This image has no prediction yet; wait for its job to finish.",
+                        "code": "not_classified",
+                    },
+                },
+            ),
+        },
+    )
+    def post(self, request, image_id: int):
+        image = patient_selectors.image_get(user=request.user, image_id=image_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        prediction = services.image_review(image=image, reviewed_by=request.user, **serializer.validated_data)
+        return Response(PredictionOutputSerializer(prediction).data)
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A model version",
+            value={
+                "id": 2,
+                "name": "fetalnet",
+                "version": "1.0",
+                "sha256": "5b1f0c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
+                "class_labels": PLANE_LABELS,
+                "input_size": 224,
+                "review_threshold": 0.62,
+                "metrics": {"test": {"accuracy": 0.93, "macro_f1": 0.92}},
+                "is_active": True,
+                "registered_at": "2026-11-20T08:00:00.000Z",
+            },
+            response_only=True,
+        )
+    ]
+)
+class ModelVersionOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    version = serializers.CharField()
+    sha256 = serializers.CharField(help_text="Of the artifact; checked when the worker loads it.")
+    class_labels = serializers.ListField(child=serializers.CharField(), help_text="In the model's output order.")
+    input_size = serializers.IntegerField()
+    review_threshold = serializers.FloatField(help_text="Predictions below this confidence need review.")
+    metrics = serializers.DictField(help_text="From the model card.")
+    is_active = serializers.BooleanField(help_text="New uploads are classified by the active version.")
+    registered_at = serializers.DateTimeField()
+
+
+class ModelVersionListApi(_FilteredListApi):
+    """The registered model versions (the same for every clinic); one of them is active."""
+
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"GET": ["classifier.view_modelversion"]}
+    filter_backends = []
+
+    def get_queryset(self):
+        return selectors.model_version_list()
+
+    @extend_schema(
+        operation_id="model_versions_list",
+        summary="List the registered model versions",
+        responses={200: ModelVersionOutputSerializer(many=True), **error_responses(401, 403, 429)},
+    )
+    def get(self, request):
+        return self.list_response(ModelVersionOutputSerializer)
+
+
+class ModelVersionDetailApi(APIView):
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"GET": ["classifier.view_modelversion"]}
+
+    @extend_schema(
+        operation_id="model_versions_retrieve",
+        summary="Read a model version",
+        responses={200: ModelVersionOutputSerializer, **error_responses(*READ_ERRORS)},
+    )
+    def get(self, request, model_version_id: int):
+        model_version = selectors.model_version_get(model_version_id=model_version_id)
+        return Response(ModelVersionOutputSerializer(model_version).data)

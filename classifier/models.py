@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import secrets
+import uuid
+
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -130,3 +134,116 @@ class Prediction(models.Model):
     @property
     def final_label(self) -> str:
         return self.reviewed_label or self.label
+
+
+# ---- Integrator API: idempotency keys and webhooks ------------------------------------------
+
+
+class IdempotencyKey(models.Model):
+    """A client's ``Idempotency-Key`` and the response it got, replayed when the request is retried."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_path = models.CharField(max_length=500)
+    # Null while the first request is still being processed.
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")]
+
+    def __str__(self) -> str:
+        return f"Idempotency key #{self.id} of user #{self.user_id}"
+
+
+class WebhookEvent(models.TextChoices):
+    PREDICTION_CREATED = "prediction.created", "Prediction created"
+    PREDICTION_REVIEWED = "prediction.reviewed", "Prediction reviewed"
+    JOB_FAILED = "job.failed", "Job failed"
+
+
+def _webhook_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def _all_webhook_events() -> list[str]:
+    return [event.value for event in WebhookEvent]
+
+
+class WebhookEndpointQuerySet(models.QuerySet):
+    def for_clinics(self, clinic_ids) -> WebhookEndpointQuerySet:
+        return self.filter(clinic_id__in=clinic_ids)
+
+
+class WebhookEndpoint(models.Model):
+    """A clinic's callback URL; every event is POSTed to it, signed with its secret."""
+
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="webhook_endpoints")
+    url = models.URLField(max_length=500, help_text="HTTPS only (plain HTTP only when DEBUG is on).")
+    secret = models.CharField(
+        max_length=128,
+        default=_webhook_secret,
+        help_text="Shared with the receiver, who checks the X-Fetal-Signature header with it.",
+    )
+    events = models.JSONField(default=_all_webhook_events, help_text="The event types sent to this URL.")
+    is_active = models.BooleanField(default=True)
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords(excluded_fields=["secret"])
+
+    objects = WebhookEndpointQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"Webhook #{self.id} → {self.url}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        scheme = self.url.split(":", 1)[0].lower()
+        plain_http_ok = settings.DEBUG or settings.WEBHOOK_ALLOW_HTTP
+        if scheme != "https" and not (scheme == "http" and plain_http_ok):
+            raise ValidationError({"url": "Use an https:// URL (plain http:// only when DEBUG is on)."})
+        unknown = set(self.events or []) - set(WebhookEvent.values) if isinstance(self.events, list) else {"?"}
+        if unknown or not self.events:
+            raise ValidationError({"events": f"Choose events among: {', '.join(WebhookEvent.values)}."})
+
+
+class WebhookDeliveryQuerySet(models.QuerySet):
+    def for_clinics(self, clinic_ids) -> WebhookDeliveryQuerySet:
+        return self.filter(endpoint__clinic_id__in=clinic_ids)
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint, and how its delivery went."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        SENDING = "SENDING", "Sending"
+        RETRYING = "RETRYING", "Retrying"
+        SUCCEEDED = "SUCCEEDED", "Succeeded"
+        FAILED = "FAILED", "Failed"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries")
+    event_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    event_type = models.CharField(max_length=32, choices=WebhookEvent.choices)
+    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WebhookDeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_delivery_unique_per_event"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Delivery #{self.id} of {self.event_type}: {self.status}"

@@ -14,6 +14,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from classifier import webhooks
 from classifier.labels import PLANE_LABELS
 from classifier.ml.inference import file_sha256
 from classifier.models import ClassificationJob, ModelVersion, Prediction
@@ -168,6 +169,7 @@ def job_start(*, job_id: int) -> ClassificationJob | None:
             job.error = f"Gave up after {job.attempts} attempts; the last one did not finish."
             job.finished_at = timezone.now()
             job.save(update_fields=["status", "error", "finished_at"])
+            webhooks.webhook_job_failed_emit(job=job)
             return None
         job.status = ClassificationJob.Status.RUNNING
         job.attempts += 1
@@ -219,6 +221,7 @@ def prediction_save(*, job_id: int, result, heatmap_png: bytes | None) -> Classi
             job.error = ""
             job.finished_at = timezone.now()
             job.save(update_fields=["status", "error", "finished_at"])
+            webhooks.webhook_prediction_event_emit(prediction=prediction, event_type="prediction.created")
             return job
     except _AlreadyDone:
         if heatmap_path:
@@ -254,6 +257,7 @@ def job_mark_failed(*, job_id: int, reason: str) -> ClassificationJob | None:
     job.error = reason[:2000]
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "error", "finished_at"])
+    webhooks.webhook_job_failed_emit(job=job)
     return job
 
 
@@ -279,4 +283,18 @@ def prediction_review(*, prediction: Prediction, label: str, reviewed_by, commen
     prediction._history_user = reviewed_by
     prediction.full_clean()
     prediction.save(update_fields=["reviewed_label", "reviewed_by", "reviewed_at", "review_comment"])
+    webhooks.webhook_prediction_event_emit(prediction=prediction, event_type="prediction.reviewed")
     return prediction
+
+
+class ImageNotClassified(ApplicationError):
+    http_status = 409
+    code = "not_classified"
+
+
+def image_review(*, image, label: str, reviewed_by, comment: str = "") -> Prediction:
+    """Review the image's newest prediction; 409 while the image has none."""
+    prediction = Prediction.objects.filter(job__image=image).order_by("-job__queued_at", "-job_id").first()
+    if prediction is None:
+        raise ImageNotClassified("This image has no prediction yet; wait for its job to finish.")
+    return prediction_review(prediction=prediction, label=label, reviewed_by=reviewed_by, comment=comment)

@@ -24,3 +24,13 @@ def classify_image(self, *, job_id: int) -> None:
             raise self.retry(exc=error, countdown=settings.CLASSIFY_RETRY_COUNTDOWN) from error
         logger.exception("Job %s failed for good", job_id)
         job_mark_failed(job_id=job_id, reason=reason)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def webhook_delivery_attempt(self, *, delivery_id: int) -> None:
+    """POST one webhook delivery; on failure try again later with exponential backoff."""
+    from classifier.webhooks import webhook_delivery_attempt as attempt
+
+    retry_in = attempt(delivery_id=delivery_id)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)

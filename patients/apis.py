@@ -2,17 +2,105 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.http import FileResponse
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fetalsite.api_utils import HasRequiredPerms
+from classifier.labels import FetalPlane
+from classifier.models import ClassificationJob
+from fetalsite.api_utils import (
+    IDEMPOTENCY_PARAMETER,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    HasRequiredPerms,
+    RequestTooLarge,
+    error_responses,
+    idempotent,
+)
 from patients import selectors, services
+from patients.filters import ImageFilter, PatientFilter, StudyFilter
+from patients.models import Study, UltrasoundImage
+
+EXAMPLE_PROBABILITIES = {"fetal_brain": 0.91, "fetal_thorax": 0.04, "fetal_abdomen": 0.03, "fetal_femur": 0.02}
+EXAMPLE_JOB = {
+    "id": 31,
+    "image": 12,
+    "model_version": "fetalnet:1.0",
+    "status": "SUCCEEDED",
+    "attempts": 1,
+    "error": "",
+    "queued_at": "2026-11-27T10:15:02.114Z",
+    "started_at": "2026-11-27T10:15:02.520Z",
+    "finished_at": "2026-11-27T10:15:03.101Z",
+}
+EXAMPLE_PREDICTION = {
+    "id": 27,
+    "job": 31,
+    "image": 12,
+    "label": "fetal_brain",
+    "confidence": 0.91,
+    "probabilities": EXAMPLE_PROBABILITIES,
+    "needs_review": False,
+    "inference_ms": 41.7,
+    "model_version": "fetalnet:1.0",
+    "created_at": "2026-11-27T10:15:03.090Z",
+    "reviewed_label": "",
+    "reviewed_by": None,
+    "reviewed_at": None,
+    "review_comment": "",
+    "final_label": "fetal_brain",
+}
+EXAMPLE_IMAGE = {
+    "id": 12,
+    "study": 7,
+    "original_filename": "head-01.png",
+    "format": "PNG",
+    "width": 800,
+    "height": 600,
+    "byte_size": 183402,
+    "sha256": "9f2c4e0b5d0f3a8e7c1b2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071",
+    "uploaded_by": "api_north",
+    "uploaded_at": "2026-11-27T10:15:02.101Z",
+    "file_url": "/images/12/file/",
+    "download_url": "/api/v1/images/12/file/",
+    "job": EXAMPLE_JOB,
+    "prediction": EXAMPLE_PREDICTION,
+}
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A patient",
+            value={
+                "id": 3,
+                "mrn": "N-000123",
+                "given_name": "Maria",
+                "family_name": "Rossi",
+                "birth_date": "1991-04-02",
+                "clinic": 1,
+                "created_at": "2026-11-27T09:58:10.000Z",
+                "updated_at": "2026-11-27T09:58:10.000Z",
+            },
+            response_only=True,
+        )
+    ]
+)
 class PatientOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     mrn = serializers.CharField()
@@ -21,28 +109,50 @@ class PatientOutputSerializer(serializers.Serializer):
     birth_date = serializers.DateField(allow_null=True)
     clinic = serializers.IntegerField(source="clinic_id")
     created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A study",
+            value={
+                "id": 7,
+                "patient": 3,
+                "exam_date": "2026-11-27",
+                "gestational_age_weeks": 21,
+                "gestational_age_days": 3,
+                "notes": "Routine anomaly scan.",
+                "status": "OPEN",
+                "created_by": "api_north",
+                "created_at": "2026-11-27T10:01:00.000Z",
+                "updated_at": "2026-11-27T10:01:00.000Z",
+            },
+            response_only=True,
+        )
+    ]
+)
 class StudyOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     patient = serializers.IntegerField(source="patient_id")
     exam_date = serializers.DateField()
     gestational_age_weeks = serializers.IntegerField(allow_null=True)
     gestational_age_days = serializers.IntegerField(allow_null=True)
-    notes = serializers.CharField()
-    status = serializers.CharField()
+    notes = serializers.CharField(allow_blank=True)
+    status = serializers.ChoiceField(choices=Study.Status.choices)
     created_by = serializers.CharField(source="created_by.username")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(examples=[OpenApiExample("A job", value=EXAMPLE_JOB, response_only=True)])
 class JobOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     image = serializers.IntegerField(source="image_id")
-    model_version = serializers.SerializerMethodField()
-    status = serializers.CharField()
+    model_version = serializers.SerializerMethodField(help_text="`name:version`, or null when no model was active.")
+    status = serializers.ChoiceField(choices=ClassificationJob.Status.choices)
     attempts = serializers.IntegerField()
-    error = serializers.CharField()
+    error = serializers.CharField(allow_blank=True, help_text="Why the last attempt failed; empty otherwise.")
     queued_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
@@ -52,19 +162,26 @@ class JobOutputSerializer(serializers.Serializer):
         return f"{version.name}:{version.version}" if version else None
 
 
+_PLANE_CHOICES = FetalPlane.choices
+
+
+@extend_schema_serializer(examples=[OpenApiExample("A prediction", value=EXAMPLE_PREDICTION, response_only=True)])
 class PredictionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    label = serializers.CharField()
-    confidence = serializers.FloatField()
-    probabilities = serializers.DictField(child=serializers.FloatField())
-    needs_review = serializers.BooleanField()
+    job = serializers.IntegerField(source="job_id")
+    image = serializers.IntegerField(source="job.image_id")
+    label = serializers.ChoiceField(choices=_PLANE_CHOICES, help_text="The model's label.")
+    confidence = serializers.FloatField(min_value=0, max_value=1)
+    probabilities = serializers.DictField(child=serializers.FloatField(), help_text="Every class's probability.")
+    needs_review = serializers.BooleanField(help_text="The model's confidence is below the review threshold.")
     inference_ms = serializers.FloatField()
     model_version = serializers.SerializerMethodField()
-    reviewed_label = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    reviewed_label = serializers.CharField(allow_blank=True, help_text="The clinician's label; empty until reviewed.")
     reviewed_by = serializers.CharField(source="reviewed_by.username", allow_null=True, default=None)
     reviewed_at = serializers.DateTimeField(allow_null=True)
-    review_comment = serializers.CharField()
-    final_label = serializers.CharField()
+    review_comment = serializers.CharField(allow_blank=True)
+    final_label = serializers.ChoiceField(choices=_PLANE_CHOICES, help_text="The reviewed label, else the model's.")
 
     def get_model_version(self, prediction) -> str | None:
         version = prediction.job.model_version
@@ -81,58 +198,92 @@ def job_prediction(job):
         return None
 
 
+@extend_schema_serializer(examples=[OpenApiExample("An image", value=EXAMPLE_IMAGE, response_only=True)])
 class ImageOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     study = serializers.IntegerField(source="study_id")
-    original_filename = serializers.CharField()
-    format = serializers.CharField()
+    original_filename = serializers.CharField(allow_blank=True, help_text="The client's file name, for display.")
+    format = serializers.ChoiceField(choices=UltrasoundImage.Format.choices)
     width = serializers.IntegerField()
     height = serializers.IntegerField()
     byte_size = serializers.IntegerField()
     sha256 = serializers.CharField()
     uploaded_by = serializers.CharField(source="uploaded_by.username")
     uploaded_at = serializers.DateTimeField()
-    file_url = serializers.SerializerMethodField()
+    file_url = serializers.SerializerMethodField(help_text="The image on the web pages (people's accounts).")
+    download_url = serializers.SerializerMethodField(help_text="The image's bytes through the API.")
     job = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
 
     def get_file_url(self, image) -> str:
         return reverse("image-file", args=[image.id])
 
+    def get_download_url(self, image) -> str:
+        return reverse("api-image-file", args=[image.id])
+
+    @extend_schema_field(JobOutputSerializer(allow_null=True))
     def get_job(self, image) -> dict | None:
         job = selectors.latest_job(image)
         return JobOutputSerializer(job).data if job else None
 
+    @extend_schema_field(PredictionOutputSerializer(allow_null=True))
     def get_prediction(self, image) -> dict | None:
         prediction = job_prediction(selectors.latest_job(image))
         return PredictionOutputSerializer(prediction).data if prediction else None
 
 
-class PatientListCreateApi(generics.GenericAPIView):
+class _FilteredListApi(generics.GenericAPIView):
+    # A list: the selector scopes to the clinic, the FilterSet narrows and orders, the paginator pages.
+
+    filter_backends = [DjangoFilterBackend]
+
+    def list_response(self, serializer_class):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(serializer_class(page, many=True).data)
+
+
+# ---- Patients ----------------------------------------------------------------------------------
+
+
+class PatientListCreateApi(_FilteredListApi):
+    """Your clinic's patients (search by MRN or name), and registering a new one."""
+
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["patients.view_patient"], "POST": ["patients.add_patient"]}
-
-    class FilterSerializer(serializers.Serializer):
-        search = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    filterset_class = PatientFilter
 
     class InputSerializer(serializers.Serializer):
-        mrn = serializers.CharField(max_length=64)
+        mrn = serializers.CharField(max_length=64, help_text="Medical record number, unique within your clinic.")
         given_name = serializers.CharField(max_length=100)
         family_name = serializers.CharField(max_length=100)
         birth_date = serializers.DateField(required=False, allow_null=True)
 
+    def get_queryset(self):
+        return selectors.patient_list(user=self.request.user)
+
     @extend_schema(
-        parameters=[OpenApiParameter("search", str, description="Part of the MRN, given or family name.")],
-        responses={200: PatientOutputSerializer(many=True)},
+        operation_id="patients_list",
+        summary="List your clinic's patients",
+        responses={200: PatientOutputSerializer(many=True), **error_responses(400, 401, 403, 429)},
     )
     def get(self, request):
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        patients = selectors.patient_list(user=request.user, search=filters.validated_data.get("search", ""))
-        page = self.paginate_queryset(patients)
-        return self.get_paginated_response(PatientOutputSerializer(page, many=True).data)
+        return self.list_response(PatientOutputSerializer)
 
-    @extend_schema(request=InputSerializer, responses={201: PatientOutputSerializer})
+    @extend_schema(
+        operation_id="patients_create",
+        summary="Register a patient",
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=InputSerializer,
+        examples=[
+            OpenApiExample(
+                "New patient",
+                value={"mrn": "N-000123", "given_name": "Maria", "family_name": "Rossi", "birth_date": "1991-04-02"},
+                request_only=True,
+            )
+        ],
+        responses={201: PatientOutputSerializer, **error_responses(400, 401, 403, 409, 429)},
+    )
+    @idempotent
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -142,39 +293,81 @@ class PatientListCreateApi(generics.GenericAPIView):
 
 class PatientDetailApi(APIView):
     permission_classes = [HasRequiredPerms]
-    required_perms = {"GET": ["patients.view_patient"]}
+    required_perms = {"GET": ["patients.view_patient"], "PATCH": ["patients.change_patient"]}
 
-    @extend_schema(responses={200: PatientOutputSerializer})
+    class InputSerializer(serializers.Serializer):
+        mrn = serializers.CharField(max_length=64, required=False)
+        given_name = serializers.CharField(max_length=100, required=False)
+        family_name = serializers.CharField(max_length=100, required=False)
+        birth_date = serializers.DateField(required=False, allow_null=True)
+
+    @extend_schema(
+        operation_id="patients_retrieve",
+        summary="Read a patient",
+        responses={200: PatientOutputSerializer, **error_responses(*READ_ERRORS)},
+    )
     def get(self, request, patient_id: int):
         patient = selectors.patient_get(user=request.user, patient_id=patient_id)
         return Response(PatientOutputSerializer(patient).data)
 
+    @extend_schema(
+        operation_id="patients_partial_update",
+        summary="Correct a patient's details",
+        request=InputSerializer,
+        examples=[OpenApiExample("Correct the name", value={"family_name": "Rossi-Bianchi"}, request_only=True)],
+        responses={200: PatientOutputSerializer, **error_responses(*WRITE_ERRORS)},
+    )
+    def patch(self, request, patient_id: int):
+        patient = selectors.patient_get(user=request.user, patient_id=patient_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        patient = services.patient_update(patient=patient, updated_by=request.user, **serializer.validated_data)
+        return Response(PatientOutputSerializer(patient).data)
 
-class StudyListCreateApi(generics.GenericAPIView):
+
+# ---- Studies -----------------------------------------------------------------------------------
+
+
+class StudyListCreateApi(_FilteredListApi):
+    """Your clinic's studies (by patient, status, exam date range), and opening a new one."""
+
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["patients.view_study"], "POST": ["patients.add_study"]}
-
-    class FilterSerializer(serializers.Serializer):
-        patient = serializers.IntegerField(required=False, min_value=1)
-        status = serializers.ChoiceField(choices=["OPEN", "COMPLETED"], required=False)
-        search = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    filterset_class = StudyFilter
 
     class InputSerializer(serializers.Serializer):
-        patient = serializers.IntegerField(min_value=1)
+        patient = serializers.IntegerField(min_value=1, help_text="The id of a patient of your clinic.")
         exam_date = serializers.DateField()
         gestational_age_weeks = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=45)
         gestational_age_days = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=6)
         notes = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
 
-    @extend_schema(parameters=[FilterSerializer], responses={200: StudyOutputSerializer(many=True)})
-    def get(self, request):
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        studies = selectors.study_list(user=request.user, filters=filters.validated_data)
-        page = self.paginate_queryset(studies)
-        return self.get_paginated_response(StudyOutputSerializer(page, many=True).data)
+    def get_queryset(self):
+        return selectors.study_list(user=self.request.user)
 
-    @extend_schema(request=InputSerializer, responses={201: StudyOutputSerializer})
+    @extend_schema(
+        operation_id="studies_list",
+        summary="List your clinic's studies",
+        responses={200: StudyOutputSerializer(many=True), **error_responses(400, 401, 403, 429)},
+    )
+    def get(self, request):
+        return self.list_response(StudyOutputSerializer)
+
+    @extend_schema(
+        operation_id="studies_create",
+        summary="Open a study for a patient",
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=InputSerializer,
+        examples=[
+            OpenApiExample(
+                "New study",
+                value={"patient": 3, "exam_date": "2026-11-27", "gestational_age_weeks": 21, "gestational_age_days": 3},
+                request_only=True,
+            )
+        ],
+        responses={201: StudyOutputSerializer, **error_responses(400, 401, 403, 409, 429)},
+    )
+    @idempotent
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -186,46 +379,278 @@ class StudyListCreateApi(generics.GenericAPIView):
 
 class StudyDetailApi(APIView):
     permission_classes = [HasRequiredPerms]
-    required_perms = {"GET": ["patients.view_study"]}
+    required_perms = {"GET": ["patients.view_study"], "PATCH": ["patients.change_study"]}
 
-    @extend_schema(responses={200: StudyOutputSerializer})
+    class InputSerializer(serializers.Serializer):
+        exam_date = serializers.DateField(required=False)
+        gestational_age_weeks = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=45)
+        gestational_age_days = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=6)
+        notes = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+
+    @extend_schema(
+        operation_id="studies_retrieve",
+        summary="Read a study",
+        responses={200: StudyOutputSerializer, **error_responses(*READ_ERRORS)},
+    )
     def get(self, request, study_id: int):
         study = selectors.study_get(user=request.user, study_id=study_id)
         return Response(StudyOutputSerializer(study).data)
 
+    @extend_schema(
+        operation_id="studies_partial_update",
+        summary="Correct a study's exam date, gestational age or notes",
+        request=InputSerializer,
+        examples=[OpenApiExample("Add notes", value={"notes": "Placenta anterior."}, request_only=True)],
+        responses={200: StudyOutputSerializer, **error_responses(*WRITE_ERRORS)},
+    )
+    def patch(self, request, study_id: int):
+        study = selectors.study_get(user=request.user, study_id=study_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        study = services.study_update(study=study, updated_by=request.user, **serializer.validated_data)
+        return Response(StudyOutputSerializer(study).data)
+
+
+class StudyCompleteApi(APIView):
+    """Close a study: no more uploads. Completing a completed study changes nothing."""
+
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"POST": ["patients.change_study"]}
+
+    @extend_schema(
+        operation_id="studies_complete",
+        summary="Complete a study",
+        request=None,
+        responses={200: StudyOutputSerializer, **error_responses(401, 403, 404, 429)},
+    )
+    def post(self, request, study_id: int):
+        study = selectors.study_get(user=request.user, study_id=study_id)
+        study = services.study_complete(study=study, completed_by=request.user)
+        return Response(StudyOutputSerializer(study).data)
+
+
+# ---- Images ------------------------------------------------------------------------------------
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Two files",
+            value={"results": [{"created": True, "image": EXAMPLE_IMAGE}, {"created": False, "image": EXAMPLE_IMAGE}]},
+            response_only=True,
+        )
+    ]
+)
+class ImageBatchOutputSerializer(serializers.Serializer):
+    class ResultSerializer(serializers.Serializer):
+        created = serializers.BooleanField(help_text="False when these bytes were already in the study.")
+        image = ImageOutputSerializer()
+
+    results = ResultSerializer(many=True)
+
+
+UPLOAD_RESULT = PolymorphicProxySerializer(
+    component_name="ImageUploadResult",
+    serializers=[ImageOutputSerializer, ImageBatchOutputSerializer],
+    resource_type_field_name=None,
+)
+
 
 class ImageUploadApi(APIView):
-    """Upload an image to a study; 202 while it is classified, 200 when the bytes were already there."""
+    """Upload one or several images (repeat the `file` part) to an open study.
+
+    One file answers with the image (202 while it is classified, 200 when the same bytes were already
+    in the study: same id, nothing queued). Several files answer with `{"results": [...]}`; every
+    file is checked first, so one bad file stores nothing."""
 
     permission_classes = [HasRequiredPerms]
     required_perms = {"POST": ["patients.add_ultrasoundimage"]}
     parser_classes = [MultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
-        file = serializers.FileField(allow_empty_file=True)
+        file = serializers.ListField(
+            child=serializers.FileField(allow_empty_file=True),
+            min_length=1,
+            max_length=settings.UPLOAD_MAX_FILES_PER_REQUEST,
+            help_text="PNG, JPEG, BMP or TIFF; repeat the part to send several images.",
+        )
 
     @extend_schema(
+        operation_id="studies_images_create",
+        summary="Upload images to a study",
+        parameters=[IDEMPOTENCY_PARAMETER],
         request={"multipart/form-data": InputSerializer},
-        responses={202: ImageOutputSerializer, 200: ImageOutputSerializer},
+        responses={
+            202: OpenApiResponse(
+                UPLOAD_RESULT, description="New images, queued for classification (one file: the image itself)."
+            ),
+            200: OpenApiResponse(UPLOAD_RESULT, description="These bytes were all already in the study."),
+            **error_responses(
+                400,
+                401,
+                403,
+                404,
+                409,
+                413,
+                415,
+                429,
+                examples={
+                    400: {
+                        "detail": "The file is not an image this server can read.",
+                        "code": "invalid",
+                        "fields": {"file": ["The file is not an image this server can read."]},
+                    }
+                },
+            ),
+        },
     )
+    @idempotent
     def post(self, request, study_id: int):
+        max_body = settings.UPLOAD_MAX_BYTES * settings.UPLOAD_MAX_FILES_PER_REQUEST + 1024 * 1024
+        if int(request.META.get("CONTENT_LENGTH") or 0) > max_body:
+            raise RequestTooLarge()
         study = selectors.study_get(user=request.user, study_id=study_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        upload = serializer.validated_data["file"]
-        result = services.image_upload(study=study, data=upload.read(), filename=upload.name, uploaded_by=request.user)
-        image = selectors.image_get(user=request.user, image_id=result.image.id)
-        return Response(
-            ImageOutputSerializer(image).data,
-            status=status.HTTP_202_ACCEPTED if result.created else status.HTTP_200_OK,
+        uploads = serializer.validated_data["file"]
+        results = services.image_upload_many(
+            study=study, files=[(upload.read(), upload.name) for upload in uploads], uploaded_by=request.user
         )
+        created = any(result.created for result in results)
+        response_status = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+        if len(results) == 1:
+            image = selectors.image_get(user=request.user, image_id=results[0].image.id)
+            return Response(ImageOutputSerializer(image).data, status=response_status)
+        images = {image.id: image for image in selectors.image_list(user=request.user, study_id=study.id)}
+        body = {"results": [{"created": r.created, "image": images[r.image.id]} for r in results]}
+        return Response(ImageBatchOutputSerializer(body).data, status=response_status)
+
+
+class ImageListApi(_FilteredListApi):
+    """Your clinic's images with their latest job and prediction; filter for the review worklist with
+    `?needs_review=true&reviewed=false`."""
+
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"GET": ["patients.view_ultrasoundimage"]}
+    filterset_class = ImageFilter
+
+    def get_queryset(self):
+        return selectors.image_list(user=self.request.user)
+
+    @extend_schema(
+        operation_id="images_list",
+        summary="List your clinic's images with their latest job and prediction",
+        responses={200: ImageOutputSerializer(many=True), **error_responses(400, 401, 403, 429)},
+    )
+    def get(self, request):
+        return self.list_response(ImageOutputSerializer)
 
 
 class ImageDetailApi(APIView):
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["patients.view_ultrasoundimage"]}
 
-    @extend_schema(responses={200: ImageOutputSerializer})
+    @extend_schema(
+        operation_id="images_retrieve",
+        summary="Read an image with its latest job and prediction",
+        responses={200: ImageOutputSerializer, **error_responses(*READ_ERRORS)},
+    )
     def get(self, request, image_id: int):
         image = selectors.image_get(user=request.user, image_id=image_id)
         return Response(ImageOutputSerializer(image).data)
+
+
+class ImageBytesRenderer(BaseRenderer):
+    """Lets a client ask for ``Accept: image/*``; the bytes themselves go out as a FileResponse."""
+
+    media_type = "image/*"
+    format = "image"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+IMAGE_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "BMP": "image/bmp", "TIFF": "image/tiff"}
+
+
+class ImageFileApi(APIView):
+    """The uploaded bytes, as an attachment; never sniffed as anything but an image."""
+
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"GET": ["patients.view_ultrasoundimage"]}
+    renderer_classes = [JSONRenderer, ImageBytesRenderer]
+
+    @extend_schema(
+        operation_id="images_file_retrieve",
+        summary="Download an image's bytes",
+        responses={
+            **{(200, content_type): OpenApiTypes.BINARY for content_type in IMAGE_CONTENT_TYPES.values()},
+            **error_responses(*READ_ERRORS),
+        },
+    )
+    def get(self, request, image_id: int):
+        image = selectors.image_get(user=request.user, image_id=image_id)
+        extension = image.file.name.rsplit(".", 1)[-1]
+        name = f"image-{image.id}.{extension}"
+        response = FileResponse(
+            image.file.open("rb"), content_type=IMAGE_CONTENT_TYPES[image.format], as_attachment=True, filename=name
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(response, Response):  # errors are JSON whatever the client accepts
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = "application/json"
+        return response
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A review",
+            value={
+                "at": "2026-11-27T10:20:44.512Z",
+                "actor": "clin_north",
+                "record": "prediction",
+                "record_id": 27,
+                "action": "changed",
+                "changes": {
+                    "reviewed_label": {"from": "", "to": "fetal_thorax"},
+                    "reviewed_by": {"from": None, "to": 4},
+                    "reviewed_at": {"from": None, "to": "2026-11-27T10:20:44.500000+00:00"},
+                    "review_comment": {"from": "", "to": "Four-chamber view."},
+                },
+            },
+            response_only=True,
+        )
+    ]
+)
+class HistoryEntryOutputSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    actor = serializers.CharField(allow_null=True, help_text="Who made the change; null for the worker.")
+    record = serializers.ChoiceField(choices=["image", "job", "prediction"])
+    record_id = serializers.IntegerField()
+    action = serializers.ChoiceField(choices=["created", "changed", "deleted"])
+    changes = serializers.DictField(
+        child=serializers.DictField(allow_empty=True),
+        help_text='Each changed field: `{"from": old, "to": new}` (`from` is null on creation; foreign keys are ids).',
+    )
+
+
+class ImageHistoryApi(APIView):
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"GET": ["patients.view_ultrasoundimage"]}
+
+    @extend_schema(
+        operation_id="images_history_list",
+        summary="Every change to an image, its jobs and predictions",
+        responses={200: HistoryEntryOutputSerializer(many=True), **error_responses(*READ_ERRORS)},
+    )
+    def get(self, request, image_id: int):
+        entries = selectors.image_change_list(user=request.user, image_id=image_id)
+        return Response(HistoryEntryOutputSerializer(entries, many=True).data)

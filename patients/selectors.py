@@ -245,3 +245,60 @@ def image_history(*, user, image_id: int) -> list[HistoryEvent]:
     events.sort(key=lambda item: (item[0], item[1]))
     return [event for _, _, event in events]
 
+
+# ---- API: an image's change log ------------------------------------------------------------------
+
+_HISTORY_HIDDEN_FIELDS = {"id", "file", "heatmap", "celery_task_id"}
+
+
+def _history_value(value):
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _history_changes(row, previous, field_names: list[str]) -> dict:
+    changes = {}
+    for name in field_names:
+        new = _history_value(getattr(row, name))
+        old = _history_value(getattr(previous, name)) if previous is not None else None
+        if previous is None or new != old:
+            changes[name.removesuffix("_id") if name.endswith("_id") else name] = {"from": old, "to": new}
+    return changes
+
+
+def image_change_list(*, user, image_id: int) -> list[dict]:
+    """Every recorded change to an image, its jobs and their predictions, oldest first: what
+    changed (from → to), who changed it (None for the worker) and when."""
+    from classifier.models import Prediction
+
+    image = image_get(user=user, image_id=image_id)
+    sources = [
+        ("image", UltrasoundImage, UltrasoundImage.history.filter(id=image.id)),
+        ("job", ClassificationJob, ClassificationJob.history.filter(image_id=image.id)),
+        ("prediction", Prediction, Prediction.history.filter(job__image_id=image.id)),
+    ]
+    actions = {"+": "created", "~": "changed", "-": "deleted"}
+    entries = []
+    for rank, (record, model, rows) in enumerate(sources):
+        field_names = [f.attname for f in model._meta.concrete_fields if f.name not in _HISTORY_HIDDEN_FIELDS]
+        previous_by_id = {}
+        for row in rows.select_related("history_user").order_by("id", "history_date", "history_id"):
+            previous = previous_by_id.get(row.id)
+            changes = _history_changes(row, previous, field_names)
+            previous_by_id[row.id] = row
+            if previous is not None and not changes and row.history_type == "~":
+                continue  # a save that changed nothing we show
+            entries.append(
+                (
+                    (row.history_date, rank, row.history_id),
+                    {
+                        "at": row.history_date,
+                        "actor": row.history_user.username if row.history_user else None,
+                        "record": record,
+                        "record_id": row.id,
+                        "action": actions[row.history_type],
+                        "changes": changes,
+                    },
+                )
+            )
+    entries.sort(key=lambda item: item[0])
+    return [entry for _, entry in entries]

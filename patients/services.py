@@ -180,3 +180,19 @@ def image_upload(*, study: Study, data: bytes, filename: str | bytes | None, upl
         default_storage.delete(stored_path)
         raise
     return UploadResult(image=image, created=True)
+
+
+def image_upload_many(
+    *, study: Study, files: list[tuple[bytes, str | bytes | None]], uploaded_by
+) -> list[UploadResult]:
+    """Upload several images at once; every file is checked first, so one bad file stores nothing."""
+    if len(files) > 1:
+        errors = {}
+        for index, (data, _) in enumerate(files):
+            try:
+                inspect_image_bytes(data)
+            except ValidationError as error:
+                errors[f"file[{index}]"] = error.error_dict["file"]
+        if errors:
+            raise ValidationError(errors)
+    return [image_upload(study=study, data=data, filename=name, uploaded_by=uploaded_by) for data, name in files]

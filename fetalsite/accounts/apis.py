@@ -1,32 +1,131 @@
+"""API tokens: obtain with a password, rotate, revoke. Failures and uses are logged."""
+
+from __future__ import annotations
+
+import logging
+
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from fetalsite.accounts import tokens
+from fetalsite.accounts.roles import user_is_integrator
+from fetalsite.api_utils import ApiLoginRateThrottle, error_responses
+
+logger = logging.getLogger("fetalsite.api")
+
+
+class CanManageOwnToken(BasePermission):
+    """Integrator machine accounts and staff admins manage their own token."""
+
+    message = "Only integrator and admin accounts can rotate or revoke their token."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and (user.is_staff or user_is_integrator(user)))
+
+
+class TokenOutputSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
+
+
+TOKEN_EXAMPLE = OpenApiExample(
+    "A token", value={"token": "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"}, response_only=True
+)
+
 
 class TokenObtainApi(APIView):
-    """Exchange a username and password for the user's API token."""
+    """``POST``: exchange a username and password for the user's API token (the same token until it
+    is rotated or revoked). ``DELETE``: revoke your token."""
 
-    authentication_classes = []
-    permission_classes = [AllowAny]
+    _login = False
 
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=128, trim_whitespace=False)
 
-    class OutputSerializer(serializers.Serializer):
-        token = serializers.CharField()
+    def initialize_request(self, request, *args, **kwargs):
+        # Logging in needs no credentials, and a stale token in the headers must not block it.
+        self._login = request.method == "POST"
+        return super().initialize_request(request, *args, **kwargs)
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def get_authenticators(self):
+        return [] if self._login else super().get_authenticators()
+
+    def get_permissions(self):
+        return [AllowAny()] if self._login else [IsAuthenticated(), CanManageOwnToken()]
+
+    def get_throttles(self):
+        return [ApiLoginRateThrottle()] if self._login else super().get_throttles()
+
+    @extend_schema(
+        operation_id="auth_token_create",
+        summary="Get your API token",
+        auth=[],
+        request=InputSerializer,
+        examples=[
+            OpenApiExample("Log in", value={"username": "api_north", "password": "s3cret-passw0rd"}, request_only=True),
+            TOKEN_EXAMPLE,
+        ],
+        responses={
+            200: TokenOutputSerializer,
+            **error_responses(
+                400,
+                401,
+                429,
+                examples={
+                    401: {
+                        "detail": "Unable to log in with the given username and password.",
+                        "code": "authentication_failed",
+                    }
+                },
+            ),
+        },
+    )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = authenticate(request, **serializer.validated_data)
         if user is None:
+            logger.warning(
+                "API login failed for username %r from %s",
+                serializer.validated_data["username"],
+                request.META.get("REMOTE_ADDR", "?"),
+            )
             raise AuthenticationFailed("Unable to log in with the given username and password.")
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response(self.OutputSerializer({"token": token.key}).data, status=status.HTTP_200_OK)
+        token = tokens.token_get_or_create(user=user)
+        return Response(TokenOutputSerializer({"token": token.key}).data, status=status.HTTP_200_OK)
+
+    @extend_schema(
+        operation_id="auth_token_destroy",
+        summary="Revoke your API token",
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Revoked: the token no longer works."),
+            **error_responses(401, 403, 429),
+        },
+    )
+    def delete(self, request):
+        tokens.token_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenRotateApi(APIView):
+    """Replace your token with a new one; the old one stops working at once."""
+
+    permission_classes = [IsAuthenticated, CanManageOwnToken]
+
+    @extend_schema(
+        operation_id="auth_token_rotate",
+        summary="Rotate your API token",
+        request=None,
+        examples=[TOKEN_EXAMPLE],
+        responses={200: TokenOutputSerializer, **error_responses(401, 403, 429)},
+    )
+    def post(self, request):
+        token = tokens.token_rotate(user=request.user)
+        return Response(TokenOutputSerializer({"token": token.key}).data)

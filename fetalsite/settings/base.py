@@ -159,6 +159,70 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
+# ---- Integrator API (issue 5): auth that logs, throttles, parsers, pagination, uploads ---------
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "fetalsite.api_auth.LoggedTokenAuthentication",
+    "rest_framework.authentication.SessionAuthentication",
+]
+REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "fetalsite.api_utils.ApiPagination"
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
+    "fetalsite.api_utils.LimitedJSONParser",
+    "rest_framework.parsers.FormParser",
+    "rest_framework.parsers.MultiPartParser",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "fetalsite.api_utils.ApiUserRateThrottle",
+    "fetalsite.api_utils.ApiAnonRateThrottle",
+]
+# Per user (token) and per client address for anonymous requests and password attempts.
+API_THROTTLE_RATES = {
+    "user": env("API_THROTTLE_RATE_USER", default="1200/minute"),
+    "anon": env("API_THROTTLE_RATE_ANON", default="60/minute"),
+    "login": env("API_THROTTLE_RATE_LOGIN", default="10/minute"),
+}
+# Throttle counters: a local-memory cache by default; point API_THROTTLE_CACHE_URL at Redis
+# (e.g. redis://127.0.0.1:6379/2) when several web processes must share the counts.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api-throttle": env.cache("API_THROTTLE_CACHE_URL", default="locmemcache://api-throttle"),
+}
+API_THROTTLE_CACHE = "api-throttle"
+# How many `file` parts one upload request may carry.
+UPLOAD_MAX_FILES_PER_REQUEST = env.int("UPLOAD_MAX_FILES_PER_REQUEST", default=20)
+# How long an Idempotency-Key's stored response is replayed.
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+
+# ---- Webhooks: signed POSTs to each clinic's registered callback --------------------------------
+# Plain-HTTP callback URLs are refused unless DEBUG (or this flag, for tests on 127.0.0.1).
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=10.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+# Backoff: base * 2 ** (attempt - 1) seconds, at most WEBHOOK_RETRY_MAX_S.
+WEBHOOK_RETRY_BASE_S = env.float("WEBHOOK_RETRY_BASE_S", default=30.0)
+WEBHOOK_RETRY_MAX_S = env.float("WEBHOOK_RETRY_MAX_S", default=3600.0)
+
+SPECTACULAR_SETTINGS.update(
+    {
+        "DESCRIPTION": (
+            "The integrator API of the fetal ultrasound plane classifier: patients, studies, image uploads, "
+            "classification jobs, predictions, clinician reviews, model versions and change history, always "
+            "scoped to your clinic (another clinic's record answers 404, like a missing one).\n\n"
+            "Authenticate with `Authorization: Token <key>` (get the key from `POST /api/v1/auth/token/`). "
+            "Every error is JSON: `{\"detail\", \"code\"}` plus `fields` for validation errors. Lists take "
+            "`limit` (at most 200) and `offset`. Results can be pushed to you by signed webhooks; see docs/api.md."
+        ),
+        "COMPONENT_SPLIT_REQUEST": True,
+        "ENUM_NAME_OVERRIDES": {
+            "FetalPlaneEnum": "classifier.labels.FetalPlane",
+            "StudyStatusEnum": "patients.models.Study.Status",
+            "JobStatusEnum": "classifier.models.ClassificationJob.Status",
+            "ImageFormatEnum": "patients.models.UltrasoundImage.Format",
+        },
+        "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+        "SERVE_AUTHENTICATION": [],
+    }
+)
+
 # ---- Sessions, lock-out and security headers (issue 6) ------------------------------------------
 # Log off after this much idle time; the study page's background polling does not count as activity.
 SESSION_IDLE_TIMEOUT_S = env.int("SESSION_IDLE_TIMEOUT_S", default=15 * 60)
@@ -192,3 +256,4 @@ CONTENT_SECURITY_POLICY = {
         "object-src": ["'none'"],
     },
 }
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "fetalsite.api_schema.ApiAutoSchema"

@@ -1,0 +1,264 @@
+"""Webhooks: events recorded with the change that caused them, POSTed signed by a Celery task.
+
+``webhook_event_emit`` runs inside the service's transaction and writes one delivery per
+subscribed endpoint (an outbox: no event without its change, no change without its event); the
+task is queued with ``transaction.on_commit``. ``webhook_delivery_attempt`` is the task's body.
+
+Signature: ``X-Fetal-Signature: sha256=<hex>``, the HMAC-SHA256 with the endpoint's secret of
+``<X-Fetal-Timestamp>.<raw body>``; receivers recompute it and reject stale timestamps."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from classifier.models import ClassificationJob, Prediction, WebhookDelivery, WebhookEndpoint, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Fetal-Signature"
+TIMESTAMP_HEADER = "X-Fetal-Timestamp"
+EVENT_HEADER = "X-Fetal-Event"
+EVENT_ID_HEADER = "X-Fetal-Event-Id"
+DELIVERY_HEADER = "X-Fetal-Delivery"
+
+
+# ---- Payloads ----------------------------------------------------------------------------------
+
+
+def _model_version_name(job: ClassificationJob) -> str | None:
+    version = job.model_version
+    return f"{version.name}:{version.version}" if version else None
+
+
+def _job_data(job: ClassificationJob) -> dict:
+    return {
+        "id": job.id,
+        "image": job.image_id,
+        "model_version": _model_version_name(job),
+        "status": job.status,
+        "attempts": job.attempts,
+        "error": job.error,
+        "queued_at": job.queued_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def _prediction_data(prediction: Prediction) -> dict:
+    return {
+        "id": prediction.id,
+        "job": prediction.job_id,
+        "image": prediction.job.image_id,
+        "label": prediction.label,
+        "confidence": prediction.confidence,
+        "probabilities": prediction.probabilities,
+        "needs_review": prediction.needs_review,
+        "model_version": _model_version_name(prediction.job),
+        "reviewed_label": prediction.reviewed_label,
+        "reviewed_by": prediction.reviewed_by.username if prediction.reviewed_by_id else None,
+        "reviewed_at": prediction.reviewed_at,
+        "review_comment": prediction.review_comment,
+        "final_label": prediction.final_label,
+    }
+
+
+def _links(image_id: int) -> dict:
+    return {
+        "image": reverse("api-image", args=[image_id]),
+        "history": reverse("api-image-history", args=[image_id]),
+    }
+
+
+# ---- Emitting ----------------------------------------------------------------------------------
+
+
+def webhook_event_emit(*, event_type: str, image_id: int, data: dict) -> list[WebhookDelivery]:
+    """Record the event for every active endpoint of the image's clinic that wants it; queue after commit.
+
+    Call inside the transaction of the change the event reports."""
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(is_active=True, clinic__patients__studies__images=image_id)
+        if event_type in endpoint.events
+    ]
+    if not endpoints:
+        return []
+    event_id = uuid.uuid4()
+    payload = {
+        "id": str(event_id),
+        "type": event_type,
+        "created_at": timezone.now(),
+        "data": {**data, "links": _links(image_id)},
+    }
+    deliveries = []
+    for endpoint in endpoints:
+        delivery = WebhookDelivery(endpoint=endpoint, event_id=event_id, event_type=event_type, payload=payload)
+        delivery.full_clean(validate_constraints=False)
+        delivery.save()
+        deliveries.append(delivery)
+    for delivery in deliveries:
+        _enqueue(delivery.id)
+    return deliveries
+
+
+def webhook_prediction_event_emit(*, prediction: Prediction, event_type: str) -> list[WebhookDelivery]:
+    job = prediction.job
+    image = job.image
+    return webhook_event_emit(
+        event_type=event_type,
+        image_id=image.id,
+        data={"study": image.study_id, "image": image.id, "prediction": _prediction_data(prediction)},
+    )
+
+
+def webhook_job_failed_emit(*, job: ClassificationJob) -> list[WebhookDelivery]:
+    image = job.image
+    return webhook_event_emit(
+        event_type=WebhookEvent.JOB_FAILED,
+        image_id=image.id,
+        data={"study": image.study_id, "image": image.id, "job": _job_data(job)},
+    )
+
+
+def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
+    from classifier.tasks import webhook_delivery_attempt as webhook_delivery_attempt_task
+
+    def send() -> None:
+        try:
+            webhook_delivery_attempt_task.apply_async(kwargs={"delivery_id": delivery_id}, countdown=countdown)
+        except Exception:
+            # The broker is down: the delivery stays PENDING and an admin can send it again.
+            logger.exception("Could not queue webhook delivery %s", delivery_id)
+
+    transaction.on_commit(send)
+
+
+# ---- Delivering --------------------------------------------------------------------------------
+
+
+def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
+    """The value of X-Fetal-Signature for this body and timestamp."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def webhook_signature_verify(*, secret: str, timestamp: str, body: bytes, signature: str, tolerance_s: int = 300):
+    """What a receiver does (used by the tests and shown in docs/api.md)."""
+    fresh = abs(time.time() - int(timestamp)) <= tolerance_s
+    return fresh and hmac.compare_digest(webhook_signature(secret=secret, timestamp=timestamp, body=body), signature)
+
+
+def _retry_delay(attempts: int) -> float:
+    return min(settings.WEBHOOK_RETRY_BASE_S * 2 ** (attempts - 1), settings.WEBHOOK_RETRY_MAX_S)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # a redirect is an answer, not an instruction: it counts as a failed attempt
+
+
+def _post(*, url: str, body: bytes, headers: dict) -> tuple[int | None, str]:
+    """POST the body; (status code or None, error text)."""
+    if not url.lower().startswith(("https://", "http://")):
+        return None, "The URL is not http(s)."
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310 (scheme checked)
+    opener = urllib.request.build_opener(_NoRedirects)
+    try:
+        with opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_S) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, f"HTTP {error.code} {error.reason}"
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return None, f"{error.__class__.__name__}: {getattr(error, 'reason', error)}"
+
+
+def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
+    """Send one delivery once. Returns the seconds to wait before the next attempt, or None when
+    there is nothing more to do (delivered, given up, gone, or another worker is sending it)."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update().select_related("endpoint").filter(id=delivery_id).first()
+        if delivery is None or delivery.status in (WebhookDelivery.Status.SUCCEEDED, WebhookDelivery.Status.FAILED):
+            return None
+        stale = now - timedelta(seconds=settings.WEBHOOK_TIMEOUT_S * 3)
+        if delivery.status == WebhookDelivery.Status.SENDING and delivery.last_attempt_at > stale:
+            return None
+        endpoint = delivery.endpoint
+        if not endpoint.is_active:
+            delivery.status = WebhookDelivery.Status.FAILED
+            delivery.last_error = "The endpoint was disabled."
+            delivery.save(update_fields=["status", "last_error"])
+            return None
+        delivery.status = WebhookDelivery.Status.SENDING
+        delivery.attempts += 1
+        delivery.last_attempt_at = now
+        delivery.next_attempt_at = None
+        delivery.save(update_fields=["status", "attempts", "last_attempt_at", "next_attempt_at"])
+
+    body = json.dumps(delivery.payload, cls=DjangoJSONEncoder, separators=(",", ":"), sort_keys=True).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "fetalsite-webhooks/1",
+        EVENT_HEADER: delivery.event_type,
+        EVENT_ID_HEADER: str(delivery.event_id),
+        DELIVERY_HEADER: str(delivery.id),
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: webhook_signature(secret=endpoint.secret, timestamp=timestamp, body=body),
+    }
+    code, error = _post(url=endpoint.url, body=body, headers=headers)
+
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update().get(id=delivery_id)
+        delivery.last_response_code = code
+        delivery.last_error = error[:2000]
+        retry_in = None
+        if code is not None and 200 <= code < 300:
+            delivery.status = WebhookDelivery.Status.SUCCEEDED
+            delivery.delivered_at = timezone.now()
+        elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            delivery.status = WebhookDelivery.Status.FAILED
+            logger.warning("Webhook delivery %s failed for good after %s attempts", delivery.id, delivery.attempts)
+        else:
+            retry_in = _retry_delay(delivery.attempts)
+            delivery.status = WebhookDelivery.Status.RETRYING
+            delivery.next_attempt_at = timezone.now() + timedelta(seconds=retry_in)
+        delivery.save(update_fields=["status", "last_response_code", "last_error", "delivered_at", "next_attempt_at"])
+    return retry_in
+
+
+# ---- Admin actions -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def webhook_endpoint_save(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    endpoint.full_clean()
+    endpoint.save()
+    return endpoint
+
+
+@transaction.atomic
+def webhook_delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a delivery again now, with a fresh attempt budget (an admin action)."""
+    delivery = WebhookDelivery.objects.select_for_update().get(id=delivery.id)
+    delivery.status = WebhookDelivery.Status.PENDING
+    delivery.attempts = 0
+    delivery.next_attempt_at = None
+    delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
+    _enqueue(delivery.id)
+    return delivery

@@ -1,0 +1,132 @@
+"""django-filter FilterSets for the API's patient, study and image lists.
+
+They narrow a queryset a selector has already scoped to the user's clinic; they never widen it."""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, NullIf
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from classifier.labels import FetalPlane
+from classifier.models import Prediction
+from patients.models import Patient, Study, UltrasoundImage
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.NumberFilter):
+    """A record id: a whole number (the default NumberFilter takes decimals)."""
+
+    field_class = forms.IntegerField
+
+
+class StableOrderingFilter(django_filters.OrderingFilter):
+    """``?ordering=field`` or ``-field``; the id breaks ties so that pages never overlap."""
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        ordering = [self.get_ordering_value(param) for param in value]
+        descending = ordering[0].startswith("-")
+        return qs.order_by(*ordering, "-id" if descending else "id")
+
+
+class PatientFilter(django_filters.FilterSet):
+    search = django_filters.CharFilter(
+        method="filter_search", max_length=100, help_text="Part of the MRN, given or family name."
+    )
+    mrn = django_filters.CharFilter(field_name="mrn", help_text="The exact MRN.")
+    ordering = StableOrderingFilter(
+        fields=(("family_name", "family_name"), ("mrn", "mrn"), ("created_at", "created_at")),
+        help_text="Sort by this field; prefix with `-` for descending. Default: family name, given name.",
+    )
+
+    class Meta:
+        model = Patient
+        fields = ["search", "mrn"]
+
+    def filter_search(self, queryset, name, value):
+        return queryset.filter(
+            Q(mrn__icontains=value) | Q(given_name__icontains=value) | Q(family_name__icontains=value)
+        )
+
+
+class StudyFilter(django_filters.FilterSet):
+    patient = IdFilter(field_name="patient_id", help_text="Only this patient's studies.")
+    status = django_filters.ChoiceFilter(choices=Study.Status.choices, help_text="OPEN or COMPLETED.")
+    exam_date_after = django_filters.DateFilter(
+        field_name="exam_date", lookup_expr="gte", help_text="Exam date on or after (YYYY-MM-DD)."
+    )
+    exam_date_before = django_filters.DateFilter(
+        field_name="exam_date", lookup_expr="lte", help_text="Exam date on or before (YYYY-MM-DD)."
+    )
+    search = django_filters.CharFilter(
+        method="filter_search", max_length=100, help_text="Part of the patient's MRN, given or family name."
+    )
+    ordering = StableOrderingFilter(
+        fields=(("exam_date", "exam_date"), ("created_at", "created_at"), ("updated_at", "updated_at")),
+        help_text="Sort by this field; prefix with `-` for descending. Default: newest exam first.",
+    )
+
+    class Meta:
+        model = Study
+        fields = ["patient", "status"]
+
+    def filter_search(self, queryset, name, value):
+        return queryset.filter(
+            Q(patient__mrn__icontains=value)
+            | Q(patient__given_name__icontains=value)
+            | Q(patient__family_name__icontains=value)
+        )
+
+
+def _latest_prediction_of_image():
+    return Prediction.objects.filter(job__image=OuterRef("pk")).order_by("-job__queued_at", "-job_id")
+
+
+class ImageFilter(django_filters.FilterSet):
+    """The prediction filters look at the image's newest prediction."""
+
+    study = IdFilter(field_name="study_id", help_text="Only this study's images.")
+    label = django_filters.ChoiceFilter(
+        choices=FetalPlane.choices,
+        method="filter_label",
+        help_text="The final label: the clinician's when reviewed, else the model's.",
+    )
+    needs_review = django_filters.BooleanFilter(
+        method="filter_needs_review", help_text="The model flagged the prediction as uncertain."
+    )
+    reviewed = django_filters.BooleanFilter(
+        method="filter_reviewed", help_text="A clinician confirmed or corrected the label."
+    )
+    uploaded_after = django_filters.IsoDateTimeFilter(
+        field_name="uploaded_at", lookup_expr="gte", help_text="Uploaded at or after (ISO 8601)."
+    )
+    ordering = StableOrderingFilter(
+        fields=(("uploaded_at", "uploaded_at"), ("byte_size", "byte_size")),
+        help_text="Sort by this field; prefix with `-` for descending. Default: oldest upload first.",
+    )
+
+    class Meta:
+        model = UltrasoundImage
+        fields = ["study"]
+
+    def filter_label(self, queryset, name, value):
+        latest = _latest_prediction_of_image()
+        final_label = Coalesce(NullIf(F("reviewed_label"), Value("")), F("label"))
+        return queryset.annotate(final_label=Subquery(latest.annotate(final=final_label).values("final")[:1])).filter(
+            final_label=value
+        )
+
+    def filter_needs_review(self, queryset, name, value):
+        latest = _latest_prediction_of_image()
+        return queryset.annotate(latest_needs_review=Subquery(latest.values("needs_review")[:1])).filter(
+            latest_needs_review=value
+        )
+
+    def filter_reviewed(self, queryset, name, value):
+        reviewed = Exists(Prediction.objects.filter(job__image=OuterRef("pk")).exclude(reviewed_label=""))
+        return queryset.filter(reviewed) if value else queryset.exclude(reviewed)
