@@ -572,7 +572,7 @@ class ImageBytesRenderer(BaseRenderer):
         return data
 
 
-IMAGE_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "BMP": "image/bmp", "TIFF": "image/tiff"}
+IMAGE_CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "bmp": "image/bmp", "tif": "image/tiff"}
 
 
 class ImageFileApi(APIView):
@@ -592,10 +592,11 @@ class ImageFileApi(APIView):
     )
     def get(self, request, image_id: int):
         image = selectors.image_get(user=request.user, image_id=image_id)
-        extension = image.file.name.rsplit(".", 1)[-1]
+        # The stored file is the server's re-encoding (PNG since uploads are sanitised), not the client's bytes.
+        extension = image.file.name.rsplit(".", 1)[-1].lower()
         name = f"image-{image.id}.{extension}"
         response = FileResponse(
-            image.file.open("rb"), content_type=IMAGE_CONTENT_TYPES[image.format], as_attachment=True, filename=name
+            image.file.open("rb"), content_type=IMAGE_CONTENT_TYPES[extension], as_attachment=True, filename=name
         )
         response["X-Content-Type-Options"] = "nosniff"
         response["Cache-Control"] = "private, max-age=3600"
