@@ -62,6 +62,9 @@ class TokenObtainApi(APIView):
     def get_throttles(self):
         return [ApiLoginRateThrottle()] if self._login else super().get_throttles()
 
+    def get_authenticate_header(self, request):
+        return "Token"  # a wrong password is a 401 (DRF turns it into a 403 without this header)
+
     @extend_schema(
         operation_id="auth_token_create",
         summary="Get your API token",

@@ -1,0 +1,52 @@
+"""Every error is JSON in one shape, with the right status; never an HTML page."""
+
+from __future__ import annotations
+
+import json
+
+from rest_framework.test import APIClient
+
+
+class TestErrorShape:
+    def test_unknown_api_path_is_a_json_404(self, api_client):
+        response = api_client.get("/api/v1/nothing-here/")
+
+        assert response.status_code == 404
+        assert response.json() == {"detail": "There is no API endpoint at this path.", "code": "not_found"}
+
+    def test_missing_trailing_slash_says_so(self, api_client):
+        response = api_client.get("/api/v1/patients")
+
+        assert response.status_code == 404
+        assert "/api/v1/patients/" in response.json()["detail"]
+
+    def test_no_credentials_is_a_401(self, db):
+        response = APIClient().get("/api/v1/images/")
+
+        assert response.status_code == 401
+        assert response.json()["code"] == "not_authenticated"
+
+    def test_malformed_json_is_a_400(self, api_client):
+        response = api_client.post("/api/v1/patients/", data="{not json", content_type="application/json")
+
+        assert response.status_code == 400
+        assert response.json()["code"] == "parse_error"
+
+    def test_a_huge_json_body_is_a_413(self, api_client, settings):
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+        body = json.dumps({"mrn": "x", "given_name": "y" * 5000, "family_name": "z"})
+
+        response = api_client.post("/api/v1/patients/", data=body, content_type="application/json")
+
+        assert response.status_code == 413
+        assert response.json()["code"] == "too_large"
+
+    def test_unsupported_content_type_is_a_415(self, api_client):
+        response = api_client.post("/api/v1/patients/", data="mrn=1", content_type="text/plain")
+
+        assert response.status_code == 415
+
+    def test_out_of_range_id_is_a_404_not_a_500(self, api_client):
+        response = api_client.get("/api/v1/images/99999999999999999999999/")
+
+        assert response.status_code == 404
