@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,28 +23,47 @@ def _clean_ip(ip: str | None) -> str:
         return ""
 
 
-def _head_lock() -> AccessLogHead:
-    """Lock the chain head for the rest of the transaction and return it.
+def access_log_head_ensure(*, using: str = DEFAULT_DB_ALIAS) -> AccessLogHead:
+    """The chain head (id 1), created when missing so it continues whatever chain exists; safe to repeat.
 
-    The first statement is a write to the head row. On PostgreSQL the UPDATE takes that row's lock
-    (as ``SELECT ... FOR UPDATE`` would), so a concurrent append waits here until this transaction
-    commits and then reads the hash it wrote. On SQLite a write takes the database write lock at once;
-    reading first would let two appends read the same head and fail to upgrade their locks.
+    Runs after every migrate and test-database flush (see apps.py), so appends rarely have to create it.
     """
-    if AccessLogHead.objects.filter(id=HEAD_ID).update(length=F("length")) == 0:
-        # First append (or a flushed test database): start the head from whatever chain exists.
-        last = AccessLogEntry.objects.order_by("-id").first()
-        try:
-            with transaction.atomic():
-                AccessLogHead.objects.create(
-                    id=HEAD_ID,
-                    last_hash=last.entry_hash if last else GENESIS_HASH,
-                    length=AccessLogEntry.objects.count(),
-                    last_entry_id=last.id if last else None,
-                )
-        except IntegrityError:
-            pass  # another append created it first; the locking select below waits for it
-    return AccessLogHead.objects.select_for_update().get(id=HEAD_ID)
+    heads = AccessLogHead.objects.using(using)
+    head = heads.filter(id=HEAD_ID).first()
+    if head is not None:
+        return head
+    entries = AccessLogEntry.objects.using(using)
+    last = entries.order_by("-id").first()
+    try:
+        with transaction.atomic(using=using):
+            return heads.create(
+                id=HEAD_ID,
+                last_hash=last.entry_hash if last else GENESIS_HASH,
+                length=entries.count(),
+                last_entry_id=last.id if last else None,
+            )
+    except IntegrityError:
+        return heads.get(id=HEAD_ID)  # a concurrent append created it first
+
+
+def _head_lock() -> str:
+    """Lock the chain head until the transaction ends and return the chain's last hash, in one statement.
+
+    The statement is a write (``UPDATE ... RETURNING``). On PostgreSQL it takes the head row's lock, as
+    ``SELECT ... FOR UPDATE`` would: a concurrent append waits here until this transaction commits, then
+    reads the hash that one wrote. On SQLite a write takes the database write lock at once, whereas
+    reading first would let two appends read the same head and then fail to upgrade their locks.
+    """
+    table = connection.ops.quote_name(AccessLogHead._meta.db_table)
+    sql = f"UPDATE {table} SET length = length WHERE id = %s RETURNING last_hash"  # noqa: S608 - no input in it
+    for _attempt in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [HEAD_ID])
+            row = cursor.fetchone()
+        if row is not None:
+            return row[0]
+        access_log_head_ensure()
+    raise RuntimeError("the access log chain head could not be created")
 
 
 def access_log_record(
@@ -64,7 +83,7 @@ def access_log_record(
     """Append one entry, chained to the previous one; appends are serialised on the chain head."""
     authenticated = user is not None and user.is_authenticated
     with transaction.atomic():
-        head = _head_lock()
+        prev_hash = _head_lock()
         entry = AccessLogEntry(
             created_at=timezone.now(),
             user=user if authenticated else None,
@@ -81,7 +100,7 @@ def access_log_record(
             status_code=status_code,
             ip=_clean_ip(ip),
             request_id=request_id[:64],
-            prev_hash=head.last_hash,
+            prev_hash=prev_hash,
         )
         entry.full_clean(exclude=["entry_hash", "user", "clinic"], validate_unique=False, validate_constraints=False)
         entry.entry_hash = entry_hash_compute(fields=entry_fields(entry), prev_hash=entry.prev_hash)

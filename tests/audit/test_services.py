@@ -47,6 +47,23 @@ class TestAccessLogRecord:
         assert (anonymous.user, anonymous.username, anonymous.clinic_id) == (None, "", None)
         assert access_log_verify().ok
 
+    def test_a_missing_chain_head_is_rebuilt_from_the_last_entry(self, sonographer):
+        first = _record(sonographer)[0]
+        AccessLogHead.objects.all().delete()
+
+        second = _record(sonographer)[0]
+
+        assert second.prev_hash == first.entry_hash
+        assert AccessLogHead.objects.get().length == 2
+        assert access_log_verify().ok
+
+    def test_an_append_costs_a_few_queries(self, sonographer, django_assert_max_num_queries):
+        _record(sonographer)
+
+        # savepoint, lock-and-read the head, insert, move the head, release
+        with django_assert_max_num_queries(5):
+            _record(sonographer)
+
     def test_two_entries_can_never_share_a_prev_hash(self, sonographer):
         entry = _record(sonographer)[0]
         forged = AccessLogEntry(
