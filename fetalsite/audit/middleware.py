@@ -24,7 +24,10 @@ def request_id_for(request) -> str:
 
 
 class AccessLogMiddleware:
-    """After the response: a 2xx GET/HEAD by an authenticated user of a patient-data URL is logged.
+    """After the response: a 2xx GET/HEAD of a patient-data URL is logged.
+
+    Reads are by signed-in users; should a patient-data URL ever answer 2xx to an anonymous request,
+    that read is logged too, with no user.
 
     The user is read after the view ran, so API token authentication (done by DRF inside the view,
     which also sets it on the Django request) counts as well as the session. Errors answer as they
@@ -49,7 +52,7 @@ class AccessLogMiddleware:
     def _record(self, request, response) -> None:
         user = getattr(request, "user", None)
         match = getattr(request, "resolver_match", None)
-        if user is None or not user.is_authenticated or match is None:
+        if match is None:
             return
         target = access_target_resolve(
             route=match.route or "",

@@ -65,6 +65,19 @@ class TestPageReads:
         assert response.status_code == 302
         assert not AccessLogEntry.objects.exists()
 
+    @pytest.mark.urls("tests.audit.urls_open")
+    def test_an_anonymous_read_that_succeeds_is_logged_without_user(self, client, study):
+        response = client.get(f"/studies/{study.id}/")
+
+        assert response.status_code == 200
+        entry = AccessLogEntry.objects.get()
+        assert (entry.user, entry.username, entry.object_type, entry.patient_id) == (
+            None,
+            "",
+            "study",
+            study.patient_id,
+        )
+
 
 class TestApiReads:
     def test_api_detail_is_logged_for_the_token_user(self, api_client, integrator, study):
