@@ -59,7 +59,15 @@
   async function poll() {
     pollTimer = null;
     try {
-      const response = await fetch(pollUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      // The header tells the server this is no activity of the person's, so an idle session still ends.
+      const response = await fetch(pollUrl, {
+        headers: { Accept: "application/json", "X-Background-Poll": "1" },
+        credentials: "same-origin",
+      });
+      if (response.status === 401 || response.status === 403) {
+        window.location.reload();  // the session ended: the server sends the login page
+        return;
+      }
       if (response.ok) {
         const body = await response.json();
         body.images.forEach((image) => {
@@ -102,7 +110,7 @@
     const label = el("p", { class: "status" }, "Uploading…");
     const bar = el("progress", { class: "upload-progress", max: "100", value: "0", "aria-label": "Upload of " + file.name });
     body.append(name, label, bar);
-    card.append(el("div", { class: "thumb" }), body);
+    card.append(body);
     grid.appendChild(card);
     showGrid();
     return { card, label, bar };
