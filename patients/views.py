@@ -7,16 +7,19 @@ comes from the one template ``patients/_image_card.html``.
 
 from __future__ import annotations
 
+import io
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views import View
 from django.views.generic import FormView, TemplateView
+from PIL import Image
 
 from classifier import selectors as classifier_selectors
 from classifier import services as classifier_services
@@ -220,6 +223,18 @@ class StudyDetailView(StaffPageMixin, TemplateView):
         }
 
 
+class StudyCompleteView(StaffPageMixin, View):
+    """Close a study: no more uploads; it leaves the worklist's open studies."""
+
+    def post(self, request, study_id: int):
+        if not request.user.has_perm("patients.change_study"):
+            raise PermissionDenied
+        study = selectors.study_get(user=request.user, study_id=study_id)
+        services.study_complete(study=study, completed_by=request.user)
+        messages.success(request, "Study marked completed.")
+        return redirect("study-detail", study_id=study.id)
+
+
 class StudyUploadView(StaffPageMixin, View):
     """The upload target: JSON for the page's script (one file per request), a redirect for plain forms."""
 
@@ -343,6 +358,8 @@ class ImageFileView(StaffPageMixin, View):
 
     def get(self, request, image_id: int):
         image = selectors.image_get(user=request.user, image_id=image_id)
+        if self.variant == "preview" and image.format not in BROWSER_FORMATS:
+            return _png_response(image)
         if self.variant == "heatmap":
             prediction = job_prediction(selectors.latest_job(image))
             if prediction is None or not prediction.heatmap:
@@ -357,3 +374,18 @@ class ImageFileView(StaffPageMixin, View):
         response["X-Content-Type-Options"] = "nosniff"
         response["Cache-Control"] = "private, max-age=3600"
         return response
+
+
+# Formats every browser shows; TIFF is shown as a PNG made on the fly.
+BROWSER_FORMATS = {"PNG", "JPEG", "BMP"}
+
+
+def _png_response(image) -> HttpResponse:
+    with image.file.open("rb") as handle, Image.open(handle) as decoded:
+        buffer = io.BytesIO()
+        decoded.convert("RGB" if decoded.mode not in ("L", "RGB", "RGBA") else decoded.mode).save(buffer, "PNG")
+    response = HttpResponse(buffer.getvalue(), content_type="image/png")
+    response["Content-Disposition"] = f'inline; filename="image-{image.id}.png"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

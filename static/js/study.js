@@ -205,6 +205,9 @@
     zone.hidden = false;
     input.multiple = true;
     input.removeAttribute("required");
+    // The zone is the control now: keep the plain input and its button out of the tab order.
+    input.tabIndex = -1;
+    form.querySelectorAll(".fallback button").forEach((button) => { button.hidden = true; });
     const choose = () => input.click();
     zone.addEventListener("click", choose);
     zone.addEventListener("keydown", (event) => {

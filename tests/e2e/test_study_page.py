@@ -71,7 +71,9 @@ def wait_until(predicate, page, timeout_ms: int = 5_000) -> None:
 WATCH_STATUSES = """() => {
     window.__noReload = true;
     window.__seen = {};
+    window.__progressBars = 0;
     const record = () => document.querySelectorAll("#images .image-card").forEach((card) => {
+        if (card.querySelector("progress.upload-progress")) window.__progressBars += 1;
         const name = card.querySelector(".filename").textContent.trim();
         const seen = (window.__seen[name] = window.__seen[name] || []);
         if (seen[seen.length - 1] !== card.dataset.status) seen.push(card.dataset.status);
@@ -147,6 +149,7 @@ def test_upload_live_results_and_clinician_review(
     )
 
     assert page.evaluate("window.__noReload") is True, "the page reloaded"
+    assert page.evaluate("window.__progressBars") > 0, "no upload progress bar was shown"
     seen = page.evaluate("window.__seen")
     for name, _, _ in images:
         assert seen[name][-1] == "SUCCEEDED"

@@ -13,7 +13,7 @@ from classifier.models import ModelVersion
 from patients import services
 from patients.models import Patient
 from tests.factories import PatientFactory, StudyFactory
-from tests.images import png_bytes
+from tests.images import image_bytes, png_bytes
 
 
 @pytest.fixture
@@ -209,6 +209,48 @@ class TestStudyImagesJson:
         assert 'data-status="QUEUED"' in body["images"][1]["html"]
         assert body["images"][0]["version"] != body["images"][1]["version"]
         assert "Fetal brain" in body["summary_html"]
+
+
+class TestStudyComplete:
+    def test_completing_hides_the_drop_zone(self, client_for, study, sonographer):
+        client = client_for(sonographer)
+
+        response = client.post(reverse("study-complete", args=[study.id]), follow=True)
+
+        study.refresh_from_db()
+        assert study.status == "COMPLETED"
+        assert b'id="dropzone"' not in response.content
+        assert b"This study is completed" in response.content
+
+
+class TestImagePreview:
+    def test_a_tiff_is_shown_as_png_and_a_png_as_itself(self, client_for, study, sonographer):
+        tiff = services.image_upload(
+            study=study, data=image_bytes("TIFF"), filename="scan.tif", uploaded_by=sonographer
+        ).image
+        png = upload(study, sonographer)
+        client = client_for(sonographer)
+
+        tiff_response = client.get(reverse("image-preview", args=[tiff.id]))
+        png_response = client.get(reverse("image-preview", args=[png.id]))
+
+        assert tiff_response["Content-Type"] == "image/png"
+        assert tiff_response.content.startswith(b"\x89PNG")
+        assert png_response["Content-Type"] == "image/png"
+        assert b"".join(png_response.streaming_content) == png_bytes()
+
+
+class TestRetry:
+    def test_a_failed_job_is_queued_again_and_the_card_comes_back(self, client_for, study, sonographer, model_version):
+        image = upload(study, sonographer)
+        classifier_services.job_mark_failed(job_id=image.jobs.get().id, reason="RuntimeError: boom")
+        client = client_for(sonographer)
+        assert b"RuntimeError: boom" in client.get(reverse("study-detail", args=[study.id])).content
+
+        response = client.post(reverse("image-retry", args=[image.id]), HTTP_ACCEPT="application/json")
+
+        assert response.status_code == 200
+        assert 'data-status="QUEUED"' in response.json()["html"]
 
 
 class TestUpload:
