@@ -13,6 +13,7 @@ from django.core.exceptions import (
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -118,6 +119,7 @@ def exception_handler(exc, context):
     return response
 
 
+@csrf_exempt  # no CSRF page for a POST to a wrong path: the answer is the JSON 404
 def api_not_found(request, *args, **kwargs) -> JsonResponse:
     """Unknown paths under /api/v1/ answer in the API's error shape."""
     detail = "There is no API endpoint at this path."

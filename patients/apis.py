@@ -365,7 +365,18 @@ class StudyListCreateApi(_FilteredListApi):
                 request_only=True,
             )
         ],
-        responses={201: StudyOutputSerializer, **error_responses(400, 401, 403, 409, 429)},
+        responses={
+            201: StudyOutputSerializer,
+            **error_responses(
+                400,
+                401,
+                403,
+                404,
+                409,
+                429,
+                examples={404: {"detail": "Not found.", "code": "not_found"}},
+            ),
+        },
     )
     @idempotent
     def post(self, request):
