@@ -217,3 +217,9 @@ def test_upload_live_results_and_clinician_review(
     page.keyboard.press("Escape")
     assert not page.locator("dialog#viewer").is_visible()
     screenshot(page, "study-reviewed", full_page=True)
+
+    # The model page says what the model is for.
+    page.get_by_role("link", name="Model", exact=True).click()
+    assert "Decision support, not diagnosis." in page.locator("main").inner_text()
+    assert "tiny v1" in page.locator("main").inner_text()
+    screenshot(page, "model", full_page=True)

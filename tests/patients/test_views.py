@@ -27,8 +27,21 @@ def model_version(db):
         class_labels=["fetal_brain", "fetal_thorax", "fetal_abdomen", "fetal_femur"],
         input_size=32,
         review_threshold=0.5,
-        metrics={"test": {"accuracy": 0.912, "macro_f1": 0.9, "n": 120, "ci": {"accuracy": [0.85, 0.95]}}},
-        card={"intended_use": "Suggest the fetal plane.", "limits": ["Not for anomaly detection."]},
+        # Shaped like classifier/ml/card.py writes it.
+        metrics={
+            "test": {
+                "accuracy": 0.912,
+                "macro_f1": 0.9,
+                "n": 120,
+                "ci": {"accuracy": [0.85, 0.95]},
+                "per_class": {"fetal_femur": {"precision": 0.881, "recall": 0.8, "f1": 0.84, "support": 30}},
+            }
+        },
+        card={
+            "intended_use": "Suggest the fetal plane.",
+            "limits": ["Not for anomaly detection."],
+            "data": {"counts": {"train": {"african": {"fetal_brain": 40}}}, "citations": ["Burgos-Artizzu 2020"]},
+        },
         is_active=True,
     )
 
@@ -354,6 +367,8 @@ class TestModelPage:
         assert "0.912" in html
         assert "Decision support, not diagnosis." in html
         assert "Not for anomaly detection." in html
+        assert "0.881" in html and "Fetal femur" in html
+        assert "train / african: fetal_brain 40" in html and "Burgos-Artizzu 2020" in html
 
     def test_says_when_no_model_is_active(self, client_for, sonographer):
         assert b"No model is active" in client_for(sonographer).get(reverse("model-info")).content
