@@ -15,6 +15,7 @@
   const MAX_PARALLEL = 3;
   let uploading = 0;
   let pollTimer = null;
+  let quietPolls = 0;
 
   const announce = (text) => { if (live) live.textContent = text; };
   const el = (tag, attrs, text) => {
@@ -70,9 +71,11 @@
       }
       if (response.ok) {
         const body = await response.json();
+        quietPolls += 1;
         body.images.forEach((image) => {
           const card = document.getElementById("image-" + image.id);
           if (!card || card.dataset.version !== image.version) {
+            quietPolls = 0;
             const before = card && card.dataset.status;
             replaceCard(card, image.html);
             const status = image.job ? image.job.status : "";
@@ -90,11 +93,13 @@
     schedulePoll();
   }
 
-  function schedulePoll(delay) {
+  // Every second while things change; slower, up to every 5 s, while a queue stands still.
+  function schedulePoll() {
     if (pollTimer || !pending()) return;
-    pollTimer = setTimeout(poll, delay || 1000);
+    pollTimer = setTimeout(poll, Math.min(1000 + 250 * quietPolls, 5000));
   }
   function pollNow() {
+    quietPolls = 0;
     if (pollTimer) clearTimeout(pollTimer);
     pollTimer = null;
     poll();

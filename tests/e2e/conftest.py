@@ -46,7 +46,7 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"  {path.name}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
     if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
