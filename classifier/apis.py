@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier import selectors, services
 from classifier.filters import JobFilter, PredictionFilter
 from classifier.labels import PLANE_LABELS, FetalPlane
+from fetalsite.accounts.roles import user_can_review
 from fetalsite.api_utils import READ_ERRORS, HasRequiredPerms, error_responses
 from patients import selectors as patient_selectors
 from patients.apis import JobOutputSerializer, PredictionOutputSerializer, _FilteredListApi
@@ -109,13 +111,22 @@ class PredictionDetailApi(APIView):
         return Response(PredictionOutputSerializer(prediction).data)
 
 
+class CanReviewPredictions(BasePermission):
+    """Checked on the image once it is found: clinicians (review rights) only."""
+
+    message = "Only clinicians can review predictions."
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        return user_can_review(request.user)
+
+
 class PredictionReviewApi(APIView):
     """A clinician confirms or corrects the label of the image's newest prediction.
 
     The model's own label stays as it was; the review is kept in the image's history."""
 
-    permission_classes = [HasRequiredPerms]
-    required_perms = {"POST": ["classifier.review_prediction"]}
+    permission_classes = [HasRequiredPerms, CanReviewPredictions]
+    required_perms = {"POST": ["classifier.view_prediction"]}
 
     class InputSerializer(serializers.Serializer):
         label = serializers.ChoiceField(choices=FetalPlane.choices)
@@ -142,7 +153,7 @@ class PredictionReviewApi(APIView):
                 409,
                 429,
                 examples={
-                    403: {"detail": "Your role does not allow this action.", "code": "permission_denied"},
+                    403: {"detail": "Only clinicians can review predictions.", "code": "permission_denied"},
                     409: {
                         "detail": "This image has no prediction yet; wait for its job to finish.",
                         "code": "not_classified",
@@ -153,6 +164,7 @@ class PredictionReviewApi(APIView):
     )
     def post(self, request, image_id: int):
         image = patient_selectors.image_get(user=request.user, image_id=image_id)
+        self.check_object_permissions(request, image)  # another clinic's image is a 404 before any 403
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         prediction = services.image_review(image=image, reviewed_by=request.user, **serializer.validated_data)
@@ -165,6 +177,7 @@ class PredictionReviewApi(APIView):
             "A model version",
             value={
                 "id": 2,
+                "key": "fetalnet:1.0",
                 "name": "fetalnet",
                 "version": "1.0",
                 "sha256": "5b1f0c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
@@ -181,6 +194,7 @@ class PredictionReviewApi(APIView):
 )
 class ModelVersionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    key = serializers.SerializerMethodField(help_text="`name:version`: how jobs and predictions name it.")
     name = serializers.CharField()
     version = serializers.CharField()
     sha256 = serializers.CharField(help_text="Of the artifact; checked when the worker loads it.")
@@ -190,6 +204,9 @@ class ModelVersionOutputSerializer(serializers.Serializer):
     metrics = serializers.DictField(help_text="From the model card.")
     is_active = serializers.BooleanField(help_text="New uploads are classified by the active version.")
     registered_at = serializers.DateTimeField()
+
+    def get_key(self, model_version) -> str:
+        return f"{model_version.name}:{model_version.version}"
 
 
 class ModelVersionListApi(_FilteredListApi):
@@ -217,9 +234,17 @@ class ModelVersionDetailApi(APIView):
 
     @extend_schema(
         operation_id="model_versions_retrieve",
-        summary="Read a model version",
+        summary="Read a model version by `name:version`",
+        parameters=[
+            OpenApiParameter(
+                "model_version",
+                str,
+                OpenApiParameter.PATH,
+                description="`name:version`, as jobs and predictions show it (e.g. `fetalnet:1.0`).",
+            )
+        ],
         responses={200: ModelVersionOutputSerializer, **error_responses(*READ_ERRORS)},
     )
-    def get(self, request, model_version_id: int):
-        model_version = selectors.model_version_get(model_version_id=model_version_id)
+    def get(self, request, model_version: str):
+        model_version = selectors.model_version_get(key=model_version)
         return Response(ModelVersionOutputSerializer(model_version).data)

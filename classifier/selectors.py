@@ -93,5 +93,7 @@ def prediction_list(*, user) -> QuerySet[Prediction]:
     return predictions.order_by("-created_at", "-id")
 
 
-def model_version_get(*, model_version_id: int) -> ModelVersion:
-    return get_object_or_404(ModelVersion.objects.all(), id=model_version_id)
+def model_version_get(*, key: str) -> ModelVersion:
+    """A version by ``name:version``, the string jobs and predictions show (404 if unknown)."""
+    name, _, version = key.rpartition(":")
+    return get_object_or_404(ModelVersion.objects.all(), name=name, version=version)

@@ -47,7 +47,7 @@ urlpatterns = [
     path("predictions/", PredictionListApi.as_view(), name="api-predictions"),
     path("predictions/<int:prediction_id>/", PredictionDetailApi.as_view(), name="api-prediction"),
     path("model-versions/", ModelVersionListApi.as_view(), name="api-model-versions"),
-    path("model-versions/<int:model_version_id>/", ModelVersionDetailApi.as_view(), name="api-model-version"),
+    path("model-versions/<str:model_version>/", ModelVersionDetailApi.as_view(), name="api-model-version"),
     # Anything else under /api/v1/ is a JSON 404, never Django's HTML page.
     re_path(r"^.*$", api_not_found),
 ]

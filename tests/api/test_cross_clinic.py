@@ -94,7 +94,7 @@ def test_lists_never_show_another_clinics_records(api_client, south_ids, url, qu
 
 
 def test_model_versions_are_shared_not_clinic_data(api_client, south_api_client, model_version):
-    north = api_client.get(f"/api/v1/model-versions/{model_version.id}/")
-    south = south_api_client.get(f"/api/v1/model-versions/{model_version.id}/")
+    north = api_client.get("/api/v1/model-versions/fetalnet:1.0/")
+    south = south_api_client.get("/api/v1/model-versions/fetalnet:1.0/")
 
     assert north.status_code == south.status_code == 200

@@ -194,7 +194,7 @@ class TestPredictionReviewApi:
         response = client.post(f"/api/v1/images/{classified_image.id}/review/", {"label": "fetal_brain"})
 
         assert response.status_code == 403
-        assert response.json()["code"] == "permission_denied"
+        assert response.json() == {"detail": "Only clinicians can review predictions.", "code": "permission_denied"}
 
     def test_unclassified_image_is_a_409(self, clinician_client, image):
         response = clinician_client.post(f"/api/v1/images/{image.id}/review/", {"label": "fetal_brain"})

@@ -60,11 +60,13 @@ class TestPredictionApi:
 class TestModelVersionApi:
     def test_lists_and_reads_without_the_file_path(self, api_client, model_version):
         listed = api_client.get("/api/v1/model-versions/").json()
-        one = api_client.get(f"/api/v1/model-versions/{model_version.id}/").json()
+        one = api_client.get("/api/v1/model-versions/fetalnet:1.0/").json()
+        unknown = api_client.get("/api/v1/model-versions/fetalnet:9/")
 
         assert [v["id"] for v in listed["results"]] == [model_version.id]
-        assert one["is_active"] is True
+        assert (one["id"], one["key"], one["is_active"]) == (model_version.id, "fetalnet:1.0", True)
         assert "file_path" not in one
+        assert unknown.status_code == 404
 
     def test_is_read_only(self, api_client, model_version):
         response = api_client.post("/api/v1/model-versions/", {"name": "x"}, format="json")
