@@ -4,10 +4,13 @@ They narrow a queryset a selector has already scoped to the user's clinic; they 
 
 from __future__ import annotations
 
+import datetime
+
 import django_filters
 from django import forms
 from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, NullIf
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -21,6 +24,24 @@ class IdFilter(django_filters.NumberFilter):
     """A record id: a whole number (the default NumberFilter takes decimals)."""
 
     field_class = forms.IntegerField
+
+
+class _UtcIsoDateTimeField(IsoDateTimeField):
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            # Any offset Python accepts (up to ±23:59), but the database takes UTC.
+            return value.astimezone(datetime.UTC)
+        except OverflowError:
+            raise forms.ValidationError("This date and time is out of range.", code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 date-time with any offset, compared in UTC."""
+
+    field_class = _UtcIsoDateTimeField
 
 
 class StableOrderingFilter(django_filters.OrderingFilter):
@@ -102,7 +123,7 @@ class ImageFilter(django_filters.FilterSet):
     reviewed = django_filters.BooleanFilter(
         method="filter_reviewed", help_text="A clinician confirmed or corrected the label."
     )
-    uploaded_after = django_filters.IsoDateTimeFilter(
+    uploaded_after = UtcIsoDateTimeFilter(
         field_name="uploaded_at", lookup_expr="gte", help_text="Uploaded at or after (ISO 8601)."
     )
     ordering = StableOrderingFilter(

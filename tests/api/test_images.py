@@ -118,6 +118,9 @@ class TestImageListApi:
         assert ids("needs_review=true") == [uncertain.id]
         assert ids("reviewed=false") == [brain.id, pending.id]
         assert ids("ordering=-uploaded_at") == [pending.id, uncertain.id, brain.id]
+        assert ids("uploaded_after=1303-03-12T14:45:29-20:11") == [brain.id, uncertain.id, pending.id]
+        assert ids("uploaded_after=2999-01-01T00:00:00%2B05:00") == []
+        assert api_client.get("/api/v1/images/?uploaded_after=0001-01-01T00:00:00%2B05:00").status_code == 400
 
     def test_query_count_does_not_grow_with_the_page(self, api_client, study, model_version):
         from django.db import connection

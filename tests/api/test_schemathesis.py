@@ -5,6 +5,8 @@ no 5xx, and every response conforms to the schema (status, content type, headers
 from __future__ import annotations
 
 import json
+import os
+import zlib
 
 import pytest
 
@@ -21,7 +23,9 @@ from rest_framework.authtoken.models import Token  # noqa: E402 (after the impor
 from fetalsite.wsgi import application  # noqa: E402 (after the importorskip)
 from tests.api.conftest import classify, upload  # noqa: E402 (after the importorskip)
 
-MAX_EXAMPLES = 15
+# Bounded for CI; raise it (and set SCHEMATHESIS_RANDOM=1 for new examples each run) to dig deeper.
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15"))
+DERANDOMIZE = not os.environ.get("SCHEMATHESIS_RANDOM")
 
 
 def _live_schema() -> dict:
@@ -53,24 +57,43 @@ def keep_connection():
 
 @pytest.fixture
 def north_records(keep_connection, integrator, study, model_version, settings):
-    """Some of North's data, so that lists and filters have rows to serialise."""
+    """Some of North's data, so that lists, filters and half of the path ids hit real rows."""
     settings.API_THROTTLE_RATES = {"user": "100000/minute", "anon": "100000/minute", "login": "100000/minute"}
-    classify(upload(study, seed=1))
+    image = upload(study, seed=1)
+    prediction = classify(image)
     upload(study, seed=2)
-    return integrator
+    ids = {
+        "patient_id": study.patient_id,
+        "study_id": study.id,
+        "image_id": image.id,
+        "job_id": prediction.job_id,
+        "prediction_id": prediction.id,
+        "model_version": "fetalnet:1.0",
+    }
+    return integrator, ids
+
+
+def _aim_at_real_records(case, ids: dict) -> None:
+    """Random ids almost always miss; point about half of the generated path ids at North's real
+    records (chosen from the generated value, so Hypothesis can replay and shrink the example)."""
+    for name, value in (case.path_parameters or {}).items():
+        if name in ids and zlib.crc32(repr(value).encode()) % 2 == 0:
+            case.path_parameters[name] = ids[name]
 
 
 @schema.parametrize()
 @hypothesis_settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
-    derandomize=True,
+    derandomize=DERANDOMIZE,
     database=None,
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
 @pytest.mark.django_db
 def test_api_conforms_to_its_schema(case, north_records):
+    integrator, ids = north_records
+    _aim_at_real_records(case, ids)
     # The token is looked up per call: the fuzzer may rotate or revoke it along the way.
-    token, _ = Token.objects.get_or_create(user=north_records)
+    token, _ = Token.objects.get_or_create(user=integrator)
     case.call_and_validate(headers={"Authorization": f"Token {token.key}"}, checks=CHECKS)
