@@ -100,19 +100,20 @@ def active_model_version() -> ModelVersion | None:
 # ---- Jobs -------------------------------------------------------------------------------------
 
 
-def _enqueue(job: ClassificationJob) -> None:
+def _send(job_id: int) -> None:
     from classifier.tasks import classify_image as classify_image_task
 
-    def send() -> None:
-        try:
-            result = classify_image_task.apply_async(kwargs={"job_id": job.id})
-        except Exception:
-            # The broker is down: the job stays QUEUED in the database and the sweeper resends it.
-            logger.exception("Could not enqueue classification job %s; it stays queued", job.id)
-            return
-        ClassificationJob.objects.filter(id=job.id).update(celery_task_id=result.id or "")
+    try:
+        result = classify_image_task.apply_async(kwargs={"job_id": job_id})
+    except Exception:
+        # The broker is down: the job stays QUEUED in the database and the sweeper resends it.
+        logger.exception("Could not enqueue classification job %s; it stays queued", job_id)
+        return
+    ClassificationJob.objects.filter(id=job_id).update(celery_task_id=result.id or "")
 
-    transaction.on_commit(send)
+
+def _enqueue(job: ClassificationJob) -> None:
+    transaction.on_commit(lambda: _send(job.id))
 
 
 @transaction.atomic
@@ -144,6 +145,32 @@ def classification_job_retry(*, job: ClassificationJob) -> ClassificationJob:
     target.save()
     _enqueue(target)
     return target
+
+
+def jobs_requeue_stale() -> list[int]:
+    """Send again the jobs the broker may never have received or may have lost.
+
+    Run periodically (Celery beat). Sending twice is safe: the worker claims a job under a row lock.
+    """
+    now = timezone.now()
+    never_sent = ClassificationJob.objects.filter(
+        status=ClassificationJob.Status.QUEUED,
+        celery_task_id="",
+        queued_at__lt=now - timedelta(seconds=settings.JOB_REQUEUE_UNSENT_AFTER_S),
+    )
+    waiting_too_long = ClassificationJob.objects.filter(
+        status=ClassificationJob.Status.QUEUED,
+        queued_at__lt=now - timedelta(seconds=settings.JOB_REQUEUE_WAITING_AFTER_S),
+    )
+    abandoned = ClassificationJob.objects.filter(
+        status=ClassificationJob.Status.RUNNING, started_at__lt=_stale_running_cutoff()
+    )
+    job_ids = sorted(set((never_sent | waiting_too_long | abandoned).values_list("id", flat=True)))
+    for job_id in job_ids:
+        _send(job_id)
+    if job_ids:
+        logger.info("Re-enqueued %d stale classification jobs: %s", len(job_ids), job_ids[:20])
+    return job_ids
 
 
 def _stale_running_cutoff():

@@ -26,6 +26,14 @@ def classify_image(self, *, job_id: int) -> None:
         job_mark_failed(job_id=job_id, reason=reason)
 
 
+@shared_task
+def requeue_stale_jobs() -> None:
+    """Beat: resend jobs that never reached the broker, were lost, or whose worker died."""
+    from classifier.services import jobs_requeue_stale
+
+    jobs_requeue_stale()
+
+
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def webhook_delivery_attempt(self, *, delivery_id: int) -> None:
     """POST one webhook delivery; on failure try again later with exponential backoff."""

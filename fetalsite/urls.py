@@ -4,10 +4,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from classifier.views import ModelInfoView
+from fetalsite.health import health
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("health/", health, name="health"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("fetalsite.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -130,6 +130,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CLASSIFY_MAX_RETRIES = env.int("CLASSIFY_MAX_RETRIES", default=3)
 CLASSIFY_RETRY_COUNTDOWN = env.int("CLASSIFY_RETRY_COUNTDOWN", default=5)
+# With the broker down an upload must not hang: give up publishing quickly; the sweeper resends.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+# The sweeper (Celery beat) resends jobs that never reached the broker or waited too long.
+JOB_REQUEUE_UNSENT_AFTER_S = env.int("JOB_REQUEUE_UNSENT_AFTER_S", default=30)
+JOB_REQUEUE_WAITING_AFTER_S = env.int("JOB_REQUEUE_WAITING_AFTER_S", default=15 * 60)
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-jobs": {"task": "classifier.tasks.requeue_stale_jobs", "schedule": 30.0},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -208,7 +217,7 @@ SPECTACULAR_SETTINGS.update(
             "classification jobs, predictions, clinician reviews, model versions and change history, always "
             "scoped to your clinic (another clinic's record answers 404, like a missing one).\n\n"
             "Authenticate with `Authorization: Token <key>` (get the key from `POST /api/v1/auth/token/`). "
-            "Every error is JSON: `{\"detail\", \"code\"}` plus `fields` for validation errors. Lists take "
+            'Every error is JSON: `{"detail", "code"}` plus `fields` for validation errors. Lists take '
             "`limit` (at most 200) and `offset`. Results can be pushed to you by signed webhooks; see docs/api.md."
         ),
         "COMPONENT_SPLIT_REQUEST": True,

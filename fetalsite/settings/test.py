@@ -5,14 +5,15 @@ import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fetalsite")
-os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 from fetalsite.settings.base import *  # noqa: E402,F403
 
 DEBUG = False
+# Not through os.environ: Celery lets an environment variable override the app's setting.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-MEDIA_ROOT = tempfile.mkdtemp(prefix="fetal-test-media-")
+MEDIA_ROOT = env("MEDIA_ROOT", default=tempfile.mkdtemp(prefix="fetal-test-media-"))  # noqa: F405
 CLASSIFY_RETRY_COUNTDOWN = 0
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 
