@@ -48,6 +48,7 @@ class StableOrderingFilter(django_filters.OrderingFilter):
     """``?ordering=field`` or ``-field``; the id breaks ties so that pages never overlap."""
 
     def filter(self, qs, value):
+        value = [param for param in value or [] if param]  # "?ordering=," gives empty parts
         if not value:
             return qs
         ordering = [self.get_ordering_value(param) for param in value]

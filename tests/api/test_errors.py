@@ -14,6 +14,12 @@ class TestErrorShape:
         assert response.status_code == 404
         assert response.json() == {"detail": "There is no API endpoint at this path.", "code": "not_found"}
 
+    def test_unknown_path_with_a_newline_is_a_json_404(self, api_client):
+        response = api_client.get("/api/v1/images/1%0A2/")
+
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+
     def test_missing_trailing_slash_says_so(self, api_client):
         response = api_client.get("/api/v1/patients")
 
@@ -50,3 +56,17 @@ class TestErrorShape:
         response = api_client.get("/api/v1/images/99999999999999999999999/")
 
         assert response.status_code == 404
+
+    def test_options_is_a_json_405_the_schema_describes_the_api(self, api_client):
+        response = api_client.options("/api/v1/images/")
+
+        assert response.status_code == 405
+        assert response.json()["code"] == "method_not_allowed"
+
+    def test_a_post_to_an_unknown_path_is_json_not_a_csrf_page(self, db):
+        from django.test import Client
+
+        response = Client(enforce_csrf_checks=True).post("/api/v1/nothing/", {"a": 1})
+
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
