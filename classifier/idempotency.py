@@ -39,12 +39,19 @@ def _expired_before():
     return timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
 
 
+def _abandoned_before():
+    # Longer than any request may take (gunicorn's timeout is 60 s).
+    return timezone.now() - timedelta(minutes=10)
+
+
 def idempotency_key_claim(*, user, key: str, request_path: str) -> Claim:
     """Claim ``key`` for this request, or return the finished request to replay.
 
     The claim commits at once, so a concurrent retry with the same key sees it and gets a 409."""
     if not _VALID_KEY.match(key):
         raise ValidationError({"Idempotency-Key": "Use 1 to 255 printable ASCII characters, without spaces."})
+    # Stored answers hold patient data: drop this user's expired ones as we go.
+    IdempotencyKey.objects.filter(user=user, created_at__lt=_expired_before()).delete()
     for _ in range(2):
         try:
             with transaction.atomic():
@@ -54,8 +61,9 @@ def idempotency_key_claim(*, user, key: str, request_path: str) -> Claim:
             existing = IdempotencyKey.objects.filter(user=user, key=key).first()
             if existing is None:
                 continue  # released meanwhile: claim again
-            if existing.created_at < _expired_before():
-                existing.delete()
+            abandoned = existing.response_status is None and existing.created_at < _abandoned_before()
+            if existing.created_at < _expired_before() or abandoned:
+                existing.delete()  # expired, or its request died without an answer
                 continue
             if existing.request_path != request_path:
                 raise IdempotencyKeyReused(

@@ -49,5 +49,5 @@ urlpatterns = [
     path("model-versions/", ModelVersionListApi.as_view(), name="api-model-versions"),
     path("model-versions/<str:model_version>/", ModelVersionDetailApi.as_view(), name="api-model-version"),
     # Anything else under /api/v1/ is a JSON 404, never Django's HTML page.
-    re_path(r"^(?s:.*)$", api_not_found),  # (?s): also paths with a newline in them
+    re_path(r"^[\s\S]*$", api_not_found),  # [\s\S]: also paths with a newline in them
 ]

@@ -97,6 +97,24 @@ class TestImageUploadApi:
         assert failed.status_code == 400
         assert fixed.status_code == 202
 
+    def test_a_key_still_in_progress_is_a_409_until_abandoned(self, api_client, integrator, study, model_version):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from classifier.models import IdempotencyKey
+
+        url = f"/api/v1/studies/{study.id}/images/"
+        record = IdempotencyKey.objects.create(user=integrator, key="key-3", request_path=url)
+
+        busy = _upload(api_client, study, _file(png_bytes(seed=6)), HTTP_IDEMPOTENCY_KEY="key-3")
+        IdempotencyKey.objects.filter(id=record.id).update(created_at=timezone.now() - timedelta(minutes=11))
+        after = _upload(api_client, study, _file(png_bytes(seed=6)), HTTP_IDEMPOTENCY_KEY="key-3")
+
+        assert busy.status_code == 409
+        assert busy.json()["code"] == "idempotency_in_progress"
+        assert after.status_code == 202
+
 
 class TestImageListApi:
     def test_filters_by_label_review_state_and_study(self, api_client, study, model_version, clinician_client):
