@@ -1,11 +1,13 @@
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 
 class Clinic(models.Model):
     name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.id})"
@@ -14,6 +16,8 @@ class Clinic(models.Model):
 class User(AbstractUser):
     # Superusers may stand outside any clinic; everybody else belongs to exactly one.
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
+    # Who changed a user's clinic, roles or flags, and when; passwords are excluded from history.
+    history = HistoricalRecords(excluded_fields=["password", "last_login"])
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
