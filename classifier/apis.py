@@ -151,6 +151,8 @@ class PredictionReviewApi(APIView):
                 403,
                 404,
                 409,
+                413,
+                415,
                 429,
                 examples={
                     403: {"detail": "Only clinicians can review predictions.", "code": "permission_denied"},

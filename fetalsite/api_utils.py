@@ -218,4 +218,4 @@ def error_responses(*codes: int, examples: dict[int, dict] | None = None) -> dic
 
 
 READ_ERRORS = (401, 404, 429)
-WRITE_ERRORS = (400, 401, 403, 404, 429)
+WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 429)  # operations with a JSON body

@@ -281,7 +281,7 @@ class PatientListCreateApi(_FilteredListApi):
                 request_only=True,
             )
         ],
-        responses={201: PatientOutputSerializer, **error_responses(400, 401, 403, 409, 429)},
+        responses={201: PatientOutputSerializer, **error_responses(400, 401, 403, 409, 413, 415, 429)},
     )
     @idempotent
     def post(self, request):
@@ -373,6 +373,8 @@ class StudyListCreateApi(_FilteredListApi):
                 403,
                 404,
                 409,
+                413,
+                415,
                 429,
                 examples={404: {"detail": "Not found.", "code": "not_found"}},
             ),

@@ -79,6 +79,8 @@ class TokenObtainApi(APIView):
             **error_responses(
                 400,
                 401,
+                413,
+                415,
                 429,
                 examples={
                     401: {
