@@ -27,3 +27,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 else:
     _name = f"test_fetalsite_{TEST_RUN_ID}"
 DATABASES["default"]["TEST"] = {"NAME": _name}  # noqa: F405
+
+# Django's live server wraps the app in a media handler built from MEDIA_URL and fails on None;
+# no page links under this prefix (images are only served through access-checked views).
+MEDIA_URL = "/__live-server-media-unused__/"
