@@ -37,20 +37,20 @@ MODEL_NAME = "fetal-planes"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    input_size: int = 224
+    input_size: int = 256
     seed: int = 20261127
     batch_size: int = 16
     head_views: int = 6
     head_epochs: int = 80
     head_learning_rate: float = 1e-3
-    finetune_epochs: int = 12
+    finetune_epochs: int = 14
     finetune_from_block: int = 0
     finetune_learning_rate: float = 1e-4
-    patience: int = 4
-    swa_start_epoch: int = 4  # average the weights of every epoch from here on (stochastic weight averaging)
+    patience: int = 6
+    swa_start_epoch: int = 5  # average the weights of every epoch from here on (stochastic weight averaging)
     label_smoothing: float = 0.1
     dropout: float = 0.3
-    outlier_weight: float = 0.5
+    outlier_weight: float = 1.0
     outliers_per_epoch: int = 96
     limit_per_label: int | None = None  # smoke tests: a few images per label
 
