@@ -84,13 +84,21 @@ class RequestTooLarge(exceptions.APIException):
     default_code = "too_large"
 
 
+def content_length(meta) -> int:
+    """The request's declared body size; 0 when absent or malformed (Django reads it the same way)."""
+    try:
+        return max(int(meta.get("CONTENT_LENGTH") or 0), 0)
+    except ValueError:
+        return 0
+
+
 class LimitedJSONParser(JSONParser):
     """JSON bodies are small; refuse one over DATA_UPLOAD_MAX_MEMORY_SIZE before reading it."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         request = (parser_context or {}).get("request")
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
+        length = content_length(request.META) if request is not None else 0
         if limit is not None and length > limit:
             raise RequestTooLarge()
         return super().parse(stream, media_type, parser_context)

@@ -29,6 +29,7 @@ from fetalsite.api_utils import (
     WRITE_ERRORS,
     HasRequiredPerms,
     RequestTooLarge,
+    content_length,
     error_responses,
     idempotent,
 )
@@ -520,7 +521,7 @@ class ImageUploadApi(APIView):
     @idempotent
     def post(self, request, study_id: int):
         max_body = settings.UPLOAD_MAX_BYTES * settings.UPLOAD_MAX_FILES_PER_REQUEST + 1024 * 1024
-        if int(request.META.get("CONTENT_LENGTH") or 0) > max_body:
+        if content_length(request.META) > max_body:
             raise RequestTooLarge()
         study = selectors.study_get(user=request.user, study_id=study_id)
         serializer = self.InputSerializer(data=request.data)

@@ -47,6 +47,14 @@ class TestErrorShape:
         assert response.status_code == 413
         assert response.json()["code"] == "too_large"
 
+    def test_a_malformed_content_length_is_no_500(self, api_client, study):
+        response = api_client.post(
+            f"/api/v1/studies/{study.id}/images/", data=b"x", content_type="text/plain", CONTENT_LENGTH="abc"
+        )
+
+        assert response.status_code == 400
+        assert set(response.json()) >= {"detail", "code"}
+
     def test_unsupported_content_type_is_a_415(self, api_client):
         response = api_client.post("/api/v1/patients/", data="mrn=1", content_type="text/plain")
 
