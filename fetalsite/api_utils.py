@@ -1,6 +1,8 @@
-"""Small helpers shared by the API modules: permissions, pagination, throttles, token
-authentication that logs its use, size-limited JSON, idempotent POSTs and the documented
-error responses."""
+"""Small helpers shared by the API modules: permissions, pagination, throttles, size-limited
+JSON, idempotent POSTs and the documented error responses.
+
+Token authentication lives in ``api_auth`` and the schema class in ``api_schema``: DRF imports
+those while it starts, before this module's imports can run."""
 
 from __future__ import annotations
 
