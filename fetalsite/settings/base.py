@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files: no CDN, CSP-clean
     "simple_history",
     "axes",
     "csp",
@@ -228,6 +229,9 @@ SPECTACULAR_SETTINGS.update(
             "ImageFormatEnum": "patients.models.UltrasoundImage.Format",
         },
         "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
         "SERVE_AUTHENTICATION": [],
     }
 )

@@ -31,3 +31,6 @@ DATABASES["default"]["TEST"] = {"NAME": _name}  # noqa: F405
 # Django's live server wraps the app in a media handler built from MEDIA_URL and fails on None;
 # no page links under this prefix (images are only served through access-checked views).
 MEDIA_URL = "/__live-server-media-unused__/"
+# Serve static files from the apps' folders without collectstatic, as production serves them collected.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
