@@ -60,7 +60,7 @@ def render_markdown(card: dict) -> str:
         f"- Needs-review threshold: **{card['needs_review_threshold']:.2f}** (chosen on val; a prediction whose "
         "top probability is below it is flagged for a human).",
         "",
-        "## Test results (never used for any choice)",
+        "## Test results (no choice was made on them; see docs/model.md for the development runs)",
         "",
         f"- Accuracy **{test['accuracy']:.3f}** (95% CI {ci.get('accuracy', ['?', '?'])[0]:.3f}–"
         f"{ci.get('accuracy', ['?', '?'])[1]:.3f}), macro-F1 **{test['macro_f1']:.3f}** "
