@@ -91,7 +91,7 @@ def overlay_png(image: Image.Image, heat: np.ndarray, *, max_side: int = OVERLAY
     colours = Image.fromarray(_colormap(np.clip(np.asarray(heat_image), 0, 1)))
     blended = Image.blend(base, colours, OVERLAY_ALPHA)
     buffer = io.BytesIO()
-    blended.save(buffer, format="PNG", optimize=True)
+    blended.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
