@@ -6,26 +6,18 @@ The walk reads the URLconf, so pages and API endpoints added later are covered t
 from __future__ import annotations
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 
 from classifier.services import classification_job_run
 from patients.services import image_upload
 from tests.images import png_bytes
-
-
-def _walk(patterns, prefix=""):
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
-        elif isinstance(pattern, URLPattern):
-            yield prefix + str(pattern.pattern), pattern
+from tests.urlconf import all_routes, fill_route
 
 
 def id_routes():
     """(route, kwarg names) for every non-admin URL that has an <int:...> id."""
     routes = []
-    for route, pattern in _walk(get_resolver().url_patterns):
+    for route, pattern in all_routes():
         if route.startswith("admin/"):
             continue
         converters = pattern.pattern.converters
@@ -47,13 +39,6 @@ def north_records(study, sonographer, active_model):
     }
 
 
-def _url(route: str, kwargs: dict) -> str:
-    path = route
-    for name, value in kwargs.items():
-        path = path.replace(f"<int:{name}>", str(value))
-    return "/" + path
-
-
 def test_the_walk_finds_the_core_routes():
     routes = {route for route, _ in id_routes()}
     assert {"studies/<int:study_id>/", "api/v1/images/<int:image_id>/", "images/<int:image_id>/file/"} <= routes
@@ -63,7 +48,7 @@ def test_the_walk_finds_the_core_routes():
 def test_other_clinic_gets_404_everywhere(client, route, names, north_records, south_sonographer, settings):
     unknown = [name for name in names if name not in north_records]
     assert not unknown, f"teach this test the id kwarg(s) {unknown} of {route}"
-    url = _url(route, {name: north_records[name] for name in names})
+    url = fill_route(route, {name: north_records[name] for name in names})
     if route.startswith("api/"):
         token, _ = Token.objects.get_or_create(user=south_sonographer)
         headers = {"HTTP_AUTHORIZATION": f"Token {token.key}"}

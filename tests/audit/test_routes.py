@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 
 from fetalsite.audit.models import AccessLogEntry
 from fetalsite.audit.routes import ID_KWARGS, access_target_resolve
-
-
-def _walk(patterns, prefix=""):
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
-        elif isinstance(pattern, URLPattern):
-            yield prefix + str(pattern.pattern), pattern
+from tests.urlconf import all_routes, fill_route
 
 
 def id_routes():
     """(route, URL name, id kwargs) of every non-admin URL whose ids are all patient-data ids."""
     routes = []
-    for route, pattern in _walk(get_resolver().url_patterns):
+    for route, pattern in all_routes():
         converters = getattr(pattern.pattern, "converters", {})
         if not route.startswith("admin/") and converters and set(converters) <= set(ID_KWARGS):
             routes.append((route, pattern.name, tuple(converters)))
     return routes
-
-
-def _url(route: str, kwargs: dict) -> str:
-    for name, value in kwargs.items():
-        route = route.replace(f"<int:{name}>", str(value))
-    return "/" + route
 
 
 def _resolve(route, name, kwargs):
@@ -115,7 +101,7 @@ class TestEveryRouteEndToEnd:
     def test_successful_get_of_an_id_route_logs_the_patient(
         self, client, route, name, names, north_records, sonographer, integrator
     ):
-        url = _url(route, {n: north_records[n] for n in names})
+        url = fill_route(route, {n: north_records[n] for n in names})
         if route.startswith("api/"):
             token, _ = Token.objects.get_or_create(user=integrator)
             user, response = integrator, client.get(url, HTTP_AUTHORIZATION=f"Token {token.key}")
