@@ -20,6 +20,15 @@ TINY_INPUT_SIZE = 32
 
 
 @pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Throttle counters live in a cache keyed by user id; on SQLite ids repeat between tests."""
+    from django.core.cache import caches
+
+    for cache in caches.all():
+        cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return Path(settings.MEDIA_ROOT)
