@@ -1,0 +1,60 @@
+import json
+import shutil
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from classifier.models import ModelVersion
+from fetalsite.accounts.models import User
+
+
+class TestSeedDemo:
+    def test_creates_the_clinics_users_and_roles_and_is_safe_to_run_twice(self, db, capsys):
+        call_command("seed_demo", password="first-password-1")
+        call_command("seed_demo", password="second-password-2")
+        output = capsys.readouterr().out
+
+        users = {user.username: user for user in User.objects.select_related("clinic")}
+        assert set(users) == {"sono_north", "clin_north", "api_north", "sono_south", "clin_south", "admin"}
+        assert users["sono_north"].clinic.name == users["api_north"].clinic.name == "North Clinic"
+        assert users["sono_south"].clinic.name == "South Clinic"
+        assert list(users["clin_north"].groups.values_list("name", flat=True)) == ["clinician"]
+        assert users["clin_north"].has_perm("classifier.review_prediction")
+        assert not users["sono_north"].has_perm("classifier.review_prediction")
+        assert users["admin"].is_superuser and users["admin"].clinic is None
+        assert users["sono_north"].check_password("second-password-2")
+        assert "Password: second-password-2" in output
+
+    def test_prints_a_random_password_once_when_none_is_given(self, db, capsys):
+        call_command("seed_demo")
+        password = capsys.readouterr().out.split("Password: ")[1].strip()
+        assert len(password) >= 12 and User.objects.get(username="sono_south").check_password(password)
+
+
+class TestRegisterModels:
+    def test_registers_every_card_and_activates_one_when_none_is_active(self, db, settings, tiny_model_dir, tmp_path):
+        shutil.copytree(tiny_model_dir, tmp_path / "models")
+        settings.MODELS_DIR = tmp_path / "models"
+        call_command("register_models")
+        call_command("register_models")  # idempotent
+        assert list(ModelVersion.objects.values_list("name", "version", "is_active")) == [("tiny", "1", True)]
+
+    def test_refuses_a_card_whose_file_does_not_match(self, db, settings, tiny_model_dir, tmp_path):
+        shutil.copytree(tiny_model_dir, tmp_path / "models")
+        settings.MODELS_DIR = tmp_path / "models"
+        card = tmp_path / "models" / "tiny-v1.card.json"
+        card.write_text(json.dumps({**json.loads(card.read_text()), "sha256": "0" * 64}))
+        with pytest.raises(CommandError, match="differs"):
+            call_command("register_models")
+        assert not ModelVersion.objects.exists()
+
+    def test_the_committed_model_card_registers(self, db, settings):
+        from pathlib import Path
+
+        models_dir = Path(settings.BASE_DIR) / "models"
+        if not (models_dir / "fetal-planes-v1.card.json").exists():
+            pytest.skip("no committed model card")
+        settings.MODELS_DIR = models_dir
+        call_command("register_models")
+        active = ModelVersion.objects.get(is_active=True)
+        assert (active.name, active.version, active.input_size) == ("fetal-planes", "1", 256)
