@@ -1,3 +1,4 @@
+import io
 import json
 import shutil
 
@@ -9,10 +10,13 @@ from fetalsite.accounts.models import User
 
 
 class TestSeedDemo:
-    def test_creates_the_clinics_users_and_roles_and_is_safe_to_run_twice(self, db, capsys):
-        call_command("seed_demo", password="first-password-1")
-        call_command("seed_demo", password="second-password-2")
-        output = capsys.readouterr().out
+    def test_creates_the_clinics_users_and_roles_and_is_safe_to_run_twice(self, db):
+        # An explicit stream, not capsys: a command's output wrapper outliving capsys's closed stream
+        # raises when it is garbage-collected during a later test.
+        call_command("seed_demo", password="first-password-1", stdout=io.StringIO())
+        out = io.StringIO()
+        call_command("seed_demo", password="second-password-2", stdout=out)
+        output = out.getvalue()
 
         users = {user.username: user for user in User.objects.select_related("clinic")}
         assert set(users) == {"sono_north", "clin_north", "api_north", "sono_south", "clin_south", "admin"}
@@ -25,9 +29,10 @@ class TestSeedDemo:
         assert users["sono_north"].check_password("second-password-2")
         assert "Password: second-password-2" in output
 
-    def test_prints_a_random_password_once_when_none_is_given(self, db, capsys):
-        call_command("seed_demo")
-        password = capsys.readouterr().out.split("Password: ")[1].strip()
+    def test_prints_a_random_password_once_when_none_is_given(self, db):
+        out = io.StringIO()
+        call_command("seed_demo", stdout=out)
+        password = out.getvalue().split("Password: ")[1].strip()
         assert len(password) >= 12 and User.objects.get(username="sono_south").check_password(password)
 
 
@@ -35,8 +40,8 @@ class TestRegisterModels:
     def test_registers_every_card_and_activates_one_when_none_is_active(self, db, settings, tiny_model_dir, tmp_path):
         shutil.copytree(tiny_model_dir, tmp_path / "models")
         settings.MODELS_DIR = tmp_path / "models"
-        call_command("register_models")
-        call_command("register_models")  # idempotent
+        call_command("register_models", stdout=io.StringIO())
+        call_command("register_models", stdout=io.StringIO())  # idempotent
         assert list(ModelVersion.objects.values_list("name", "version", "is_active")) == [("tiny", "1", True)]
 
     def test_refuses_a_card_whose_file_does_not_match(self, db, settings, tiny_model_dir, tmp_path):
@@ -45,7 +50,7 @@ class TestRegisterModels:
         card = tmp_path / "models" / "tiny-v1.card.json"
         card.write_text(json.dumps({**json.loads(card.read_text()), "sha256": "0" * 64}))
         with pytest.raises(CommandError, match="differs"):
-            call_command("register_models")
+            call_command("register_models", stdout=io.StringIO())
         assert not ModelVersion.objects.exists()
 
     def test_the_committed_model_card_registers(self, db, settings):
@@ -55,6 +60,6 @@ class TestRegisterModels:
         if not (models_dir / "fetal-planes-v1.card.json").exists():
             pytest.skip("no committed model card")
         settings.MODELS_DIR = models_dir
-        call_command("register_models")
+        call_command("register_models", stdout=io.StringIO())
         active = ModelVersion.objects.get(is_active=True)
         assert (active.name, active.version, active.input_size) == ("fetal-planes", "1", 256)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 
 import pytest
-from django.core.management import ManagementUtility, call_command
+from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
@@ -47,33 +48,43 @@ def _raw(sql: str, params=()):
             cursor.execute("ALTER TABLE audit_accesslogentry ENABLE TRIGGER audit_accesslogentry_append_only")
 
 
-def _exit_code() -> int:
+def _run() -> tuple[int, str, str]:
+    """Run the command: (exit code `manage.py` would give, stdout, stderr).
+
+    Not through ManagementUtility: it calls django.setup() again, whose logging reconfiguration
+    closes pytest's log-capture handlers and breaks every later test of the run.
+    """
+    out, err = io.StringIO(), io.StringIO()
     try:
-        ManagementUtility(["manage.py", "verify_access_log"]).execute()
-    except SystemExit as exit_:
-        return exit_.code
-    return 0
+        call_command("verify_access_log", stdout=out, stderr=err)
+    except CommandError as error:
+        err.write(str(error))
+        return error.returncode, out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+def _exit_code() -> int:
+    return _run()[0]
 
 
 class TestVerifyAccessLog:
-    def test_intact_chain_verifies(self, entries, capsys):
-        call_command("verify_access_log")
+    def test_intact_chain_verifies(self, entries):
+        code, out, _ = _run()
 
-        assert "access log intact: 5 entries" in capsys.readouterr().out
-        assert _exit_code() == 0
+        assert code == 0 and "access log intact: 5 entries" in out
 
-    def test_empty_log_verifies(self, db, capsys):
-        call_command("verify_access_log")
+    def test_empty_log_verifies(self, db):
+        code, out, _ = _run()
 
-        assert "0 entries" in capsys.readouterr().out
+        assert code == 0 and "0 entries" in out
 
-    def test_altered_field_is_detected_and_named(self, entries, capsys):
+    def test_altered_field_is_detected_and_named(self, entries):
         _raw("UPDATE audit_accesslogentry SET patient_id = 999 WHERE id = %s", [entries[2].id])
 
         with pytest.raises(CommandError, match=rf"broken at entry #{entries[2].id}: .*altered"):
-            call_command("verify_access_log")
-        assert _exit_code() == 1
-        assert f"entry #{entries[2].id}" in capsys.readouterr().err
+            call_command("verify_access_log", stdout=io.StringIO(), stderr=io.StringIO())
+        code, _, err = _run()
+        assert code == 1 and f"entry #{entries[2].id}" in err
 
     def test_altered_entry_with_recomputed_hash_breaks_the_next_link(self, entries):
         forged = AccessLogEntry.objects.get(id=entries[1].id)
@@ -85,19 +96,19 @@ class TestVerifyAccessLog:
         )
 
         with pytest.raises(CommandError, match=rf"broken at entry #{entries[2].id}: its prev_hash"):
-            call_command("verify_access_log")
+            call_command("verify_access_log", stdout=io.StringIO(), stderr=io.StringIO())
 
     def test_deleted_entry_in_the_middle_is_detected(self, entries):
         _raw("DELETE FROM audit_accesslogentry WHERE id = %s", [entries[2].id])
 
         with pytest.raises(CommandError, match=rf"broken at entry #{entries[3].id}"):
-            call_command("verify_access_log")
+            call_command("verify_access_log", stdout=io.StringIO(), stderr=io.StringIO())
 
     def test_deleted_last_entry_is_detected_through_the_chain_head(self, entries):
         _raw("DELETE FROM audit_accesslogentry WHERE id = %s", [entries[-1].id])
 
         with pytest.raises(CommandError, match=r"removed from the end"):
-            call_command("verify_access_log")
+            call_command("verify_access_log", stdout=io.StringIO(), stderr=io.StringIO())
 
     def test_inserted_entry_is_detected(self, entries):
         fake_hash = hashlib.sha256(b"forged").hexdigest()
@@ -108,4 +119,4 @@ class TestVerifyAccessLog:
         )
 
         with pytest.raises(CommandError, match="broken at entry"):
-            call_command("verify_access_log")
+            call_command("verify_access_log", stdout=io.StringIO(), stderr=io.StringIO())
