@@ -242,6 +242,29 @@ def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
     return retry_in
 
 
+def webhook_deliveries_requeue_stale() -> list[int]:
+    """Resend deliveries whose message was never sent (broker down), was lost, or whose worker died.
+
+    Run by Celery beat. A receiver may see an event twice; the event id header lets it drop repeats.
+    """
+    now = timezone.now()
+    grace = timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_S)
+    stale = (
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, created_at__lt=now - grace)
+        | WebhookDelivery.objects.filter(status=WebhookDelivery.Status.RETRYING, next_attempt_at__lt=now - grace)
+        | WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.SENDING,
+            last_attempt_at__lt=now - timedelta(seconds=settings.WEBHOOK_TIMEOUT_S * 3) - grace,
+        )
+    )
+    delivery_ids = sorted(stale.values_list("id", flat=True))
+    for delivery_id in delivery_ids:
+        _enqueue(delivery_id)
+    if delivery_ids:
+        logger.info("Re-enqueued %d stale webhook deliveries", len(delivery_ids))
+    return delivery_ids
+
+
 # ---- Admin actions -----------------------------------------------------------------------------
 
 

@@ -214,6 +214,8 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 # Backoff: base * 2 ** (attempt - 1) seconds, at most WEBHOOK_RETRY_MAX_S.
 WEBHOOK_RETRY_BASE_S = env.float("WEBHOOK_RETRY_BASE_S", default=30.0)
 WEBHOOK_RETRY_MAX_S = env.float("WEBHOOK_RETRY_MAX_S", default=3600.0)
+# The sweeper resends a delivery this long after it should have been sent.
+WEBHOOK_REQUEUE_AFTER_S = env.int("WEBHOOK_REQUEUE_AFTER_S", default=120)
 
 SPECTACULAR_SETTINGS.update(
     {

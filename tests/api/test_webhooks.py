@@ -239,3 +239,29 @@ class TestWebhookRoundTrip:
         assert (created.attempts, created.last_response_code) == (2, 200)
         prediction = api_client.get(f"/api/v1/images/{uploaded['id']}/").json()["prediction"]
         assert events[0]["data"]["prediction"]["id"] == prediction["id"]
+
+
+class TestWebhookSweeper:
+    def test_a_delivery_that_never_reached_the_broker_is_resent_and_delivered(
+        self, endpoint, receiver, image, settings, django_capture_on_commit_callbacks
+    ):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from classifier.webhooks import webhook_deliveries_requeue_stale
+
+        classify(image, label="fetal_brain")  # its delivery task is never sent: on_commit does not run here
+        delivery = WebhookDelivery.objects.get()
+        assert webhook_deliveries_requeue_stale() == []  # not stale yet
+
+        WebhookDelivery.objects.filter(id=delivery.id).update(
+            created_at=timezone.now() - timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_S + 1)
+        )
+        with django_capture_on_commit_callbacks() as callbacks:
+            assert webhook_deliveries_requeue_stale() == [delivery.id]
+        assert len(callbacks) == 1
+        webhook_delivery_attempt(delivery_id=delivery.id)  # what the resent task runs
+        delivery.refresh_from_db()
+        assert delivery.status == "SUCCEEDED" and receiver.verified(receiver.received[0])
+        assert webhook_deliveries_requeue_stale() == []  # delivered: nothing more to send
