@@ -131,3 +131,23 @@ def api_not_found(request, *args, **kwargs) -> JsonResponse:
         if match is not None and match.func is not api_not_found:
             detail += f" Did you mean {request.path}/ (with the trailing slash)?"
     return JsonResponse({"detail": detail, "code": "not_found"}, status=404)
+
+
+def not_found(request, exception=None):
+    """handler404: JSON for anything under /api/, Django's page for people elsewhere."""
+    if request.path.startswith("/api/"):
+        return api_not_found(request)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: an API client never gets an HTML page or a stack trace."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": "An internal error occurred; it has been logged.", "code": "server_error"}, status=500
+        )
+    from django.views.defaults import server_error as html_server_error
+
+    return html_server_error(request)

@@ -17,3 +17,6 @@ urlpatterns = [
     path("model/", ModelInfoView.as_view(), name="model-info"),
     path("", include("patients.urls")),
 ]
+
+handler404 = "fetalsite.api_errors.not_found"
+handler500 = "fetalsite.api_errors.server_error"
