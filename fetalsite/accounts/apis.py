@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from fetalsite.accounts import tokens
 from fetalsite.accounts.roles import user_is_integrator
 from fetalsite.api_utils import ApiLoginRateThrottle, error_responses
+from fetalsite.client_ip import client_ip
 
 logger = logging.getLogger("fetalsite.api")
 
@@ -99,7 +100,7 @@ class TokenObtainApi(APIView):
             logger.warning(
                 "API login failed for username %r from %s",
                 serializer.validated_data["username"],
-                request.META.get("REMOTE_ADDR", "?"),
+                client_ip(request) or "?",
             )
             raise AuthenticationFailed("Unable to log in with the given username and password.")
         token = tokens.token_get_or_create(user=user)

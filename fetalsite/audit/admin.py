@@ -11,6 +11,7 @@ from django.utils import timezone
 from fetalsite.audit.models import AccessLogEntry
 from fetalsite.audit.selectors import access_log_csv_rows, access_log_list
 from fetalsite.audit.services import access_log_record
+from fetalsite.client_ip import client_ip
 
 
 class PatientIdFilter(admin.SimpleListFilter):
@@ -53,7 +54,7 @@ def export_csv(modeladmin, request, queryset):
         path=request.path,
         method=request.method,
         status_code=200,
-        ip=request.META.get("REMOTE_ADDR"),
+        ip=client_ip(request),
         request_id=getattr(request, "request_id", ""),
     )
     writer = csv.writer(_Echo())

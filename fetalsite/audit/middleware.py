@@ -9,6 +9,7 @@ import uuid
 from fetalsite.audit.routes import access_target_resolve
 from fetalsite.audit.selectors import patient_ref_get
 from fetalsite.audit.services import access_log_record
+from fetalsite.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,6 @@ class AccessLogMiddleware:
             path=request.path,
             method=request.method,
             status_code=response.status_code,
-            ip=request.META.get("REMOTE_ADDR"),
+            ip=client_ip(request),
             request_id=request.request_id,
         )

@@ -242,6 +242,10 @@ SPECTACULAR_SETTINGS.update(
     }
 )
 
+# How many reverse proxies in front of the app append to X-Forwarded-For (0: use REMOTE_ADDR).
+# The access log, login logs and lock-out then record the client's address, not the proxy's.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
 # ---- Sessions, lock-out and security headers (issue 6) ------------------------------------------
 # Log off after this much idle time; the study page's background polling does not count as activity.
 SESSION_IDLE_TIMEOUT_S = env.int("SESSION_IDLE_TIMEOUT_S", default=15 * 60)
@@ -261,6 +265,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+AXES_CLIENT_IP_CALLABLE = "fetalsite.client_ip.client_ip"
 # Content Security Policy: everything from this origin, nothing inline, no framing.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
