@@ -21,17 +21,6 @@ def prediction_get(*, user, prediction_id: int) -> Prediction:
     return get_object_or_404(predictions, id=prediction_id)
 
 
-def prediction_for_image(*, user, image_id: int) -> Prediction:
-    """The prediction of the image's newest succeeded job (404 if none)."""
-    predictions = scope_to_user(Prediction.objects.select_related("job", "reviewed_by"), user=user)
-    prediction = predictions.filter(job__image_id=image_id).order_by("-job__queued_at", "-id").first()
-    if prediction is None:
-        from django.http import Http404
-
-        raise Http404("This image has no prediction yet.")
-    return prediction
-
-
 def model_version_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.order_by("-registered_at", "-id")
 

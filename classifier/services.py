@@ -18,24 +18,15 @@ from classifier import webhooks
 from classifier.labels import PLANE_LABELS
 from classifier.ml.inference import file_sha256
 from classifier.models import ClassificationJob, ModelVersion, Prediction
+from classifier.selectors import active_model_version
 from fetalsite.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
 
-class NoActiveModel(ApplicationError):
-    http_status = 409
-    code = "no_active_model"
-
-
 class JobNotRetryable(ApplicationError):
     http_status = 409
     code = "job_not_retryable"
-
-
-class PredictionNotReviewable(ApplicationError):
-    http_status = 409
-    code = "prediction_not_reviewable"
 
 
 # ---- Model registry -------------------------------------------------------------------------
@@ -91,10 +82,6 @@ def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
     model_version.is_active = True
     model_version.save(update_fields=["is_active"])
     return model_version
-
-
-def active_model_version() -> ModelVersion | None:
-    return ModelVersion.objects.filter(is_active=True).first()
 
 
 # ---- Jobs -------------------------------------------------------------------------------------

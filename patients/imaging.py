@@ -9,10 +9,11 @@ import unicodedata
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from classifier.ml.preprocessing import to_8bit
 
 ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "TIFF": "tif"}
 
@@ -87,18 +88,7 @@ def _derived_copy(image: Image.Image) -> Image.Image:
 
     Re-encoding also means a polyglot's hidden payload is never stored or served.
     """
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        low, high = float(array.min()), float(array.max())
-        scale = 255.0 / (high - low) if high > low else 0.0
-        return Image.fromarray(((array - low) * scale).astype(np.uint8))
-    if image.mode in ("1", "L"):
-        return image.convert("L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
-    return image.convert("RGB")  # CMYK, YCbCr, P, RGB
+    return to_8bit(ImageOps.exif_transpose(image))
 
 
 def sanitize_filename(name: str | bytes | None, *, max_length: int = 120) -> str:

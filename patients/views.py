@@ -292,18 +292,17 @@ class PredictionReviewView(StaffPageMixin, View):
         image = selectors.image_get(user=request.user, image_id=image_id)
         if not user_can_review(request.user):
             raise PermissionDenied("Only clinicians can review predictions.")
-        prediction = classifier_selectors.prediction_for_image(user=request.user, image_id=image.id)
         form = ReviewForm(request.POST)
         error = None
         if form.is_valid():
             try:
-                classifier_services.prediction_review(
-                    prediction=prediction,
+                classifier_services.image_review(
+                    image=image,
                     label=form.cleaned_data["label"],
                     comment=form.cleaned_data["comment"],
                     reviewed_by=request.user,
                 )
-            except ValidationError as invalid:
+            except (ValidationError, ApplicationError) as invalid:
                 error = _error_text(invalid)
         else:
             error = "Choose one of the four planes; a comment may have at most 2000 characters."

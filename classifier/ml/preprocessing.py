@@ -16,19 +16,28 @@ def load_image(data: bytes) -> Image.Image:
     return to_rgb(image)
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode (16-bit, CMYK, palette, alpha) to 8-bit RGB."""
+def to_8bit(image: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit pixels: grey stays grey ("L"), everything else becomes RGB.
+
+    High bit-depth grey is scaled by its own range instead of clipped; alpha is composited on
+    black, the ultrasound background.
+    """
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # Scale high bit-depth grey to 0..255 by its own range instead of clipping.
         array = np.asarray(image, dtype=np.float64)
         low, high = float(array.min()), float(array.max())
         scale = 255.0 / (high - low) if high > low else 0.0
-        image = Image.fromarray(((array - low) * scale).astype(np.uint8))
+        return Image.fromarray(((array - low) * scale).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
-        image = Image.alpha_composite(background, image)
-    return image.convert("RGB")
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
+    if image.mode in ("1", "L"):
+        return image.convert("L")
+    return image.convert("RGB")  # CMYK, YCbCr, P, RGB
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode (16-bit, CMYK, palette, alpha) to 8-bit RGB."""
+    return to_8bit(image).convert("RGB")
 
 
 def letterbox_box(width: int, height: int, input_size: int) -> tuple[int, int, int, int]:

@@ -334,6 +334,15 @@ class TestReview:
         )
         assert response.status_code == 400
 
+    def test_an_image_still_being_classified_cannot_be_reviewed_yet(
+        self, client_for, study, sonographer, clinician, model_version
+    ):
+        image = upload(study, sonographer)
+        response = client_for(clinician).post(
+            reverse("image-review", args=[image.id]), {"label": "fetal_femur"}, HTTP_ACCEPT="application/json"
+        )
+        assert response.status_code == 400 and "no prediction yet" in response.json()["detail"]
+
 
 class TestImageHistory:
     def test_lists_upload_job_prediction_and_review_with_who(
