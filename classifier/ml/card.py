@@ -59,6 +59,17 @@ def render_markdown(card: dict) -> str:
         f"- Input: {card.get('preprocessing', '')}",
         f"- Needs-review threshold: **{card['needs_review_threshold']:.2f}** (chosen on val; a prediction whose "
         "top probability is below it is flagged for a human).",
+        *(
+            [
+                f"- Novelty threshold: **{card['novelty_threshold']:.3f}** (chosen on val as a fixed budget: about "
+                f"{_pct(card.get('training', {}).get('novelty_false_alarm', 0.02))} of fetal images fall below it). "
+                "The model's second output is the cosine similarity of the image's features to the nearest "
+                "training image's; below the threshold the image is unlike anything the model was trained on and "
+                "is flagged for a human, however confident the softmax is.",
+            ]
+            if card.get("novelty_threshold") is not None
+            else []
+        ),
         "",
         "## Test results (no choice was made on them; see docs/model.md for the development runs)",
         "",
@@ -87,13 +98,15 @@ def render_markdown(card: dict) -> str:
         )
     lines += [
         "",
-        "Out of distribution (share flagged for review):",
+        "Out of distribution (share flagged for review; in brackets, by the confidence threshold alone):",
         "",
         "| kind | n | flagged |",
         "| --- | --- | --- |",
     ]
     for kind, block in metrics.get("ood_test", {}).items():
-        lines.append(f"| {kind} | {block['n']} | {_pct(block['flagged_share'])} |")
+        alone = block.get("flagged_by_confidence_share")
+        extra = f" ({_pct(alone)})" if alone is not None else ""
+        lines.append(f"| {kind} | {block['n']} | {_pct(block['flagged_share'])}{extra} |")
     selective = test.get("selective", {})
     if selective:
         lines += [
@@ -116,7 +129,15 @@ def render_markdown(card: dict) -> str:
     lines += [f"- {c}" for c in card.get("data", {}).get("citations", [])]
     lines += ["", "## Training", ""]
     for key, value in card.get("training", {}).items():
-        lines.append(f"- {key}: `{value}`")
+        if key == "members":
+            for member in value:
+                curve = ", ".join(f"{row['val_loss']:.3f}" for row in member.get("history", []))
+                lines.append(
+                    f"- member seed {member['seed']}: {member['kind']}, val loss {member['val_loss']:.4f} "
+                    f"(per epoch: {curve})"
+                )
+        else:
+            lines.append(f"- {key}: `{value}`")
     lines += ["", "## Known limits", ""]
     lines += [f"- {item}" for item in card.get("limits", [])]
     lines += ["", "## Library versions", ""]

@@ -10,18 +10,32 @@ import numpy as np
 
 from classifier.ml import metrics, ood
 from classifier.ml.data import CLASS_NAMES, Record, label_indices, load_array, read_manifest
+from classifier.ml.inference import ReviewRule
 
 # Seeds of the synthetic out-of-distribution images: training, validation and test never share one.
 OOD_SEEDS = {"train": 101, "val": 202, "test": 303}
 
 
+def predict_outputs(model, images: np.ndarray, *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class probabilities (N, classes) for preprocessed images (0..255) and, for a model with a novelty
+    output, the similarity of each to the nearest training image (N,)."""
+    probabilities, similarities = [], []
+    for start in range(0, len(images), batch_size):
+        outputs = model(images[start : start + batch_size].astype(np.float32), training=False)
+        if isinstance(outputs, list | tuple):
+            probabilities.append(np.asarray(outputs[0]))
+            similarities.append(np.asarray(outputs[1]).reshape(-1))
+        else:
+            probabilities.append(np.asarray(outputs))
+    if not probabilities:
+        empty = np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
+        return empty, (np.zeros(0, dtype=np.float32) if len(model.outputs) > 1 else None)
+    return np.concatenate(probabilities), (np.concatenate(similarities) if similarities else None)
+
+
 def predict(model, images: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
     """Class probabilities for a batch of preprocessed images (0..255)."""
-    outputs = [
-        np.asarray(model(images[start : start + batch_size].astype(np.float32), training=False))
-        for start in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(outputs) if outputs else np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
+    return predict_outputs(model, images, batch_size=batch_size)[0]
 
 
 def fetal_metrics(
@@ -29,7 +43,8 @@ def fetal_metrics(
     records: Sequence[Record],
     *,
     class_names: Sequence[str],
-    threshold: float,
+    review: ReviewRule,
+    similarity: np.ndarray | None = None,
     with_ci: bool = True,
 ) -> dict:
     y_true = label_indices(list(records))
@@ -45,8 +60,7 @@ def fetal_metrics(
             groups = [r.group for r, m in zip(records, mask, strict=False) if m]
             block["ci"] = metrics.bootstrap_ci(y_true[mask], y_pred[mask], groups, len(class_names))
         result["per_source"][source] = block
-    confidence = probabilities.max(axis=1)
-    accepted = confidence >= threshold
+    accepted = ~review.flags(probabilities.max(axis=1), similarity)
     result["selective"] = {
         "flagged_share": float(np.mean(~accepted)) if len(records) else 0.0,
         "accuracy_accepted": float(np.mean(y_true[accepted] == y_pred[accepted])) if accepted.any() else 0.0,
@@ -55,29 +69,34 @@ def fetal_metrics(
     return result
 
 
-def _flagged(model, images: np.ndarray, threshold: float) -> dict:
-    confidence = predict(model, images).max(axis=1) if len(images) else np.zeros(0)
-    return {
+def _flagged(model, images: np.ndarray, review: ReviewRule) -> dict:
+    probabilities, similarity = predict_outputs(model, images)
+    confidence = probabilities.max(axis=1)
+    block = {
         "n": int(len(images)),
-        "flagged_share": float(np.mean(confidence < threshold)) if len(images) else 0.0,
+        "flagged_share": float(np.mean(review.flags(confidence, similarity))) if len(images) else 0.0,
+        "flagged_by_confidence_share": float(np.mean(confidence < review.confidence_threshold)) if len(images) else 0.0,
         "median_confidence": float(np.median(confidence)) if len(images) else 0.0,
     }
+    if similarity is not None and len(images):
+        block["median_similarity"] = float(np.median(similarity))
+    return block
 
 
 def ood_metrics(
-    model, *, data_dir: str | Path, records: Sequence[Record], split: str, input_size: int, threshold: float
+    model, *, data_dir: str | Path, records: Sequence[Record], split: str, input_size: int, review: ReviewRule
 ) -> dict:
     """Share flagged for review on non-fetal ultrasound, photographs (held out) and blank/noise images."""
     result = {}
     non_fetal = [r for r in records if not r.is_fetal]
     if non_fetal:
-        result["non_fetal_ultrasound"] = _flagged(model, load_array(data_dir, non_fetal, input_size), threshold)
+        result["non_fetal_ultrasound"] = _flagged(model, load_array(data_dir, non_fetal, input_size), review)
         for label in sorted({r.label for r in non_fetal}):
             chosen = [r for r in non_fetal if r.label == label]
-            result[f"ultrasound_{label}"] = _flagged(model, load_array(data_dir, chosen, input_size), threshold)
+            result[f"ultrasound_{label}"] = _flagged(model, load_array(data_dir, chosen, input_size), review)
     seed = OOD_SEEDS[split]
     blank, kinds = ood.blank_noise_batch(64, input_size, seed)
-    result["blank_noise"] = _flagged(model, blank, threshold)
+    result["blank_noise"] = _flagged(model, blank, review)
     if split == "test":
         try:
             photos = ood.photo_crops(ood.EVAL_PHOTOS, input_size, 0, seed)
@@ -85,14 +104,14 @@ def ood_metrics(
         except ImportError:
             photos = crops = None
         if photos is not None:
-            result["photographs"] = _flagged(model, photos, threshold)
-            result["photograph_crops"] = _flagged(model, crops, threshold)
+            result["photographs"] = _flagged(model, photos, review)
+            result["photograph_crops"] = _flagged(model, crops, review)
     else:
         rng = np.random.default_rng(seed)
         scenes = np.stack([ood.synthetic_scene(input_size, rng) for _ in range(32)])
-        result["synthetic_scenes"] = _flagged(model, scenes, threshold)
+        result["synthetic_scenes"] = _flagged(model, scenes, review)
         with contextlib.suppress(ImportError):
-            result["photographs"] = _flagged(model, ood.photo_crops(ood.VAL_PHOTOS, input_size, 8, seed), threshold)
+            result["photographs"] = _flagged(model, ood.photo_crops(ood.VAL_PHOTOS, input_size, 8, seed), review)
     return result
 
 
@@ -103,7 +122,7 @@ def evaluate(
     split: str = "test",
     class_names: Sequence[str] = CLASS_NAMES,
     input_size: int,
-    threshold: float,
+    review: ReviewRule,
     records: Sequence[Record] | None = None,
     limit: int | None = None,
 ) -> dict:
@@ -114,10 +133,10 @@ def evaluate(
             r for label in sorted({r.label for r in records}) for r in [x for x in records if x.label == label][:limit]
         ]
     fetal = [r for r in records if r.is_fetal]
-    probabilities = predict(model, load_array(data_dir, fetal, input_size))
-    result = fetal_metrics(probabilities, fetal, class_names=class_names, threshold=threshold)
+    probabilities, similarity = predict_outputs(model, load_array(data_dir, fetal, input_size))
+    result = fetal_metrics(probabilities, fetal, class_names=class_names, review=review, similarity=similarity)
     result["ood"] = ood_metrics(
-        model, data_dir=data_dir, records=records, split=split, input_size=input_size, threshold=threshold
+        model, data_dir=data_dir, records=records, split=split, input_size=input_size, review=review
     )
     return result
 
@@ -130,20 +149,14 @@ def evaluate_card(
     from classifier.ml.inference import PlaneClassifier
 
     card = read_card(card_path)
-    classifier = PlaneClassifier.load(
-        Path(card_path).parent / card["file"],
-        class_names=card["classes"],
-        input_size=card["input_size"],
-        review_threshold=card["needs_review_threshold"],
-        expected_sha256=card["sha256"],
-    )
+    classifier = PlaneClassifier.from_card(card, Path(card_path).parent / card["file"])
     return evaluate(
         classifier.model,
         data_dir=data_dir,
         split=split,
         class_names=card["classes"],
         input_size=card["input_size"],
-        threshold=card["needs_review_threshold"],
+        review=classifier.review,
         limit=limit,
     )
 

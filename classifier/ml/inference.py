@@ -22,6 +22,7 @@ class ClassifierResult:
     probabilities: dict[str, float]
     needs_review: bool
     inference_ms: float
+    similarity: float | None = None  # to the nearest training image; None for models without that output
 
 
 class ModelIntegrityError(Exception):
@@ -36,9 +37,24 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def needs_review(confidence: float, threshold: float) -> bool:
-    """A prediction is flagged for a human when its top probability is below the threshold."""
-    return confidence < threshold
+@dataclass(frozen=True)
+class ReviewRule:
+    """When a prediction is flagged for a person: its top probability is below ``confidence_threshold``, or
+    (models with a novelty output) the image's similarity to the nearest training image is below
+    ``novelty_threshold``. The worker, training and evaluation all use this one rule."""
+
+    confidence_threshold: float
+    novelty_threshold: float | None = None
+
+    def flags(self, confidence, similarity=None) -> np.ndarray:
+        flagged = np.asarray(confidence) < self.confidence_threshold
+        if self.novelty_threshold is not None and similarity is not None:
+            flagged = flagged | (np.asarray(similarity) < self.novelty_threshold)
+        return flagged
+
+
+def needs_review(confidence: float, threshold: float, similarity: float | None = None, novelty_threshold=None) -> bool:
+    return bool(ReviewRule(threshold, novelty_threshold).flags(confidence, similarity))
 
 
 class PlaneClassifier:
@@ -48,7 +64,15 @@ class PlaneClassifier:
     model with a convolutional trunk works, however small.
     """
 
-    def __init__(self, model, *, class_names: Sequence[str], input_size: int, review_threshold: float):
+    def __init__(
+        self,
+        model,
+        *,
+        class_names: Sequence[str],
+        input_size: int,
+        review_threshold: float,
+        novelty_threshold: float | None = None,
+    ):
         output_units = model.outputs[0].shape[-1]
         if output_units != len(class_names):
             raise ValueError(f"the model has {output_units} outputs but {len(class_names)} class names were given")
@@ -56,6 +80,10 @@ class PlaneClassifier:
         self.class_names = list(class_names)
         self.input_size = int(input_size)
         self.review_threshold = float(review_threshold)
+        self.has_novelty = len(model.outputs) > 1
+        if self.has_novelty and novelty_threshold is None:
+            raise ValueError("the model has a novelty output but no novelty threshold was given")
+        self.review = ReviewRule(self.review_threshold, novelty_threshold if self.has_novelty else None)
         self._predict = None
         self._gradcam = None
         self._lock = threading.Lock()
@@ -68,6 +96,7 @@ class PlaneClassifier:
         class_names: Sequence[str],
         input_size: int,
         review_threshold: float,
+        novelty_threshold: float | None = None,
         expected_sha256: str | None = None,
     ) -> PlaneClassifier:
         if expected_sha256 is not None:
@@ -77,10 +106,29 @@ class PlaneClassifier:
         import keras  # imported late: TensorFlow start-up is slow and not needed by every caller
 
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
-        return cls(model, class_names=class_names, input_size=input_size, review_threshold=review_threshold)
+        return cls(
+            model,
+            class_names=class_names,
+            input_size=input_size,
+            review_threshold=review_threshold,
+            novelty_threshold=novelty_threshold,
+        )
 
-    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities for preprocessed images (N, S, S, 3) in 0..255, through one traced graph."""
+    @classmethod
+    def from_card(cls, card: dict, model_path: str | Path) -> PlaneClassifier:
+        """Load the model a card describes, checking its sha256."""
+        return cls.load(
+            model_path,
+            class_names=card["classes"],
+            input_size=card["input_size"],
+            review_threshold=card["needs_review_threshold"],
+            novelty_threshold=card.get("novelty_threshold"),
+            expected_sha256=card["sha256"],
+        )
+
+    def predict_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (N, classes) and, with a novelty output, similarities (N,) for preprocessed images
+        (N, S, S, 3) in 0..255, through one traced graph."""
         if self._predict is None:
             import tensorflow as tf
 
@@ -88,9 +136,16 @@ class PlaneClassifier:
                 if self._predict is None:
                     signature = [tf.TensorSpec((None, self.input_size, self.input_size, 3), tf.float32)]
                     self._predict = tf.function(lambda x: self.model(x, training=False), input_signature=signature)
-        return np.asarray(self._predict(batch.astype(np.float32)))
+        outputs = self._predict(batch.astype(np.float32))
+        if self.has_novelty:
+            return np.asarray(outputs[0]), np.asarray(outputs[1]).reshape(-1)
+        return np.asarray(outputs), None
 
-    def result_from(self, scores: np.ndarray, elapsed_ms: float) -> ClassifierResult:
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities for preprocessed images (N, S, S, 3) in 0..255."""
+        return self.predict_outputs(batch)[0]
+
+    def result_from(self, scores: np.ndarray, elapsed_ms: float, similarity: float | None = None) -> ClassifierResult:
         scores = np.asarray(scores, dtype=float)
         best = int(np.argmax(scores))
         confidence = float(scores[best])
@@ -98,15 +153,17 @@ class PlaneClassifier:
             label=self.class_names[best],
             confidence=confidence,
             probabilities={name: float(score) for name, score in zip(self.class_names, scores, strict=True)},
-            needs_review=needs_review(confidence, self.review_threshold),
+            needs_review=bool(self.review.flags(confidence, similarity)),
             inference_ms=elapsed_ms,
+            similarity=None if similarity is None else float(similarity),
         )
 
     def classify(self, image: Image.Image) -> ClassifierResult:
         started = time.perf_counter()
         batch = preprocess(image, self.input_size)[np.newaxis]
-        scores = self.predict_batch(batch)[0]
-        return self.result_from(scores, (time.perf_counter() - started) * 1000)
+        scores, similarities = self.predict_outputs(batch)
+        similarity = None if similarities is None else similarities[0]
+        return self.result_from(scores[0], (time.perf_counter() - started) * 1000, similarity)
 
     def heatmap(self, image: Image.Image) -> np.ndarray:
         """Grad-CAM of the predicted class on the image's own grid (height, width), 0..1."""

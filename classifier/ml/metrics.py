@@ -111,3 +111,17 @@ def choose_threshold(
             best = (float(threshold), cost, stats)
     assert best is not None
     return best[0], best[2]
+
+
+def novelty_threshold(similarity_in: np.ndarray, false_alarm: float) -> float:
+    """The similarity below which an image counts as unlike the training images.
+
+    A fixed budget, not a fit to any outlier set: at most ``false_alarm`` of the
+    in-distribution validation images fall strictly below it, so the novelty
+    check alone flags about that share of real fetal images.
+    """
+    if not len(similarity_in):
+        raise ValueError("no validation similarities to choose the novelty threshold from")
+    ordered = np.sort(np.asarray(similarity_in, dtype=float))
+    allowed = int(np.floor(false_alarm * len(ordered)))  # images that may fall below
+    return float(ordered[allowed])

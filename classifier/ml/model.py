@@ -3,17 +3,21 @@
 The saved model takes float32 RGB in 0..255 (the output of
 :func:`classifier.ml.preprocessing.preprocess`) and normalises inside, so the
 ``.keras`` file is self-contained. Only built-in layers are used, so it loads
-with ``safe_mode=True``.
+with ``safe_mode=True``. From v2 on, a second output gives the similarity to
+the nearest training image (see :func:`with_novelty_output`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from classifier.ml.efficientnet_lite import LITE_MEAN, LITE_STD, TOP_ACTIVATION, lite0_features, load_lite0_weights
 
 HEAD_LAYERS = ("head_dropout", "predictions")
 FEATURES = "avg_pool"
+SIMILARITY = "nearest_similarity"
 
 
 def build_classifier(
@@ -48,6 +52,27 @@ def feature_extractor(model):
     return keras.Model(model.input, model.get_layer(FEATURES).output, name="features")
 
 
+def with_novelty_output(model, bank_features: np.ndarray):
+    """``model`` plus a second output: the cosine similarity of an image's pooled features to the nearest
+    of ``bank_features`` (the training images').
+
+    A softmax can be confidently wrong on an input unlike anything it was trained on (a photograph, say);
+    distance to the training images in feature space catches those (deep nearest neighbours, Sun et al.
+    2022). Built from Keras' own layers, so the file still loads with ``safe_mode=True``.
+    """
+    import keras
+
+    bank = bank_features / np.linalg.norm(bank_features, axis=1, keepdims=True)
+    features = keras.layers.UnitNormalization(name="feature_norm")(model.get_layer(FEATURES).output)
+    bank_layer = keras.layers.Dense(len(bank), use_bias=False, trainable=False, name="training_bank")
+    similarities = bank_layer(features)
+    nearest = keras.layers.GlobalMaxPooling1D(name=SIMILARITY)(
+        keras.layers.Reshape((len(bank), 1), name="similarities")(similarities)
+    )
+    bank_layer.set_weights([bank.T.astype(np.float32)])
+    return keras.Model(model.inputs, [model.outputs[0], nearest], name=model.name)
+
+
 def set_backbone_trainable(model, trainable_from_block: int | None) -> None:
     """Freeze the backbone, or unfreeze blocks from ``trainable_from_block`` on plus the head conv.
 
@@ -68,4 +93,4 @@ def set_backbone_trainable(model, trainable_from_block: int | None) -> None:
             layer.trainable = unfrozen
 
 
-__all__ = ["TOP_ACTIVATION", "build_classifier", "feature_extractor", "set_backbone_trainable"]
+__all__ = ["TOP_ACTIVATION", "build_classifier", "with_novelty_output", "feature_extractor", "set_backbone_trainable"]

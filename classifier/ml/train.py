@@ -4,12 +4,15 @@
 2. Head: features of the frozen ImageNet Lite0 on several augmented views of
    each training image (computed once), a dropout + softmax head trained on them.
 3. Fine-tune the backbone (BatchNorm frozen) with augmentation, class weights
-   and label smoothing; early stopping on validation loss, best epoch restored.
-   Both phases see out-of-distribution images (non-fetal ultrasound from the
-   training split, blank/noise images, synthetic scenes, training photographs)
-   with a uniform target, so the model learns to be unsure about them.
-4. Pick the needs-review threshold on validation, evaluate on test, save the
-   ``.keras`` file and its card.
+   and label smoothing, once per seed from the same start (:mod:`finetune`);
+   validation loss picks each member's epoch and then the weight average of the
+   members ("soup") or the best member. Both phases see out-of-distribution
+   images (non-fetal ultrasound from the training split, blank/noise images,
+   synthetic scenes, training photographs) with a uniform target, so the model
+   learns to be unsure about them.
+4. Add the novelty output (similarity to the nearest training image), pick both
+   needs-review thresholds on validation, evaluate on test, save the ``.keras``
+   file and its card.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from classifier.ml.augment import Augmenter
 from classifier.ml.card import card_paths, write_card
 from classifier.ml.data import CLASS_NAMES, DATASET_CITATIONS, counts, label_indices, load_array, read_manifest
 from classifier.ml.efficientnet_lite import default_weights_path
-from classifier.ml.model import build_classifier, feature_extractor, set_backbone_trainable
+from classifier.ml.finetune import choose_soup, finetune_member, one_hot, uniform_targets
+from classifier.ml.inference import ReviewRule
+from classifier.ml.model import build_classifier, feature_extractor, set_backbone_trainable, with_novelty_output
 
 MODEL_NAME = "fetal-planes"
 
@@ -43,28 +48,22 @@ class TrainConfig:
     head_views: int = 6
     head_epochs: int = 80
     head_learning_rate: float = 1e-3
-    finetune_epochs: int = 14
+    members: int = 3  # fine-tuned from the same start with seeds seed, seed + 1, ...; their weights averaged
+    finetune_epochs: int = 8
     finetune_from_block: int = 0
     finetune_learning_rate: float = 1e-4
     patience: int = 6
-    swa_start_epoch: int = 5  # average the weights of every epoch from here on (stochastic weight averaging)
+    swa_start_epoch: int = 4  # average the weights of every epoch from here on (stochastic weight averaging)
     label_smoothing: float = 0.1
     dropout: float = 0.3
     outlier_weight: float = 1.0
     outliers_per_epoch: int = 96
+    novelty_false_alarm: float = 0.02  # share of val fetal images the novelty check may flag
     limit_per_label: int | None = None  # smoke tests: a few images per label
 
 
 def _log_default(message: str) -> None:
     print(message, flush=True)
-
-
-def _uniform_targets(count: int, num_classes: int) -> np.ndarray:
-    return np.full((count, num_classes), 1.0 / num_classes, dtype=np.float32)
-
-
-def _one_hot(indices: np.ndarray, num_classes: int) -> np.ndarray:
-    return np.eye(num_classes, dtype=np.float32)[indices]
 
 
 def _class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
@@ -118,7 +117,6 @@ def train(
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     num_classes, size = len(CLASS_NAMES), config.input_size
-    rng = np.random.default_rng(config.seed)
 
     records = read_manifest(data_dir)
     if config.limit_per_label is not None:
@@ -170,7 +168,7 @@ def train(
     val_features = evaluation.predict(extractor, x_val.astype(np.float32), batch_size=64)
     head_x = np.concatenate([train_features, outlier_features])
     head_y = np.concatenate(
-        [_one_hot(np.tile(y_train, config.head_views), num_classes), _uniform_targets(len(outliers), num_classes)]
+        [one_hot(np.tile(y_train, config.head_views), num_classes), uniform_targets(len(outliers), num_classes)]
     )
     head_w = np.concatenate(
         [
@@ -191,7 +189,7 @@ def train(
         batch_size=64,
         epochs=config.head_epochs,
         shuffle=True,
-        validation_data=(val_features, _one_hot(y_val, num_classes)),
+        validation_data=(val_features, one_hot(y_val, num_classes)),
         callbacks=[keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True)],
         verbose=0,
     )
@@ -202,120 +200,88 @@ def train(
         f"({time.perf_counter() - phase_started:.0f}s)"
     )
 
-    # Phase 2: fine-tune with augmentation and a cosine learning-rate decay; early stopping on
-    # validation loss. Candidates: the best epoch and the average of the epochs from swa_start_epoch
-    # on; validation loss decides between them.
+    # Phase 2: fine-tune one member per seed from the same start, then average their weights;
+    # validation loss decides between the soup and the best member.
     phase_started = time.perf_counter()
     set_backbone_trainable(model, config.finetune_from_block)
-    steps_per_epoch = -(-(len(x_train) + min(config.outliers_per_epoch, len(outliers))) // config.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.finetune_learning_rate, decay_steps=steps_per_epoch * config.finetune_epochs, alpha=0.05
-    )
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
-    val_targets = _one_hot(y_val, num_classes)
-
-    def val_loss_of(probabilities: np.ndarray) -> float:
-        return float(keras.losses.categorical_crossentropy(val_targets, probabilities).numpy().mean())
-
-    best_loss, best_weights, best_epoch, waited = np.inf, model.get_weights(), 0, 0
-    swa_sum, swa_count = None, 0
-    history = []
-    for epoch in range(1, config.finetune_epochs + 1):
-        epoch_started = time.perf_counter()
-        chosen = rng.choice(len(outliers), min(config.outliers_per_epoch, len(outliers)), replace=False)
-        order = rng.permutation(len(x_train) + len(chosen))
-        losses = []
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            fetal = batch[batch < len(x_train)]
-            other = chosen[batch[batch >= len(x_train)] - len(x_train)]
-            images = np.concatenate([x_train[fetal].astype(np.float32), outliers[other]])
-            targets = np.concatenate([_one_hot(y_train[fetal], num_classes), _uniform_targets(len(other), num_classes)])
-            weights = np.concatenate([class_weight[y_train[fetal]], np.full(len(other), config.outlier_weight)])
-            losses.append(
-                float(model.train_on_batch(augmenter(images), targets, sample_weight=weights.astype(np.float32)))
-            )
-        val_probabilities = evaluation.predict(model, x_val)
-        val_loss = val_loss_of(val_probabilities)
-        val_summary = metrics.summary(y_val, val_probabilities.argmax(1), CLASS_NAMES)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": float(np.mean(losses)),
-                "val_loss": val_loss,
-                "val_accuracy": val_summary["accuracy"],
-                "val_macro_f1": val_summary["macro_f1"],
-            }
+    start_weights = model.get_weights()
+    members = [
+        finetune_member(
+            model,
+            seed=config.seed + index,
+            start_weights=start_weights,
+            x_train=x_train,
+            y_train=y_train,
+            outliers=outliers,
+            x_val=x_val,
+            y_val=y_val,
+            class_weight=class_weight,
+            loss=loss,
+            predict=evaluation.predict,
+            epochs=config.finetune_epochs,
+            batch_size=config.batch_size,
+            learning_rate=config.finetune_learning_rate,
+            patience=config.patience,
+            swa_start_epoch=config.swa_start_epoch,
+            outliers_per_epoch=config.outliers_per_epoch,
+            outlier_weight=config.outlier_weight,
+            log=log,
         )
-        log(
-            f"fine-tune epoch {epoch}/{config.finetune_epochs}: train loss {np.mean(losses):.4f}, "
-            f"val loss {val_loss:.4f}, "
-            f"val accuracy {val_summary['accuracy']:.3f}, macro-F1 {val_summary['macro_f1']:.3f} "
-            f"({time.perf_counter() - epoch_started:.0f}s)"
-        )
-        if epoch >= config.swa_start_epoch:
-            weights_now = model.get_weights()
-            swa_sum = weights_now if swa_sum is None else [a + b for a, b in zip(swa_sum, weights_now, strict=True)]
-            swa_count += 1
-        if val_loss < best_loss - 1e-4:
-            best_loss, best_weights, best_epoch, waited = val_loss, model.get_weights(), epoch, 0
-        else:
-            waited += 1
-            if waited >= config.patience:
-                log(f"early stop: best epoch {best_epoch}")
-                break
-    selected = {"kind": "best_epoch", "epoch": best_epoch, "val_loss": best_loss}
-    if swa_count >= 2:
-        model.set_weights([w / swa_count for w in swa_sum])
-        swa_probabilities = evaluation.predict(model, x_val)
-        swa_loss = val_loss_of(swa_probabilities)
-        swa_summary = metrics.summary(y_val, swa_probabilities.argmax(1), CLASS_NAMES)
-        log(
-            f"weight average of {swa_count} epochs: val loss {swa_loss:.4f}, accuracy {swa_summary['accuracy']:.3f}, "
-            f"macro-F1 {swa_summary['macro_f1']:.3f}"
-        )
-        selected["swa"] = {"epochs": swa_count, "val_loss": swa_loss, "val_accuracy": swa_summary["accuracy"]}
-        if swa_loss <= best_loss:
-            selected.update(kind="weight_average", val_loss=swa_loss)
-    if selected["kind"] == "best_epoch":
-        model.set_weights(best_weights)
-    log(f"selected on val: {selected['kind']}")
+        for index in range(config.members)
+    ]
+    selected = choose_soup(model, members, x_val=x_val, y_val=y_val, predict=evaluation.predict, log=log)
+    log(f"selected on val: {selected['kind']} (val loss {selected['val_loss']:.4f})")
     finetune_seconds = time.perf_counter() - phase_started
 
-    # Threshold on validation only.
-    val_probabilities = evaluation.predict(model, x_val)
+    # Novelty: similarity to the nearest training image, its threshold a fixed false-alarm budget on val.
+    bank = evaluation.predict(feature_extractor(model), x_train.astype(np.float32), batch_size=64)
+    model = with_novelty_output(model, bank)
+    val_probabilities, val_similarity = evaluation.predict_outputs(model, x_val)
+    novelty_threshold = metrics.novelty_threshold(val_similarity, config.novelty_false_alarm)
+
+    # The confidence threshold on validation only, counting what novelty already flags as flagged.
     val_ood = [load_array(data_dir, val_other, size).astype(np.float32)] if val_other else []
     val_ood.append(ood.blank_noise_batch(64, size, evaluation.OOD_SEEDS["val"])[0])
     scene_rng = np.random.default_rng(evaluation.OOD_SEEDS["val"])
     val_ood.append(np.stack([ood.synthetic_scene(size, scene_rng) for _ in range(32)]))
     with contextlib.suppress(ImportError):
         val_ood.append(ood.photo_crops(ood.VAL_PHOTOS, size, 8, evaluation.OOD_SEEDS["val"]))
-    val_ood_confidence = evaluation.predict(model, np.concatenate(val_ood)).max(axis=1)
+    ood_probabilities, ood_similarity = evaluation.predict_outputs(model, np.concatenate(val_ood))
     threshold, threshold_stats = metrics.choose_threshold(
-        val_probabilities.max(axis=1), val_probabilities.argmax(1) == y_val, val_ood_confidence
+        np.where(val_similarity < novelty_threshold, 0.0, val_probabilities.max(axis=1)),
+        val_probabilities.argmax(1) == y_val,
+        np.where(ood_similarity < novelty_threshold, 0.0, ood_probabilities.max(axis=1)),
     )
-    log(f"needs-review threshold {threshold:.2f} (val: {threshold_stats})")
+    threshold_stats["novelty_flagged_val_fetal"] = float(np.mean(val_similarity < novelty_threshold))
+    log(
+        f"needs-review thresholds: confidence {threshold:.2f}, novelty {novelty_threshold:.3f} (val: {threshold_stats})"
+    )
 
     # Save a fresh, optimizer-free copy of the model.
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path, json_path, md_path = card_paths(out_dir, MODEL_NAME, version)
-    export = build_classifier(num_classes=num_classes, input_size=size, dropout=config.dropout)
+    export = with_novelty_output(
+        build_classifier(num_classes=num_classes, input_size=size, dropout=config.dropout), bank
+    )
     export.set_weights(model.get_weights())
     export.save(model_path)
     train_seconds = time.perf_counter() - started
 
-    val_metrics = evaluation.fetal_metrics(val_probabilities, val_fetal, class_names=CLASS_NAMES, threshold=threshold)
+    review = ReviewRule(threshold, novelty_threshold)
+    val_metrics = evaluation.fetal_metrics(
+        val_probabilities, val_fetal, class_names=CLASS_NAMES, review=review, similarity=val_similarity
+    )
     val_metrics["ood"] = evaluation.ood_metrics(
         export,
         data_dir=data_dir,
         records=[r for r in records if r.split == "val"],
         split="val",
         input_size=size,
-        threshold=threshold,
+        review=review,
     )
     test_metrics = evaluation.evaluate(
-        export, data_dir=data_dir, split="test", input_size=size, threshold=threshold, records=records
+        export, data_dir=data_dir, split="test", input_size=size, review=review, records=records
     )
     log(
         f"test: accuracy {test_metrics['accuracy']:.3f} {test_metrics['ci']['accuracy']}, "
@@ -330,6 +296,7 @@ def train(
         "classes": list(CLASS_NAMES),
         "input_size": size,
         "needs_review_threshold": threshold,
+        "novelty_threshold": novelty_threshold,
         "metrics": {
             "test": {k: v for k, v in test_metrics.items() if k != "ood"},
             "ood_test": test_metrics["ood"],
@@ -343,8 +310,9 @@ def train(
         "preprocessing": f"classifier.ml.preprocessing.preprocess: EXIF orientation, any mode to RGB, letterbox "
         f"(aspect kept, black padding) to {size}x{size}, float32 0..255; normalisation (x - 127) / 128 is a layer "
         "inside the model.",
-        "output": "softmax probabilities over the classes; needs_review when the top probability is below "
-        "the threshold",
+        "output": "softmax probabilities over the classes and the cosine similarity of the image's features to "
+        "the nearest training image's; needs_review when the top probability is below needs_review_threshold "
+        "or the similarity is below novelty_threshold",
         "intended_use": "Decision support for trained sonographers and clinicians: it proposes which standard fetal "
         "plane (brain, thorax, abdomen, femur) an ultrasound image shows, with a heatmap and a needs-review flag. "
         "It is not a diagnosis, does not measure biometry or detect anomalies, and every result may be corrected "
@@ -374,9 +342,8 @@ def train(
         },
         "training": {
             **asdict(config),
-            "history": history,
-            "best_epoch": best_epoch,
-            "selected": selected,
+            "selected": {k: v for k, v in selected.items() if k != "members"},
+            "members": selected["members"],
             "wall_seconds": round(train_seconds, 1),
             "finetune_seconds": round(finetune_seconds, 1),
             "command": _command(config, data_dir, out_dir, version),
