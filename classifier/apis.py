@@ -186,6 +186,7 @@ class PredictionReviewApi(APIView):
                 "class_labels": PLANE_LABELS,
                 "input_size": 224,
                 "review_threshold": 0.62,
+                "novelty_threshold": 0.741,
                 "metrics": {"test": {"accuracy": 0.93, "macro_f1": 0.92}},
                 "is_active": True,
                 "registered_at": "2026-11-20T08:00:00.000Z",
@@ -203,6 +204,11 @@ class ModelVersionOutputSerializer(serializers.Serializer):
     class_labels = serializers.ListField(child=serializers.CharField(), help_text="In the model's output order.")
     input_size = serializers.IntegerField()
     review_threshold = serializers.FloatField(help_text="Predictions below this confidence need review.")
+    novelty_threshold = serializers.FloatField(
+        allow_null=True,
+        help_text="Images less similar than this to every training image need review; null for models "
+        "without a novelty output.",
+    )
     metrics = serializers.DictField(help_text="From the model card.")
     is_active = serializers.BooleanField(help_text="New uploads are classified by the active version.")
     registered_at = serializers.DateTimeField()

@@ -22,6 +22,12 @@ class ModelVersion(models.Model):
     class_labels = models.JSONField()
     input_size = models.PositiveIntegerField()
     review_threshold = models.FloatField(help_text="Predictions below this confidence need review.")
+    novelty_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Images whose similarity to the nearest training image is below this need review "
+        "(empty for models without a novelty output).",
+    )
     metrics = models.JSONField(default=dict, blank=True)
     card = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=False)
@@ -40,6 +46,11 @@ class ModelVersion(models.Model):
             models.CheckConstraint(
                 condition=Q(review_threshold__gte=0) & Q(review_threshold__lte=1),
                 name="model_version_threshold_0_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(novelty_threshold__isnull=True)
+                | (Q(novelty_threshold__gte=-1) & Q(novelty_threshold__lte=1)),
+                name="model_version_novelty_threshold_cosine",
             ),
         ]
 
@@ -99,6 +110,12 @@ class Prediction(models.Model):
     confidence = models.FloatField()
     probabilities = models.JSONField(help_text="Probability of every class, keyed by label.")
     needs_review = models.BooleanField()
+    similarity = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Cosine similarity of the image's features to the nearest training image's "
+        "(empty for models without a novelty output).",
+    )
     inference_ms = models.FloatField()
     heatmap = models.FileField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -126,6 +143,13 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"Prediction #{self.id}: {self.final_label} ({self.confidence:.2f})"
+
+    @property
+    def unlike_training_images(self) -> bool:
+        """The novelty check flagged it: the image looks like nothing the model was trained on."""
+        version = self.job.model_version
+        threshold = version.novelty_threshold if version is not None else None
+        return self.similarity is not None and threshold is not None and self.similarity < threshold
 
     @property
     def is_reviewed(self) -> bool:

@@ -30,6 +30,7 @@ def classifier_for(model_version: ModelVersion) -> PlaneClassifier:
                 class_names=model_version.class_labels,
                 input_size=model_version.input_size,
                 review_threshold=model_version.review_threshold,
+                novelty_threshold=model_version.novelty_threshold,
                 expected_sha256=model_version.sha256,
             )
             _cache.clear()  # one model in memory at a time

@@ -60,6 +60,7 @@ def model_version_register(*, card_path: Path, activate: bool = False) -> ModelV
             "class_labels": card["classes"],
             "input_size": card["input_size"],
             "review_threshold": card["needs_review_threshold"],
+            "novelty_threshold": card.get("novelty_threshold"),
         },
     )
     version.file_path = file_path
@@ -67,6 +68,7 @@ def model_version_register(*, card_path: Path, activate: bool = False) -> ModelV
     version.class_labels = list(card["classes"])
     version.input_size = int(card["input_size"])
     version.review_threshold = float(card["needs_review_threshold"])
+    version.novelty_threshold = None if card.get("novelty_threshold") is None else float(card["novelty_threshold"])
     version.metrics = card.get("metrics", {})
     version.card = card
     version.full_clean(validate_constraints=False)
@@ -226,6 +228,7 @@ def prediction_save(*, job_id: int, result, heatmap_png: bytes | None) -> Classi
                 confidence=min(max(result.confidence, 0.0), 1.0),
                 probabilities=result.probabilities,
                 needs_review=result.needs_review,
+                similarity=result.similarity,
                 inference_ms=result.inference_ms,
                 heatmap=heatmap_path,
             )

@@ -67,6 +67,7 @@ def _prediction_data(prediction: Prediction) -> dict:
         "confidence": prediction.confidence,
         "probabilities": prediction.probabilities,
         "needs_review": prediction.needs_review,
+        "similarity": prediction.similarity,
         "model_version": _model_version_name(prediction.job),
         "reviewed_label": prediction.reviewed_label,
         "reviewed_by": prediction.reviewed_by.username if prediction.reviewed_by_id else None,

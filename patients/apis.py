@@ -57,6 +57,7 @@ EXAMPLE_PREDICTION = {
     "confidence": 0.91,
     "probabilities": EXAMPLE_PROBABILITIES,
     "needs_review": False,
+    "similarity": 0.93,
     "inference_ms": 41.7,
     "model_version": "fetalnet:1.0",
     "created_at": "2026-11-27T10:15:03.090Z",
@@ -174,7 +175,15 @@ class PredictionOutputSerializer(serializers.Serializer):
     label = serializers.ChoiceField(choices=_PLANE_CHOICES, help_text="The model's label.")
     confidence = serializers.FloatField(min_value=0, max_value=1)
     probabilities = serializers.DictField(child=serializers.FloatField(), help_text="Every class's probability.")
-    needs_review = serializers.BooleanField(help_text="The model's confidence is below the review threshold.")
+    needs_review = serializers.BooleanField(
+        help_text="Flagged for a person: the confidence is below the model's review threshold, or the image is "
+        "unlike the training images (similarity below the model's novelty threshold)."
+    )
+    similarity = serializers.FloatField(
+        allow_null=True,
+        help_text="Cosine similarity of the image's features to the nearest training image's; null for models "
+        "without a novelty output.",
+    )
     inference_ms = serializers.FloatField()
     model_version = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()

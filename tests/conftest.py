@@ -114,6 +114,54 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session")
+def tiny_novelty_model_file(tmp_path_factory) -> Path:
+    """A tiny real Keras model with the novelty output (similarity to a bank of three feature vectors)."""
+    import keras
+    import numpy as np
+
+    from classifier.ml.model import with_novelty_output
+
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((TINY_INPUT_SIZE, TINY_INPUT_SIZE, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = keras.layers.Conv2D(8, 3, name="last_conv")(x)
+    features = keras.layers.GlobalAveragePooling2D(name="pooled")(x)
+    outputs = keras.layers.Dense(len(PLANE_LABELS), activation="softmax")(features)
+    bank = np.random.default_rng(8).normal(size=(3, 8)).astype(np.float32)
+    model = with_novelty_output(keras.Model(inputs, outputs), bank, features_layer="pooled")
+    path = tmp_path_factory.mktemp("novelty") / "tiny-novelty-v1.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture
+def register_tiny_novelty_model(db, settings, tmp_path, tiny_novelty_model_file):
+    """Register and activate the novelty model with the given thresholds (a fresh MODELS_DIR per test)."""
+    from classifier.services import model_version_register
+
+    def register(*, review_threshold: float, novelty_threshold: float):
+        directory = tmp_path / "novelty-models"
+        directory.mkdir(exist_ok=True)
+        (directory / tiny_novelty_model_file.name).write_bytes(tiny_novelty_model_file.read_bytes())
+        card = {
+            "name": "tiny-novelty",
+            "version": "1",
+            "file": tiny_novelty_model_file.name,
+            "sha256": hashlib.sha256(tiny_novelty_model_file.read_bytes()).hexdigest(),
+            "classes": PLANE_LABELS,
+            "input_size": TINY_INPUT_SIZE,
+            "needs_review_threshold": review_threshold,
+            "novelty_threshold": novelty_threshold,
+            "metrics": {"note": "untrained test model"},
+        }
+        (directory / "tiny-novelty-v1.card.json").write_text(json.dumps(card))
+        settings.MODELS_DIR = directory
+        return model_version_register(card_path=directory / "tiny-novelty-v1.card.json", activate=True)
+
+    return register
+
+
 @pytest.fixture
 def active_model(db, settings, tiny_model_dir):
     from classifier.services import model_version_register

@@ -52,7 +52,7 @@ def feature_extractor(model):
     return keras.Model(model.input, model.get_layer(FEATURES).output, name="features")
 
 
-def with_novelty_output(model, bank_features: np.ndarray):
+def with_novelty_output(model, bank_features: np.ndarray, *, features_layer: str = FEATURES):
     """``model`` plus a second output: the cosine similarity of an image's pooled features to the nearest
     of ``bank_features`` (the training images').
 
@@ -63,7 +63,7 @@ def with_novelty_output(model, bank_features: np.ndarray):
     import keras
 
     bank = bank_features / np.linalg.norm(bank_features, axis=1, keepdims=True)
-    features = keras.layers.UnitNormalization(name="feature_norm")(model.get_layer(FEATURES).output)
+    features = keras.layers.UnitNormalization(name="feature_norm")(model.get_layer(features_layer).output)
     bank_layer = keras.layers.Dense(len(bank), use_bias=False, trainable=False, name="training_bank")
     similarities = bank_layer(features)
     nearest = keras.layers.GlobalMaxPooling1D(name=SIMILARITY)(

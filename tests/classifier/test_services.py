@@ -41,6 +41,41 @@ class TestClassificationJobRun:
         assert classification_job_run(job_id=123_456_789) is None
 
 
+class TestNoveltyFlag:
+    """A model with the novelty output: the similarity is stored and low similarity flags the prediction."""
+
+    def _run(self, study, sonographer):
+        job = image_upload(study=study, data=png_bytes(), filename="a.png", uploaded_by=sonographer).image.jobs.get()
+        return classification_job_run(job_id=job.id).prediction
+
+    def test_the_card_thresholds_are_registered(self, register_tiny_novelty_model):
+        version = register_tiny_novelty_model(review_threshold=0.3, novelty_threshold=0.25)
+        version.refresh_from_db()
+        assert (version.review_threshold, version.novelty_threshold) == (0.3, 0.25)
+
+    def test_an_image_unlike_the_training_images_is_flagged(self, register_tiny_novelty_model, study, sonographer):
+        register_tiny_novelty_model(review_threshold=0.0, novelty_threshold=1.0)
+
+        prediction = self._run(study, sonographer)
+
+        assert -1.0 <= prediction.similarity < 1.0
+        assert prediction.needs_review is True
+        assert prediction.unlike_training_images is True
+
+    def test_a_familiar_confident_image_is_not_flagged(self, register_tiny_novelty_model, study, sonographer):
+        register_tiny_novelty_model(review_threshold=0.0, novelty_threshold=-1.0)
+
+        prediction = self._run(study, sonographer)
+
+        assert prediction.similarity is not None
+        assert prediction.needs_review is False
+        assert prediction.unlike_training_images is False
+
+    def test_a_model_without_the_output_stores_no_similarity(self, queued_job):
+        prediction = classification_job_run(job_id=queued_job.id).prediction
+        assert prediction.similarity is None and prediction.unlike_training_images is False
+
+
 class TestModelVersionRegister:
     def test_rejects_a_card_whose_sha256_does_not_match(self, db, tiny_model_dir, tmp_path, settings):
         card = (tiny_model_dir / "tiny-v1.card.json").read_text().replace('"sha256": "', '"sha256": "0')

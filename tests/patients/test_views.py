@@ -50,14 +50,19 @@ def upload(study, user, *, seed=0, name="scan.png"):
     return services.image_upload(study=study, data=png_bytes(seed=seed), filename=name, uploaded_by=user).image
 
 
-def classify(image, *, label="fetal_brain", confidence=0.8):
+def classify(image, *, label="fetal_brain", confidence=0.8, similarity=None):
     job = image.jobs.get()
     classifier_services.job_start(job_id=job.id)
     rest = (1 - confidence) / 3
     probabilities = {plane: rest for plane in ["fetal_brain", "fetal_thorax", "fetal_abdomen", "fetal_femur"]}
     probabilities[label] = confidence
     result = ClassifierResult(
-        label=label, confidence=confidence, probabilities=probabilities, needs_review=confidence < 0.5, inference_ms=3
+        label=label,
+        confidence=confidence,
+        probabilities=probabilities,
+        needs_review=confidence < 0.5,
+        inference_ms=3,
+        similarity=similarity,
     )
     classifier_services.prediction_save(job_id=job.id, result=result, heatmap_png=png_bytes(seed=99))
     return job.prediction if hasattr(job, "prediction") else image.jobs.get().prediction
@@ -179,6 +184,19 @@ class TestStudyPage:
         assert 'id="dropzone"' in html and 'name="csrfmiddlewaretoken"' in html
         # A sonographer sees no review form.
         assert 'class="review"' not in html
+
+    def test_an_image_unlike_the_training_images_says_so(self, client_for, study, sonographer, model_version):
+        model_version.novelty_threshold = 0.6
+        model_version.save()
+        classify(upload(study, sonographer, seed=1, name="odd.png"), confidence=0.95, similarity=0.4)
+        classify(upload(study, sonographer, seed=2, name="usual.png"), confidence=0.95, similarity=0.9)
+
+        html = client_for(sonographer).get(reverse("study-detail", args=[study.id])).content.decode()
+
+        cards = {name: card for card in html.split("<article")[1:] for name in ("odd.png", "usual.png") if name in card}
+        assert 'class="novelty-note"' in cards["odd.png"]
+        assert "Unlike the images the model was trained on" in cards["odd.png"]
+        assert 'class="novelty-note"' not in cards["usual.png"]
 
     def test_summary_strip_says_which_planes_are_there(self, client_for, study, sonographer, clinician, model_version):
         classify(upload(study, sonographer, seed=1), label="fetal_brain")

@@ -26,6 +26,8 @@ class TestTrainClassifierCommand:
             "2",
             "--finetune-epochs",
             "1",
+            "--members",
+            "2",
         )
 
         card = read_card(tmp_path / "fetal-planes-v0.card.json")
@@ -37,14 +39,11 @@ class TestTrainClassifierCommand:
             card["metrics"]["test"]
         )
         assert {"blank_noise", "non_fetal_ultrasound"} <= set(card["metrics"]["ood_test"])
-        assert len(card["training"]["history"]) == 1
+        assert [len(member["history"]) for member in card["training"]["members"]] == [1, 1]
+        assert card["training"]["selected"]["kind"] in {"uniform_soup", "best_member"}
+        assert -1 <= card["novelty_threshold"] <= 1
         assert "Intended use" in (tmp_path / "fetal-planes-v0.card.md").read_text()
-        classifier = PlaneClassifier.load(
-            model_path,
-            class_names=card["classes"],
-            input_size=card["input_size"],
-            review_threshold=card["needs_review_threshold"],
-            expected_sha256=card["sha256"],
-        )
+        classifier = PlaneClassifier.from_card(card, model_path)
         assert json.loads(json.dumps(card)) == card  # plain JSON, as the registry stores it
         assert classifier.model.outputs[0].shape[-1] == 4
+        assert classifier.has_novelty and classifier.review.novelty_threshold == card["novelty_threshold"]
