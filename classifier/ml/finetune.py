@@ -51,6 +51,8 @@ def finetune_member(
     model,
     *,
     seed: int,
+    augmenter: Augmenter,
+    rng: np.random.Generator,
     start_weights: list[np.ndarray],
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -69,12 +71,10 @@ def finetune_member(
     outlier_weight: float,
     log: Callable[[str], None],
 ) -> MemberResult:
-    """Fine-tune ``model`` (already compiled-ready, backbone unfrozen) from ``start_weights`` with one seed."""
+    """Fine-tune ``model`` (backbone unfrozen) from ``start_weights``, drawing augmentation from ``augmenter``
+    and outlier sampling and batch order from ``rng``; ``seed`` names the member."""
     import keras
 
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    augmenter = Augmenter(seed)
     num_classes = len(CLASS_NAMES)
     model.set_weights(start_weights)
     per_epoch = min(outliers_per_epoch, len(outliers))

@@ -48,12 +48,14 @@ class TrainConfig:
     head_views: int = 6
     head_epochs: int = 80
     head_learning_rate: float = 1e-3
-    members: int = 3  # fine-tuned from the same start with seeds seed, seed + 1, ...; their weights averaged
-    finetune_epochs: int = 8
+    # Members fine-tuned from the same start with seeds seed, seed + 1, ...; their weights averaged when that
+    # lowers val loss. One by default: three 8-epoch members did not beat one 14-epoch run on val (docs/model.md).
+    members: int = 1
+    finetune_epochs: int = 14
     finetune_from_block: int = 0
     finetune_learning_rate: float = 1e-4
     patience: int = 6
-    swa_start_epoch: int = 4  # average the weights of every epoch from here on (stochastic weight averaging)
+    swa_start_epoch: int = 5  # average the weights of every epoch from here on (stochastic weight averaging)
     label_smoothing: float = 0.1
     dropout: float = 0.3
     outlier_weight: float = 1.0
@@ -205,30 +207,41 @@ def train(
     phase_started = time.perf_counter()
     set_backbone_trainable(model, config.finetune_from_block)
     start_weights = model.get_weights()
-    members = [
-        finetune_member(
-            model,
-            seed=config.seed + index,
-            start_weights=start_weights,
-            x_train=x_train,
-            y_train=y_train,
-            outliers=outliers,
-            x_val=x_val,
-            y_val=y_val,
-            class_weight=class_weight,
-            loss=loss,
-            predict=evaluation.predict,
-            epochs=config.finetune_epochs,
-            batch_size=config.batch_size,
-            learning_rate=config.finetune_learning_rate,
-            patience=config.patience,
-            swa_start_epoch=config.swa_start_epoch,
-            outliers_per_epoch=config.outliers_per_epoch,
-            outlier_weight=config.outlier_weight,
-            log=log,
+
+    def member_streams(index: int) -> tuple[Augmenter, np.random.Generator]:
+        if index == 0:  # the first member continues the head phase's random streams, as model v1 was trained
+            return augmenter, np.random.default_rng(config.seed)
+        keras.utils.set_random_seed(config.seed + index)
+        return Augmenter(config.seed + index), np.random.default_rng(config.seed + index)
+
+    members = []
+    for index in range(config.members):
+        member_augmenter, member_rng = member_streams(index)
+        members.append(
+            finetune_member(
+                model,
+                seed=config.seed + index,
+                augmenter=member_augmenter,
+                rng=member_rng,
+                start_weights=start_weights,
+                x_train=x_train,
+                y_train=y_train,
+                outliers=outliers,
+                x_val=x_val,
+                y_val=y_val,
+                class_weight=class_weight,
+                loss=loss,
+                predict=evaluation.predict,
+                epochs=config.finetune_epochs,
+                batch_size=config.batch_size,
+                learning_rate=config.finetune_learning_rate,
+                patience=config.patience,
+                swa_start_epoch=config.swa_start_epoch,
+                outliers_per_epoch=config.outliers_per_epoch,
+                outlier_weight=config.outlier_weight,
+                log=log,
+            )
         )
-        for index in range(config.members)
-    ]
     selected = choose_soup(model, members, x_val=x_val, y_val=y_val, predict=evaluation.predict, log=log)
     log(f"selected on val: {selected['kind']} (val loss {selected['val_loss']:.4f})")
     finetune_seconds = time.perf_counter() - phase_started

@@ -1,4 +1,5 @@
-"""The committed model v1: its card's figures reproduce, it meets the bar, and its heatmaps look at the anatomy."""
+"""The newest committed model (the one `register_models` activates on a new install): its card's figures
+reproduce, it meets the bar, and its heatmaps look at the anatomy."""
 
 import json
 from pathlib import Path
@@ -14,7 +15,15 @@ from classifier.ml.evaluate import BAR, bar_failures
 from classifier.ml.inference import PlaneClassifier, file_sha256
 from classifier.ml.preprocessing import load_image
 
-CARD_PATH = Path(__file__).resolve().parents[3] / "models" / "fetal-planes-v1.card.json"
+MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
+
+
+def _newest_card() -> Path:
+    cards = sorted(MODELS_DIR.glob("fetal-planes-v*.card.json"), key=lambda p: int(p.name.split("-v")[1].split(".")[0]))
+    return cards[-1] if cards else MODELS_DIR / "fetal-planes-v1.card.json"
+
+
+CARD_PATH = _newest_card()
 
 
 @pytest.fixture(scope="module")
@@ -26,19 +35,13 @@ def card() -> dict:
 
 @pytest.fixture(scope="module")
 def classifier(card) -> PlaneClassifier:
-    return PlaneClassifier.load(
-        CARD_PATH.parent / card["file"],
-        class_names=card["classes"],
-        input_size=card["input_size"],
-        review_threshold=card["needs_review_threshold"],
-        expected_sha256=card["sha256"],
-    )
+    return PlaneClassifier.from_card(card, CARD_PATH.parent / card["file"])
 
 
 class TestModelCard:
     def test_describes_the_committed_file(self, card):
         assert card["name"] == "fetal-planes"
-        assert card["version"] == "1"
+        assert CARD_PATH.name == f"fetal-planes-v{card['version']}.card.json"
         assert card["sha256"] == file_sha256(CARD_PATH.parent / card["file"])
         assert card["classes"] == ["fetal_brain", "fetal_thorax", "fetal_abdomen", "fetal_femur"]
         for key in ("intended_use", "limits", "data", "training", "library_versions", "preprocessing"):
@@ -70,13 +73,12 @@ class TestEvaluateClassifierCommand:
     def test_flags_blank_and_noise_images(self, evaluation):
         assert evaluation["ood"]["blank_noise"]["flagged_share"] >= BAR["ood_flagged"]
 
-    @pytest.mark.xfail(
-        reason="model v1 misses parts of the bar: thorax recall (14/18), FETAL_PLANES_DB per-source figures and "
-        "photographs flagged (7/9); see models/fetal-planes-v1.card.md. XPASS once a model meets it.",
-        strict=False,
-    )
-    def test_meets_the_full_bar(self, evaluation):
-        assert bar_failures(evaluation) == []
+    def test_meets_the_full_bar(self, card, evaluation):
+        failures = bar_failures(evaluation)
+        recorded = bar_failures({**card["metrics"]["test"], "ood": card["metrics"]["ood_test"]})
+        if failures and recorded:
+            pytest.xfail(f"the model card itself records these misses of the bar: {'; '.join(recorded)}")
+        assert failures == []
 
 
 def _sector_mask(image: Image.Image) -> np.ndarray:
