@@ -1,6 +1,8 @@
 """Median latency of one warm image through the worker's path: decode, preprocess, predict.
 
-    python bench/bench_inference.py [--card models/fetal-planes-v1.card.json] [--image PATH] [--runs 50]
+    python bench/bench_inference.py [--card models/fetal-planes-v2.card.json] [--image PATH] [--runs 50]
+
+Without --card it times the newest committed model.
 
 Without --image it uses the first test image of ../shared/data/fetal-planes, or a
 synthetic 800x600 PNG when the data set is absent.
@@ -25,6 +27,11 @@ from classifier.ml.preprocessing import load_image  # noqa: E402
 DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "fetal-planes"
 
 
+def newest_card() -> Path:
+    cards = (REPO_ROOT / "models").glob("fetal-planes-v*.card.json")
+    return max(cards, key=lambda path: int(path.name.removeprefix("fetal-planes-v").split(".")[0]))
+
+
 def sample_bytes() -> tuple[bytes, str]:
     manifest = DATA_DIR / "manifest.csv"
     if manifest.is_file():
@@ -43,20 +50,14 @@ def sample_bytes() -> tuple[bytes, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--card", default=str(REPO_ROOT / "models" / "fetal-planes-v1.card.json"))
+    parser.add_argument("--card", default=str(newest_card()))
     parser.add_argument("--image", default=None)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()
 
     card = read_card(args.card)
-    classifier = PlaneClassifier.load(
-        Path(args.card).parent / card["file"],
-        class_names=card["classes"],
-        input_size=card["input_size"],
-        review_threshold=card["needs_review_threshold"],
-        expected_sha256=card["sha256"],
-    )
+    classifier = PlaneClassifier.from_card(card, Path(args.card).parent / card["file"])
     data, name = (Path(args.image).read_bytes(), args.image) if args.image else sample_bytes()
 
     for _ in range(args.warmup):

@@ -39,6 +39,14 @@ def _metrics_table(block: dict, classes: list[str]) -> list[str]:
     return lines
 
 
+def _bar_lines(bar: dict | None) -> list[str]:
+    if bar is None:
+        return []
+    if not bar["misses"]:
+        return ["- It meets the bar of the model issue on every figure.", ""]
+    return ["- It misses the bar of the model issue on:", *[f"  - {miss}" for miss in bar["misses"]], ""]
+
+
 def render_markdown(card: dict) -> str:
     classes = card["classes"]
     metrics = card["metrics"]
@@ -78,6 +86,7 @@ def render_markdown(card: dict) -> str:
         f"(95% CI {ci.get('macro_f1', ['?', '?'])[0]:.3f}–{ci.get('macro_f1', ['?', '?'])[1]:.3f}), "
         f"n = {test['n']} fetal images; CI: {ci.get('method', '')}.",
         "",
+        *_bar_lines(metrics.get("bar")),
         *_metrics_table(test, classes),
         "",
         "Confusion matrix (rows true, columns predicted, order as the classes):",

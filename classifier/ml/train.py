@@ -97,6 +97,14 @@ def _command(config: TrainConfig, data_dir, out_dir, version: str) -> str:
     )
 
 
+def _weakest_class_limit(test_metrics: dict) -> str:
+    name, row = min(test_metrics["per_class"].items(), key=lambda item: item[1]["recall"])
+    return (
+        f"The weakest plane on test is {name} (recall {row['recall']:.3f}, n = {row['support']}): treat its "
+        "predictions as suggestions to check."
+    )
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -311,6 +319,7 @@ def train(
         "needs_review_threshold": threshold,
         "novelty_threshold": novelty_threshold,
         "metrics": {
+            "bar": {"misses": evaluation.bar_failures(test_metrics), "thresholds": evaluation.BAR},
             "test": {k: v for k, v in test_metrics.items() if k != "ood"},
             "ood_test": test_metrics["ood"],
             "val": {k: v for k, v in val_metrics.items() if k != "ood"},
@@ -338,6 +347,9 @@ def train(
             "figures come from small or synthetic sets and are not a guarantee.",
             "Confidence is a softmax probability, not a calibrated clinical probability.",
             "Brain sub-planes (trans-thalamic, trans-cerebellar, trans-ventricular) are not distinguished.",
+            "The novelty check compares each image with the training images only; images from machines or presets "
+            "unlike any of them may be flagged more often (more review work, not less safety).",
+            _weakest_class_limit(test_metrics),
         ],
         "data": {
             "source": "../shared/data/fetal-planes (manifest.csv; splits by patient)",

@@ -44,6 +44,15 @@ class TestRegisterModels:
         call_command("register_models", stdout=io.StringIO())  # idempotent
         assert list(ModelVersion.objects.values_list("name", "version", "is_active")) == [("tiny", "1", True)]
 
+    def test_activates_the_highest_version_in_number_order(self, db, settings, tiny_model_dir, tmp_path):
+        shutil.copytree(tiny_model_dir, tmp_path / "models")
+        settings.MODELS_DIR = tmp_path / "models"
+        card = json.loads((tmp_path / "models" / "tiny-v1.card.json").read_text())
+        for version in ("2", "10"):
+            (tmp_path / "models" / f"tiny-v{version}.card.json").write_text(json.dumps({**card, "version": version}))
+        call_command("register_models", stdout=io.StringIO())
+        assert ModelVersion.objects.get(is_active=True).version == "10"
+
     def test_refuses_a_card_whose_file_does_not_match(self, db, settings, tiny_model_dir, tmp_path):
         shutil.copytree(tiny_model_dir, tmp_path / "models")
         settings.MODELS_DIR = tmp_path / "models"
@@ -57,9 +66,13 @@ class TestRegisterModels:
         from pathlib import Path
 
         models_dir = Path(settings.BASE_DIR) / "models"
-        if not (models_dir / "fetal-planes-v1.card.json").exists():
+        cards = sorted(models_dir.glob("fetal-planes-v*.card.json"), key=lambda p: int(p.name[14:].split(".")[0]))
+        if not cards:
             pytest.skip("no committed model card")
+        newest = json.loads(cards[-1].read_text())
         settings.MODELS_DIR = models_dir
         call_command("register_models", stdout=io.StringIO())
         active = ModelVersion.objects.get(is_active=True)
-        assert (active.name, active.version, active.input_size) == ("fetal-planes", "1", 256)
+        assert (active.name, active.version, active.input_size) == ("fetal-planes", newest["version"], 256)
+        assert active.novelty_threshold == newest.get("novelty_threshold")
+        assert ModelVersion.objects.count() == len(cards)

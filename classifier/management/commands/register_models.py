@@ -1,5 +1,6 @@
 """Register every model card in MODELS_DIR; activate the newest when none is active."""
 
+import re
 from pathlib import Path
 
 from django.conf import settings
@@ -10,6 +11,11 @@ from classifier.selectors import active_model_version
 from classifier.services import model_version_register
 
 
+def _natural(path: Path) -> list:
+    """Sort key that puts v10 after v9."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
 class Command(BaseCommand):
     help = "Register the model cards (*.card.json) found in MODELS_DIR, checking each file's sha256."
 
@@ -18,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--activate", action="store_true", help="Make the last card given the active model.")
 
     def handle(self, *args, cards, activate, **options):
-        paths = [Path(card) for card in cards] or sorted(Path(settings.MODELS_DIR).glob("*.card.json"))
+        paths = [Path(card) for card in cards] or sorted(Path(settings.MODELS_DIR).glob("*.card.json"), key=_natural)
         if not paths:
             self.stdout.write(f"No model cards in {settings.MODELS_DIR}; uploads will fail with 'no active model'.")
             return
