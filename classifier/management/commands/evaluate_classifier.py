@@ -9,7 +9,7 @@ class Command(BaseCommand):
     help = "Evaluate a model card's model on a split; --check-bar fails unless the bar of the model issue is met."
 
     def add_arguments(self, parser):
-        parser.add_argument("--card", default="models/fetal-planes-v1.card.json")
+        parser.add_argument("--card", default="models/fetal-planes-v2.card.json")
         parser.add_argument("--data", default="../shared/data/fetal-planes")
         parser.add_argument("--split", default="test", choices=["train", "val", "test"])
         parser.add_argument("--limit", type=int, default=None, help="at most this many images per label")
