@@ -63,6 +63,7 @@ def model_card_figures(*, model_version: ModelVersion) -> dict:
         ],
         "citations": data.get("citations") or [],
         "limits": card.get("limits") or [],
+        "bar_misses": (metrics.get("bar") or {}).get("misses") or [],
         "other_metrics": {} if test else metrics,
     }
 

@@ -397,5 +397,21 @@ class TestModelPage:
         assert "0.881" in html and "Fetal femur" in html
         assert "train / african: fetal_brain 40" in html and "Burgos-Artizzu 2020" in html
 
+    def test_shows_the_novelty_threshold_and_the_bar_misses_the_card_records(
+        self, client_for, sonographer, model_version
+    ):
+        model_version.novelty_threshold = 0.655
+        model_version.metrics = {**model_version.metrics, "bar": {"misses": ["all: fetal_thorax recall 0.833 < 0.9"]}}
+        model_version.save()
+
+        html = client_for(sonographer).get(reverse("model-info")).content.decode()
+
+        assert "Novelty threshold" in html and "0.655" in html
+        assert "Below the bar" in html and "fetal_thorax recall 0.833 &lt; 0.9" in html
+
+    def test_a_model_meeting_the_bar_shows_no_warning(self, client_for, sonographer, model_version):
+        html = client_for(sonographer).get(reverse("model-info")).content.decode()
+        assert "Below the bar" not in html and "Novelty threshold" not in html
+
     def test_says_when_no_model_is_active(self, client_for, sonographer):
         assert b"No model is active" in client_for(sonographer).get(reverse("model-info")).content
