@@ -5,11 +5,10 @@ API can be tested without TensorFlow; the webhook round trip runs the real worke
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from classifier import services as classifier_services
+from classifier.ml.inference import ClassifierResult
 from classifier.models import ModelVersion
 from patients import services as patient_services
 from tests.conftest import _token_client
@@ -42,7 +41,7 @@ def classify(image, *, label: str = "fetal_brain", confidence: float = 0.9, need
         name: (confidence if name == label else others)
         for name in ("fetal_brain", "fetal_thorax", "fetal_abdomen", "fetal_femur")
     }
-    result = SimpleNamespace(
+    result = ClassifierResult(
         label=label, confidence=confidence, probabilities=probabilities, needs_review=needs_review, inference_ms=12.5
     )
     classifier_services.prediction_save(job_id=job.id, result=result, heatmap_png=None)
