@@ -21,7 +21,14 @@ def model_file_path(model_version: ModelVersion) -> Path:
 
 def classifier_for(model_version: ModelVersion) -> PlaneClassifier:
     """Return the loaded classifier for this version, loading it on first use."""
-    key = (model_version.id, model_version.sha256, model_version.file_path)
+    # Thresholds are part of the key: re-registering a card may change them without changing the file.
+    key = (
+        model_version.id,
+        model_version.sha256,
+        model_version.file_path,
+        model_version.review_threshold,
+        model_version.novelty_threshold,
+    )
     with _lock:
         loaded = _cache.get(key)
         if loaded is None:

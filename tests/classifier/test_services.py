@@ -44,8 +44,9 @@ class TestClassificationJobRun:
 class TestNoveltyFlag:
     """A model with the novelty output: the similarity is stored and low similarity flags the prediction."""
 
-    def _run(self, study, sonographer):
-        job = image_upload(study=study, data=png_bytes(), filename="a.png", uploaded_by=sonographer).image.jobs.get()
+    def _run(self, study, sonographer, seed=0):
+        data = png_bytes(seed=seed)
+        job = image_upload(study=study, data=data, filename="a.png", uploaded_by=sonographer).image.jobs.get()
         return classification_job_run(job_id=job.id).prediction
 
     def test_the_card_thresholds_are_registered(self, register_tiny_novelty_model):
@@ -70,6 +71,17 @@ class TestNoveltyFlag:
         assert prediction.similarity is not None
         assert prediction.needs_review is False
         assert prediction.unlike_training_images is False
+
+    def test_a_changed_threshold_applies_to_the_next_job_without_a_worker_restart(
+        self, register_tiny_novelty_model, study, sonographer
+    ):
+        first = register_tiny_novelty_model(review_threshold=0.0, novelty_threshold=1.0)
+        assert self._run(study, sonographer).needs_review is True
+
+        second = register_tiny_novelty_model(review_threshold=0.0, novelty_threshold=-1.0)  # the card re-registered
+
+        assert second.id == first.id
+        assert self._run(study, sonographer, seed=1).needs_review is False
 
     def test_a_model_without_the_output_stores_no_similarity(self, queued_job):
         prediction = classification_job_run(job_id=queued_job.id).prediction
