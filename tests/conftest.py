@@ -86,6 +86,20 @@ def south_api_client(south_sonographer):
     return _token_client(south_sonographer)
 
 
+def tiny_card(model_path: Path, *, name: str, **thresholds: float) -> dict:
+    """A model card, shaped like classifier/ml/card.py writes it, for an untrained test model."""
+    return {
+        "name": name,
+        "version": "1",
+        "file": model_path.name,
+        "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        "classes": PLANE_LABELS,
+        "input_size": TINY_INPUT_SIZE,
+        **thresholds,
+        "metrics": {"note": "untrained test model"},
+    }
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny real Keras model with a card, saved once per test session."""
@@ -100,16 +114,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     outputs = keras.layers.Dense(len(PLANE_LABELS), activation="softmax")(x)
     model_path = directory / "tiny-v1.keras"
     keras.Model(inputs, outputs).save(model_path)
-    card = {
-        "name": "tiny",
-        "version": "1",
-        "file": model_path.name,
-        "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
-        "classes": PLANE_LABELS,
-        "input_size": TINY_INPUT_SIZE,
-        "needs_review_threshold": 0.5,
-        "metrics": {"note": "untrained test model"},
-    }
+    card = tiny_card(model_path, name="tiny", needs_review_threshold=0.5)
     (directory / "tiny-v1.card.json").write_text(json.dumps(card))
     return directory
 
@@ -144,17 +149,12 @@ def register_tiny_novelty_model(db, settings, tmp_path, tiny_novelty_model_file)
         directory = tmp_path / "novelty-models"
         directory.mkdir(exist_ok=True)
         (directory / tiny_novelty_model_file.name).write_bytes(tiny_novelty_model_file.read_bytes())
-        card = {
-            "name": "tiny-novelty",
-            "version": "1",
-            "file": tiny_novelty_model_file.name,
-            "sha256": hashlib.sha256(tiny_novelty_model_file.read_bytes()).hexdigest(),
-            "classes": PLANE_LABELS,
-            "input_size": TINY_INPUT_SIZE,
-            "needs_review_threshold": review_threshold,
-            "novelty_threshold": novelty_threshold,
-            "metrics": {"note": "untrained test model"},
-        }
+        card = tiny_card(
+            tiny_novelty_model_file,
+            name="tiny-novelty",
+            needs_review_threshold=review_threshold,
+            novelty_threshold=novelty_threshold,
+        )
         (directory / "tiny-novelty-v1.card.json").write_text(json.dumps(card))
         settings.MODELS_DIR = directory
         return model_version_register(card_path=directory / "tiny-novelty-v1.card.json", activate=True)
