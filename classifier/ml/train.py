@@ -31,7 +31,15 @@ from classifier.ml import evaluate as evaluation
 from classifier.ml import metrics, ood
 from classifier.ml.augment import Augmenter
 from classifier.ml.card import card_paths, write_card
-from classifier.ml.data import CLASS_NAMES, DATASET_CITATIONS, counts, label_indices, load_array, read_manifest
+from classifier.ml.data import (
+    CLASS_NAMES,
+    DATASET_CITATIONS,
+    Record,
+    counts,
+    label_indices,
+    load_array,
+    read_manifest,
+)
 from classifier.ml.efficientnet_lite import default_weights_path
 from classifier.ml.finetune import choose_soup, finetune_member, one_hot, uniform_targets
 from classifier.ml.inference import ReviewRule
@@ -116,9 +124,13 @@ def train(
     version: str = "1",
     config: TrainConfig | None = None,
     weights_path: str | Path | None = None,
+    records: list[Record] | None = None,
     log: Callable[[str], None] = _log_default,
 ) -> dict:
-    """Train, evaluate and write ``<out_dir>/fetal-planes-v<version>.{keras,card.json,card.md}``; return the card."""
+    """Train, evaluate and write ``<out_dir>/fetal-planes-v<version>.{keras,card.json,card.md}``; return the card.
+
+    ``records`` overrides the manifest's rows and their splits (cross-validation reassigns them).
+    """
     import keras
     import tensorflow as tf
 
@@ -128,7 +140,7 @@ def train(
     tf.config.experimental.enable_op_determinism()
     num_classes, size = len(CLASS_NAMES), config.input_size
 
-    records = read_manifest(data_dir)
+    records = records if records is not None else read_manifest(data_dir)
     if config.limit_per_label is not None:
         records = [
             r

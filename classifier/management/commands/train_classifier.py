@@ -5,32 +5,40 @@ from dataclasses import fields
 from django.core.management.base import BaseCommand
 
 
+def add_config_arguments(parser) -> None:
+    """One option per TrainConfig field, None unless given."""
+    from classifier.ml.train import TrainConfig
+
+    for field in fields(TrainConfig):
+        kind = int if field.name == "limit_per_label" else type(field.default)
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}", type=kind, default=None, help=f"default {field.default}"
+        )
+
+
+def config_from(options: dict):
+    from classifier.ml.train import TrainConfig
+
+    return TrainConfig(**{f.name: options[f.name] for f in fields(TrainConfig) if options.get(f.name) is not None})
+
+
 class Command(BaseCommand):
     help = "Train the plane classifier reproducibly from the fetal-planes data set and write the model with its card."
 
     def add_arguments(self, parser):
-        from classifier.ml.train import TrainConfig
-
         parser.add_argument("--data", default="../shared/data/fetal-planes", help="folder holding manifest.csv")
         parser.add_argument("--out", default="models", help="where the .keras file and its cards go")
         parser.add_argument("--model-version", default="1", help="version written into the file name and card")
-        for field in fields(TrainConfig):
-            kind = int if field.name == "limit_per_label" else type(field.default)
-            parser.add_argument(
-                f"--{field.name.replace('_', '-')}", type=kind, default=None, help=f"default {field.default}"
-            )
+        add_config_arguments(parser)
 
     def handle(self, *args, **options):
-        from classifier.ml.train import TrainConfig, train
+        from classifier.ml.train import train
 
-        overrides = {
-            field.name: options[field.name] for field in fields(TrainConfig) if options.get(field.name) is not None
-        }
         card = train(
             data_dir=options["data"],
             out_dir=options["out"],
             version=options["model_version"],
-            config=TrainConfig(**overrides),
+            config=config_from(options),
             log=lambda message: self.stdout.write(message),
         )
         test = card["metrics"]["test"]

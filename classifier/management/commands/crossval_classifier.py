@@ -1,0 +1,36 @@
+"""Patient-level cross-validation of the training recipe on train + val (the test split is left out)."""
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+
+from classifier.management.commands.train_classifier import add_config_arguments, config_from
+
+
+class Command(BaseCommand):
+    help = "Cross-validate the training recipe by patient on train + val and print the pooled held-out figures."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--data", default="../shared/data/fetal-planes", help="folder holding manifest.csv")
+        parser.add_argument("--folds", type=int, default=5)
+        parser.add_argument("--json-out", default=None, help="write the figures here as JSON")
+        add_config_arguments(parser)
+
+    def handle(self, *args, **options):
+        from classifier.ml.crossval import cross_validate
+
+        result = cross_validate(
+            data_dir=options["data"],
+            folds=options["folds"],
+            config=config_from(options),
+            log=lambda message: self.stdout.write(message),
+        )
+        if options["json_out"]:
+            Path(options["json_out"]).write_text(json.dumps(result, indent=2) + "\n")
+        for name, block in [("all", result["pooled"]), *result["pooled_by_source"].items()]:
+            recalls = ", ".join(f"{k} {v['recall']:.3f} ({v['support']})" for k, v in block["per_class"].items())
+            self.stdout.write(
+                f"{name}: n {block['n']}, accuracy {block['accuracy']:.3f}, macro-F1 {block['macro_f1']:.3f}; "
+                f"recall {recalls}"
+            )
