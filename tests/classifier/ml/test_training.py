@@ -1,5 +1,6 @@
 """A training smoke test: a few images per label, one short epoch, into a temporary folder."""
 
+import io
 import json
 
 from django.core.management import call_command
@@ -47,3 +48,31 @@ class TestTrainClassifierCommand:
         assert json.loads(json.dumps(card)) == card  # plain JSON, as the registry stores it
         assert classifier.model.outputs[0].shape[-1] == 4
         assert classifier.has_novelty and classifier.review.novelty_threshold == card["novelty_threshold"]
+
+
+class TestCrossvalClassifierCommand:
+    def test_pools_held_out_predictions_of_train_and_val_patients(self, data_dir, lite0_weights_path, tmp_path):
+        out = tmp_path / "cv.json"
+        call_command(
+            "crossval_classifier",
+            "--data",
+            str(data_dir),
+            "--folds",
+            "2",
+            "--json-out",
+            str(out),
+            "--limit-per-label",
+            "2",
+            "--head-views",
+            "1",
+            "--head-epochs",
+            "1",
+            "--finetune-epochs",
+            "1",
+            stdout=io.StringIO(),
+        )
+
+        result = json.loads(out.read_text())
+        assert [fold["fold"] for fold in result["per_fold"]] == [0, 1]
+        assert result["pooled"]["n"] == sum(fold["n"] for fold in result["per_fold"]) > 0
+        assert "test split is not used" in result["note"]
