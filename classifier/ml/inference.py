@@ -53,10 +53,6 @@ class ReviewRule:
         return flagged
 
 
-def needs_review(confidence: float, threshold: float, similarity: float | None = None, novelty_threshold=None) -> bool:
-    return bool(ReviewRule(threshold, novelty_threshold).flags(confidence, similarity))
-
-
 class PlaneClassifier:
     """A Keras softmax model taking (S, S, 3) float32 in 0..255, plus its class names and review threshold.
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.ml.inference import ModelIntegrityError, PlaneClassifier, file_sha256, needs_review
+from classifier.ml.inference import ModelIntegrityError, PlaneClassifier, ReviewRule, file_sha256
 from classifier.ml.preprocessing import load_image, preprocess
 
 CLASSES = ["fetal_brain", "fetal_thorax", "fetal_abdomen", "fetal_femur"]
@@ -30,7 +30,7 @@ def tiny_classifier(tiny_model_path):
 class TestNeedsReview:
     @pytest.mark.parametrize(("confidence", "flagged"), [(0.49, True), (0.5, False), (0.97, False)])
     def test_flags_below_the_threshold_only(self, confidence, flagged):
-        assert needs_review(confidence, 0.5) is flagged
+        assert bool(ReviewRule(0.5).flags(confidence)) is flagged
 
     def test_result_flag_follows_the_threshold(self, tiny_model):
         scores = np.array([0.6, 0.2, 0.1, 0.1])
