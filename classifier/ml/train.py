@@ -4,7 +4,8 @@
 2. Head: features of the frozen ImageNet Lite0 on several augmented views of
    each training image (computed once), a dropout + softmax head trained on them.
 3. Fine-tune the backbone (BatchNorm frozen) with augmentation, class weights
-   and label smoothing, once per seed from the same start (:mod:`finetune`);
+   and label smoothing, once per seed from the same start (:mod:`finetune`; one
+   seed by default);
    validation loss picks each member's epoch and then the weight average of the
    members ("soup") or the best member. Both phases see out-of-distribution
    images (non-fetal ultrasound from the training split, blank/noise images,
@@ -103,6 +104,16 @@ def _command(config: TrainConfig, data_dir, out_dir, version: str) -> str:
         ["python manage.py train_classifier", f"--data {data_dir}", f"--out {out_dir}", f"--model-version {version}"]
         + options
     )
+
+
+def next_version(out_dir: str | Path) -> str:
+    """One above the highest ``fetal-planes-v<N>`` card in ``out_dir`` ("1" when there is none)."""
+    numbers = [
+        int(path.name.removeprefix(f"{MODEL_NAME}-v").split(".")[0])
+        for path in Path(out_dir).glob(f"{MODEL_NAME}-v*.card.json")
+        if path.name.removeprefix(f"{MODEL_NAME}-v").split(".")[0].isdigit()
+    ]
+    return str(max(numbers, default=0) + 1)
 
 
 def _weakest_class_limit(test_metrics: dict) -> str:

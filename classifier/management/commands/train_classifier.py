@@ -2,7 +2,7 @@
 
 from dataclasses import fields
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 def add_config_arguments(parser) -> None:
@@ -28,16 +28,30 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--data", default="../shared/data/fetal-planes", help="folder holding manifest.csv")
         parser.add_argument("--out", default="models", help="where the .keras file and its cards go")
-        parser.add_argument("--model-version", default="1", help="version written into the file name and card")
+        parser.add_argument(
+            "--model-version", default=None, help="version in the file name and card (default: the next free one)"
+        )
+        parser.add_argument(
+            "--overwrite", action="store_true", help="replace that version's files if they exist (never the default)"
+        )
         add_config_arguments(parser)
 
     def handle(self, *args, **options):
-        from classifier.ml.train import train
+        from classifier.ml.card import card_paths
+        from classifier.ml.train import MODEL_NAME, next_version, train
 
+        version = options["model_version"] or next_version(options["out"])
+        existing = [path for path in card_paths(options["out"], MODEL_NAME, version) if path.exists()]
+        if existing and not options["overwrite"]:
+            # A registered model's file must never change under its name: the worker refuses it by sha256.
+            raise CommandError(
+                f"{', '.join(map(str, existing))} already exist(s); choose another --model-version, "
+                "another --out, or pass --overwrite"
+            )
         card = train(
             data_dir=options["data"],
             out_dir=options["out"],
-            version=options["model_version"],
+            version=version,
             config=config_from(options),
             log=lambda message: self.stdout.write(message),
         )

@@ -3,10 +3,13 @@
 import io
 import json
 
+import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from classifier.ml.card import read_card
 from classifier.ml.inference import PlaneClassifier, file_sha256
+from classifier.ml.train import next_version
 
 
 class TestTrainClassifierCommand:
@@ -76,3 +79,21 @@ class TestCrossvalClassifierCommand:
         assert [fold["fold"] for fold in result["per_fold"]] == [0, 1]
         assert result["pooled"]["n"] == sum(fold["n"] for fold in result["per_fold"]) > 0
         assert "test split is not used" in result["note"]
+
+
+class TestTrainClassifierGuards:
+    def test_refuses_to_replace_an_existing_version_and_changes_nothing(self, tmp_path):
+        card = tmp_path / "fetal-planes-v2.card.json"
+        card.write_text("{}")
+
+        with pytest.raises(CommandError, match="already exist"):
+            call_command("train_classifier", "--out", str(tmp_path), "--model-version", "2", stdout=io.StringIO())
+
+        assert card.read_text() == "{}"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["fetal-planes-v2.card.json"]
+
+    def test_the_default_version_is_the_next_free_one(self, tmp_path):
+        assert next_version(tmp_path) == "1"
+        for name in ("fetal-planes-v1.card.json", "fetal-planes-v10.card.json", "fetal-planes-vcv0.card.json"):
+            (tmp_path / name).write_text("{}")
+        assert next_version(tmp_path) == "11"
