@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.ml import metrics
-from classifier.ml.data import CLASS_NAMES, Record, read_manifest
+from classifier.ml.data import CLASS_NAMES, Record, load_array, read_manifest
 
 
 def patient_folds(groups: list[str], folds: int, seed: int) -> dict[str, int]:
@@ -48,6 +48,33 @@ def summary_of_matrix(matrix: np.ndarray) -> dict:
     return metrics.summary(y_true, y_pred, CLASS_NAMES)
 
 
+def _held_out_predictions(model_path: Path, data_dir, records: list[Record], card: dict, fold: int) -> list[dict]:
+    """Each held-out image's probabilities, as is and mirrored left-right, and its novelty similarity: the
+    out-of-fold predictions that post-hoc choices (class offsets, test-time flips) can be studied on."""
+    import keras
+
+    from classifier.ml.evaluate import predict_outputs
+
+    model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+    images = load_array(data_dir, records, card["input_size"])
+    probabilities, similarity = predict_outputs(model, images)
+    mirrored, _ = predict_outputs(model, images[:, :, ::-1, :].copy())
+    return [
+        {
+            "file": record.file,
+            "source": record.source,
+            "label": record.label,
+            "fold": fold,
+            "probabilities": [round(float(v), 6) for v in probabilities[i]],
+            "mirrored_probabilities": [round(float(v), 6) for v in mirrored[i]],
+            "similarity": round(float(similarity[i]), 6) if similarity is not None else None,
+            "needs_review_threshold": card["needs_review_threshold"],
+            "novelty_threshold": card.get("novelty_threshold"),
+        }
+        for i, record in enumerate(records)
+    ]
+
+
 def cross_validate(
     *,
     data_dir: str | Path,
@@ -58,16 +85,20 @@ def cross_validate(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train the recipe once per fold and pool the held-out predictions' confusion matrices."""
-    from classifier.ml.train import TrainConfig, train
+    from classifier.ml.train import TrainConfig, limit_per_label, train
 
     config = config or TrainConfig()
     records = read_manifest(data_dir)
     size = len(CLASS_NAMES)
     pooled = np.zeros((size, size), dtype=int)
     pooled_by_source: dict[str, np.ndarray] = {}
-    per_fold = []
+    per_fold: list[dict] = []
+    out_of_fold: list[dict] = []
     for fold in range(folds):
         assigned = fold_records(records, fold, folds, seed, val_share)
+        held_out_records = [
+            r for r in limit_per_label(assigned, config.limit_per_label) if r.split == "test" and r.is_fetal
+        ]
         with tempfile.TemporaryDirectory() as out_dir:
             card = train(
                 data_dir=data_dir,
@@ -76,6 +107,9 @@ def cross_validate(
                 config=config,
                 records=assigned,
                 log=lambda message, fold=fold: log(f"[fold {fold + 1}/{folds}] {message}"),
+            )
+            out_of_fold.extend(
+                _held_out_predictions(Path(out_dir) / card["file"], data_dir, held_out_records, card, fold)
             )
         held_out = card["metrics"]["test"]
         pooled += np.asarray(held_out["confusion_matrix"], dtype=int)
@@ -99,5 +133,6 @@ def cross_validate(
         "pooled": summary_of_matrix(pooled),
         "pooled_by_source": {source: summary_of_matrix(m) for source, m in sorted(pooled_by_source.items())},
         "per_fold": per_fold,
+        "out_of_fold": out_of_fold,
         "note": "held-out predictions of train + val patients pooled over folds; the test split is not used",
     }

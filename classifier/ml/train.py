@@ -124,6 +124,18 @@ def _weakest_class_limit(test_metrics: dict) -> str:
     )
 
 
+def limit_per_label(records: list[Record], limit: int | None) -> list[Record]:
+    """The first ``limit`` rows of each split and label (smoke tests); all rows when ``limit`` is None."""
+    if limit is None:
+        return records
+    return [
+        r
+        for split in ("train", "val", "test")
+        for label in sorted({x.label for x in records})
+        for r in [x for x in records if x.split == split and x.label == label][:limit]
+    ]
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -152,13 +164,7 @@ def train(
     num_classes, size = len(CLASS_NAMES), config.input_size
 
     records = records if records is not None else read_manifest(data_dir)
-    if config.limit_per_label is not None:
-        records = [
-            r
-            for split in ("train", "val", "test")
-            for label in sorted({x.label for x in records})
-            for r in [x for x in records if x.split == split and x.label == label][: config.limit_per_label]
-        ]
+    records = limit_per_label(records, config.limit_per_label)
     train_fetal = [r for r in records if r.split == "train" and r.is_fetal]
     train_other = [r for r in records if r.split == "train" and not r.is_fetal]
     val_fetal = [r for r in records if r.split == "val" and r.is_fetal]

@@ -78,6 +78,11 @@ class TestCrossvalClassifierCommand:
         result = json.loads(out.read_text())
         assert [fold["fold"] for fold in result["per_fold"]] == [0, 1]
         assert result["pooled"]["n"] == sum(fold["n"] for fold in result["per_fold"]) > 0
+        out_of_fold = result["out_of_fold"]
+        assert len(out_of_fold) == result["pooled"]["n"]
+        assert {row["fold"] for row in out_of_fold} == {0, 1}
+        assert all(abs(sum(row["probabilities"]) - 1) < 1e-3 for row in out_of_fold)
+        assert len({row["file"] for row in out_of_fold}) == len(out_of_fold)  # each image held out once
         assert "test split is not used" in result["note"]
 
 
