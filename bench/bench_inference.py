@@ -20,16 +20,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from classifier.ml.card import read_card  # noqa: E402
+from classifier.ml.card import newest_card, read_card  # noqa: E402
 from classifier.ml.inference import PlaneClassifier  # noqa: E402
 from classifier.ml.preprocessing import load_image  # noqa: E402
 
 DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "fetal-planes"
-
-
-def newest_card() -> Path:
-    cards = (REPO_ROOT / "models").glob("fetal-planes-v*.card.json")
-    return max(cards, key=lambda path: int(path.name.removeprefix("fetal-planes-v").split(".")[0]))
 
 
 def sample_bytes() -> tuple[bytes, str]:
@@ -50,7 +45,7 @@ def sample_bytes() -> tuple[bytes, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--card", default=str(newest_card()))
+    parser.add_argument("--card", default=str(newest_card(REPO_ROOT / "models")))
     parser.add_argument("--image", default=None)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.ml import metrics
+from classifier.ml import metrics, offsets
 from classifier.ml.data import CLASS_NAMES, Record, load_array, read_manifest
 
 
@@ -46,6 +46,42 @@ def summary_of_matrix(matrix: np.ndarray) -> dict:
     y_true = np.repeat(classes, matrix.sum(axis=1))
     y_pred = np.concatenate([np.repeat(classes, row) for row in matrix])
     return metrics.summary(y_true, y_pred, CLASS_NAMES)
+
+
+def study_out_of_fold(rows: list[dict]) -> dict:
+    """What two post-hoc changes would do to the out-of-fold predictions, with figures pooled as above.
+
+    - ``class_offsets``: logit offsets (:mod:`classifier.ml.offsets`) fitted on all rows, the ones to train
+      with; and, to judge them, each fold adjusted by offsets fitted on the other folds only.
+    - ``mirrored_average``: averaging each image's probabilities with its left-right mirror's (test-time flip).
+    """
+    labels = np.array([CLASS_NAMES.index(row["label"]) for row in rows])
+    folds = np.array([row["fold"] for row in rows])
+    sources = np.array([row["source"] for row in rows])
+    probabilities = np.array([row["probabilities"] for row in rows], dtype=np.float64)
+    mirrored = np.array([row["mirrored_probabilities"] for row in rows], dtype=np.float64)
+
+    def figures(adjusted: np.ndarray) -> dict:
+        predicted = adjusted.argmax(1)
+        return {
+            "all": metrics.summary(labels, predicted, CLASS_NAMES),
+            **{
+                str(source): metrics.summary(labels[sources == source], predicted[sources == source], CLASS_NAMES)
+                for source in sorted(set(sources))
+            },
+        }
+
+    cross_fitted_probabilities, fold_offsets = offsets.cross_fitted(probabilities, labels, folds)
+    return {
+        "n": len(rows),
+        "as_trained": figures(probabilities),
+        "class_offsets": {
+            "fitted_on_all_folds": [round(float(v), 4) for v in offsets.fit_offsets(probabilities, labels)],
+            "per_fold_fitted_on_the_others": [[round(float(v), 4) for v in o] for o in fold_offsets],
+            "cross_fitted": figures(cross_fitted_probabilities),
+        },
+        "mirrored_average": figures((probabilities + mirrored) / 2),
+    }
 
 
 def _held_out_predictions(model_path: Path, data_dir, records: list[Record], card: dict, fold: int) -> list[dict]:
@@ -133,6 +169,7 @@ def cross_validate(
         "pooled": summary_of_matrix(pooled),
         "pooled_by_source": {source: summary_of_matrix(m) for source, m in sorted(pooled_by_source.items())},
         "per_fold": per_fold,
+        "out_of_fold_study": study_out_of_fold(out_of_fold),
         "out_of_fold": out_of_fold,
         "note": "held-out predictions of train + val patients pooled over folds; the test split is not used",
     }

@@ -73,6 +73,14 @@ def with_novelty_output(model, bank_features: np.ndarray, *, features_layer: str
     return keras.Model(model.inputs, [model.outputs[0], nearest], name=model.name)
 
 
+def add_logit_offsets(model, offsets) -> None:
+    """Add ``offsets`` to the classifier layer's bias: its softmax becomes softmax(z + offsets)
+    (see :mod:`classifier.ml.offsets`). The file keeps its layers, so nothing else changes."""
+    layer = model.get_layer("predictions")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel, (bias + np.asarray(offsets, dtype=np.float32)).astype(bias.dtype)])
+
+
 def set_backbone_trainable(model, trainable_from_block: int | None) -> None:
     """Freeze the backbone, or unfreeze blocks from ``trainable_from_block`` on plus the head conv.
 
@@ -93,4 +101,11 @@ def set_backbone_trainable(model, trainable_from_block: int | None) -> None:
             layer.trainable = unfrozen
 
 
-__all__ = ["TOP_ACTIVATION", "build_classifier", "with_novelty_output", "feature_extractor", "set_backbone_trainable"]
+__all__ = [
+    "TOP_ACTIVATION",
+    "add_logit_offsets",
+    "build_classifier",
+    "with_novelty_output",
+    "feature_extractor",
+    "set_backbone_trainable",
+]

@@ -44,7 +44,13 @@ from classifier.ml.data import (
 from classifier.ml.efficientnet_lite import default_weights_path
 from classifier.ml.finetune import choose_soup, finetune_member, one_hot, uniform_targets
 from classifier.ml.inference import ReviewRule
-from classifier.ml.model import build_classifier, feature_extractor, set_backbone_trainable, with_novelty_output
+from classifier.ml.model import (
+    add_logit_offsets,
+    build_classifier,
+    feature_extractor,
+    set_backbone_trainable,
+    with_novelty_output,
+)
 
 MODEL_NAME = "fetal-planes"
 
@@ -70,6 +76,9 @@ class TrainConfig:
     outlier_weight: float = 1.0
     outliers_per_epoch: int = 96
     novelty_false_alarm: float = 0.02  # share of val fetal images the novelty check may flag
+    # Added to the classifier's logits after fine-tuning (classifier.ml.offsets): fitted by crossval_classifier on
+    # out-of-fold predictions of train + val, in CLASS_NAMES order. Zeros change nothing.
+    class_offsets: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
     limit_per_label: int | None = None  # smoke tests: a few images per label
 
 
@@ -96,7 +105,7 @@ def _command(config: TrainConfig, data_dir, out_dir, version: str) -> str:
     """The command line that reproduces this run (options only where they differ from the defaults)."""
     defaults = TrainConfig()
     options = [
-        f"--{name.replace('_', '-')} {value}"
+        f"--{name.replace('_', '-')} {','.join(map(str, value)) if isinstance(value, tuple) else value}"
         for name, value in asdict(config).items()
         if value != getattr(defaults, name)
     ]
@@ -281,6 +290,9 @@ def train(
         )
     selected = choose_soup(model, members, x_val=x_val, y_val=y_val, predict=evaluation.predict, log=log)
     log(f"selected on val: {selected['kind']} (val loss {selected['val_loss']:.4f})")
+    if any(config.class_offsets):
+        add_logit_offsets(model, config.class_offsets)
+        log(f"class logit offsets {config.class_offsets} added to the classifier's bias")
     finetune_seconds = time.perf_counter() - phase_started
 
     # Novelty: similarity to the nearest training image, its threshold a fixed false-alarm budget on val.
@@ -395,7 +407,7 @@ def train(
             },
         },
         "training": {
-            **asdict(config),
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
             "selected": {k: v for k, v in selected.items() if k != "members"},
             "members": selected["members"],
             "wall_seconds": round(train_seconds, 1),

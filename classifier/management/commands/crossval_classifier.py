@@ -28,9 +28,18 @@ class Command(BaseCommand):
         )
         if options["json_out"]:
             Path(options["json_out"]).write_text(json.dumps(result, indent=2) + "\n")
-        for name, block in [("all", result["pooled"]), *result["pooled_by_source"].items()]:
+        self._figures("as trained", {"all": result["pooled"], **result["pooled_by_source"]})
+        study = result["out_of_fold_study"]
+        offsets = study["class_offsets"]
+        self._figures("class offsets, cross-fitted", offsets["cross_fitted"])
+        self.stdout.write(f"class offsets fitted on all folds (for --class-offsets): {offsets['fitted_on_all_folds']}")
+        self._figures("mirrored average", study["mirrored_average"])
+
+    def _figures(self, title: str, blocks: dict) -> None:
+        self.stdout.write(f"{title}:")
+        for name, block in blocks.items():
             recalls = ", ".join(f"{k} {v['recall']:.3f} ({v['support']})" for k, v in block["per_class"].items())
             self.stdout.write(
-                f"{name}: n {block['n']}, accuracy {block['accuracy']:.3f}, macro-F1 {block['macro_f1']:.3f}; "
+                f"  {name}: n {block['n']}, accuracy {block['accuracy']:.3f}, macro-F1 {block['macro_f1']:.3f}; "
                 f"recall {recalls}"
             )

@@ -1,7 +1,9 @@
 """Evaluate a model described by its card on one split of the fetal-planes data set."""
 
 import json
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 
@@ -9,7 +11,7 @@ class Command(BaseCommand):
     help = "Evaluate a model card's model on a split; --check-bar fails unless the bar of the model issue is met."
 
     def add_arguments(self, parser):
-        parser.add_argument("--card", default="models/fetal-planes-v2.card.json")
+        parser.add_argument("--card", default=None, help="default: the newest card in models/")
         parser.add_argument("--data", default="../shared/data/fetal-planes")
         parser.add_argument("--split", default="test", choices=["train", "val", "test"])
         parser.add_argument("--limit", type=int, default=None, help="at most this many images per label")
@@ -17,11 +19,13 @@ class Command(BaseCommand):
         parser.add_argument("--check-bar", action="store_true")
 
     def handle(self, *args, **options):
+        from classifier.ml.card import newest_card
         from classifier.ml.evaluate import bar_failures, evaluate_card, format_report
 
-        result = evaluate_card(
-            options["card"], data_dir=options["data"], split=options["split"], limit=options["limit"]
-        )
+        card = options["card"] or newest_card(Path(settings.BASE_DIR) / "models")
+        if card is None:
+            raise CommandError("no model card in models/; pass --card")
+        result = evaluate_card(card, data_dir=options["data"], split=options["split"], limit=options["limit"])
         self.stdout.write(format_report(result))
         if options["json_out"]:
             with open(options["json_out"], "w") as handle:

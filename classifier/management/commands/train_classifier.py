@@ -1,8 +1,22 @@
 """Train the fetal plane classifier and write ``models/fetal-planes-v<N>.{keras,card.json,card.md}``."""
 
+from argparse import ArgumentTypeError
 from dataclasses import fields
 
 from django.core.management.base import BaseCommand, CommandError
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """ "0,0.4,-0.2,-0.2" -> a tuple of floats, one per class."""
+    from classifier.ml.data import CLASS_NAMES
+
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ArgumentTypeError(f"expected {len(CLASS_NAMES)} comma-separated numbers, got {text!r}") from None
+    if len(values) != len(CLASS_NAMES):
+        raise ArgumentTypeError(f"expected {len(CLASS_NAMES)} numbers ({', '.join(CLASS_NAMES)}), got {len(values)}")
+    return values
 
 
 def add_config_arguments(parser) -> None:
@@ -11,6 +25,7 @@ def add_config_arguments(parser) -> None:
 
     for field in fields(TrainConfig):
         kind = int if field.name == "limit_per_label" else type(field.default)
+        kind = float_list if kind is tuple else kind
         parser.add_argument(
             f"--{field.name.replace('_', '-')}", type=kind, default=None, help=f"default {field.default}"
         )

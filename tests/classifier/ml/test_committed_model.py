@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from PIL import Image
 
-from classifier.ml.card import read_card
+from classifier.ml.card import newest_card, read_card
 from classifier.ml.data import read_manifest
 from classifier.ml.evaluate import BAR, bar_failures
 from classifier.ml.inference import PlaneClassifier, file_sha256
@@ -18,12 +18,7 @@ from classifier.ml.preprocessing import load_image
 MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
 
 
-def _newest_card() -> Path:
-    cards = sorted(MODELS_DIR.glob("fetal-planes-v*.card.json"), key=lambda p: int(p.name.split("-v")[1].split(".")[0]))
-    return cards[-1] if cards else MODELS_DIR / "fetal-planes-v1.card.json"
-
-
-CARD_PATH = _newest_card()
+CARD_PATH = newest_card(MODELS_DIR) or MODELS_DIR / "fetal-planes-v1.card.json"
 
 
 @pytest.fixture(scope="module")

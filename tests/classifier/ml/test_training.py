@@ -32,6 +32,8 @@ class TestTrainClassifierCommand:
             "1",
             "--members",
             "2",
+            "--class-offsets",
+            "0,0.5,-0.25,-0.25",
         )
 
         card = read_card(tmp_path / "fetal-planes-v0.card.json")
@@ -45,6 +47,8 @@ class TestTrainClassifierCommand:
         assert {"blank_noise", "non_fetal_ultrasound"} <= set(card["metrics"]["ood_test"])
         assert [len(member["history"]) for member in card["training"]["members"]] == [1, 1]
         assert card["training"]["selected"]["kind"] in {"uniform_soup", "best_member"}
+        assert card["training"]["class_offsets"] == [0, 0.5, -0.25, -0.25]
+        assert "--class-offsets 0.0,0.5,-0.25,-0.25" in card["training"]["command"]
         assert -1 <= card["novelty_threshold"] <= 1
         assert "Intended use" in (tmp_path / "fetal-planes-v0.card.md").read_text()
         classifier = PlaneClassifier.from_card(card, model_path)
@@ -87,6 +91,12 @@ class TestCrossvalClassifierCommand:
 
 
 class TestTrainClassifierGuards:
+    @pytest.mark.parametrize("offsets", ["0,1,2", "0,a,0,0"])
+    def test_refuses_class_offsets_that_are_not_one_number_per_class(self, offsets, tmp_path):
+        with pytest.raises(CommandError, match="comma-separated numbers|expected 4 numbers"):
+            call_command("train_classifier", "--out", str(tmp_path), "--class-offsets", offsets, stdout=io.StringIO())
+        assert list(tmp_path.iterdir()) == []
+
     def test_refuses_to_replace_an_existing_version_and_changes_nothing(self, tmp_path):
         card = tmp_path / "fetal-planes-v2.card.json"
         card.write_text("{}")
