@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from classifier.ml.crossval import fold_records, patient_folds, summary_of_matrix
+from classifier.ml.crossval import fold_records, patient_folds, study_out_of_fold, summary_of_matrix
 from classifier.ml.data import Record
 
 
@@ -58,3 +58,38 @@ def test_summary_of_a_pooled_confusion_matrix():
     assert summary["confusion_matrix"] == matrix.tolist()
     assert summary["n"] == 16 and summary["accuracy"] == 14 / 16
     assert summary["per_class"]["fetal_thorax"]["recall"] == 0.75
+
+
+def _out_of_fold_rows(seed: int = 0) -> list[dict]:
+    """Held-out predictions of a classifier that calls a third of the thoraxes abdomen; mirrored ones agree."""
+    rng = np.random.default_rng(seed)
+    labels = ["fetal_brain", "fetal_thorax", "fetal_abdomen", "fetal_femur"]
+    rows = []
+    for index in range(200):
+        true = index % 4
+        logits = rng.normal(0, 0.5, 4)
+        logits[true] += 3.0
+        logits[1] -= 2.0  # thorax pushed down: some thoraxes fall to abdomen
+        probabilities = np.exp(logits) / np.exp(logits).sum()
+        rows.append(
+            {
+                "label": labels[true],
+                "fold": index % 5,
+                "source": ("african", "fetal_planes_db")[index % 2],
+                "probabilities": probabilities.tolist(),
+                "mirrored_probabilities": probabilities.tolist(),
+            }
+        )
+    return rows
+
+
+def test_out_of_fold_study_reports_cross_fitted_offsets_and_mirrored_figures():
+    study = study_out_of_fold(_out_of_fold_rows())
+
+    as_trained = study["as_trained"]["all"]["per_class"]["fetal_thorax"]["recall"]
+    adjusted = study["class_offsets"]["cross_fitted"]["all"]["per_class"]["fetal_thorax"]["recall"]
+    assert adjusted > as_trained
+    fitted = study["class_offsets"]["fitted_on_all_folds"]
+    assert fitted[1] == max(fitted) and len(study["class_offsets"]["per_fold_fitted_on_the_others"]) == 5
+    assert set(study["as_trained"]) == {"all", "african", "fetal_planes_db"}
+    assert study["mirrored_average"]["all"] == study["as_trained"]["all"]  # identical mirrors change nothing
