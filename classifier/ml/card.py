@@ -13,14 +13,16 @@ def card_paths(out_dir: str | Path, name: str, version: str) -> tuple[Path, Path
     return stem.with_suffix(".keras"), stem.with_suffix(".card.json"), stem.with_suffix(".card.md")
 
 
+def version_number(path: Path, name: str = "fetal-planes") -> int | None:
+    """N of ``<name>-v<N>.card.json``; None for any other file name."""
+    version = path.name.removeprefix(f"{name}-v").split(".")[0] if path.name.startswith(f"{name}-v") else ""
+    return int(version) if version.isdigit() else None
+
+
 def newest_card(models_dir: str | Path, name: str = "fetal-planes") -> Path | None:
     """The card of the highest version in ``models_dir`` (v10 after v9), or None when there is none."""
-    cards = [
-        path
-        for path in Path(models_dir).glob(f"{name}-v*.card.json")
-        if path.name.removeprefix(f"{name}-v").split(".")[0].isdigit()
-    ]
-    return max(cards, key=lambda path: int(path.name.removeprefix(f"{name}-v").split(".")[0]), default=None)
+    cards = [path for path in Path(models_dir).glob(f"{name}-v*.card.json") if version_number(path, name) is not None]
+    return max(cards, key=lambda path: version_number(path, name), default=None)
 
 
 def read_card(path: str | Path) -> dict:

@@ -31,7 +31,7 @@ import numpy as np
 from classifier.ml import evaluate as evaluation
 from classifier.ml import metrics, ood
 from classifier.ml.augment import Augmenter
-from classifier.ml.card import card_paths, write_card
+from classifier.ml.card import card_paths, newest_card, version_number, write_card
 from classifier.ml.data import (
     CLASS_NAMES,
     DATASET_CITATIONS,
@@ -117,12 +117,8 @@ def _command(config: TrainConfig, data_dir, out_dir, version: str) -> str:
 
 def next_version(out_dir: str | Path) -> str:
     """One above the highest ``fetal-planes-v<N>`` card in ``out_dir`` ("1" when there is none)."""
-    numbers = [
-        int(path.name.removeprefix(f"{MODEL_NAME}-v").split(".")[0])
-        for path in Path(out_dir).glob(f"{MODEL_NAME}-v*.card.json")
-        if path.name.removeprefix(f"{MODEL_NAME}-v").split(".")[0].isdigit()
-    ]
-    return str(max(numbers, default=0) + 1)
+    newest = newest_card(out_dir, MODEL_NAME)
+    return str(version_number(newest, MODEL_NAME) + 1) if newest else "1"
 
 
 def _weakest_class_limit(test_metrics: dict) -> str:

@@ -1,7 +1,6 @@
 """Evaluate a model described by its card on one split of the fetal-planes data set."""
 
 import json
-from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -11,7 +10,7 @@ class Command(BaseCommand):
     help = "Evaluate a model card's model on a split; --check-bar fails unless the bar of the model issue is met."
 
     def add_arguments(self, parser):
-        parser.add_argument("--card", default=None, help="default: the newest card in models/")
+        parser.add_argument("--card", default=None, help="default: the newest card in MODELS_DIR")
         parser.add_argument("--data", default="../shared/data/fetal-planes")
         parser.add_argument("--split", default="test", choices=["train", "val", "test"])
         parser.add_argument("--limit", type=int, default=None, help="at most this many images per label")
@@ -22,9 +21,9 @@ class Command(BaseCommand):
         from classifier.ml.card import newest_card
         from classifier.ml.evaluate import bar_failures, evaluate_card, format_report
 
-        card = options["card"] or newest_card(Path(settings.BASE_DIR) / "models")
+        card = options["card"] or newest_card(settings.MODELS_DIR)
         if card is None:
-            raise CommandError("no model card in models/; pass --card")
+            raise CommandError(f"no model card in {settings.MODELS_DIR}; pass --card")
         result = evaluate_card(card, data_dir=options["data"], split=options["split"], limit=options["limit"])
         self.stdout.write(format_report(result))
         if options["json_out"]:
