@@ -14,6 +14,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--data", default="../shared/data/fetal-planes", help="folder holding manifest.csv")
         parser.add_argument("--folds", type=int, default=5)
+        parser.add_argument(
+            "--folds-seed",
+            type=int,
+            default=20261127,
+            help="shuffles patients into folds; another value (with another --seed) gives an independent replicate",
+        )
         parser.add_argument("--json-out", default=None, help="write the figures here as JSON")
         add_config_arguments(parser)
 
@@ -23,6 +29,7 @@ class Command(BaseCommand):
         result = cross_validate(
             data_dir=options["data"],
             folds=options["folds"],
+            seed=options["folds_seed"],
             config=config_from(options),
             log=lambda message: self.stdout.write(message),
         )

@@ -66,6 +66,8 @@ class TestCrossvalClassifierCommand:
             str(data_dir),
             "--folds",
             "2",
+            "--folds-seed",
+            "7",
             "--json-out",
             str(out),
             "--limit-per-label",
@@ -81,6 +83,7 @@ class TestCrossvalClassifierCommand:
 
         result = json.loads(out.read_text())
         assert [fold["fold"] for fold in result["per_fold"]] == [0, 1]
+        assert result["seed"] == 7
         assert result["pooled"]["n"] == sum(fold["n"] for fold in result["per_fold"]) > 0
         out_of_fold = result["out_of_fold"]
         assert len(out_of_fold) == result["pooled"]["n"]
