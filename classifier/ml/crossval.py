@@ -166,6 +166,7 @@ def cross_validate(
     return {
         "folds": folds,
         "seed": seed,
+        "config": dataclasses.asdict(config),  # the recipe these figures judge: input size, offsets, training seed
         "pooled": summary_of_matrix(pooled),
         "pooled_by_source": {source: summary_of_matrix(m) for source, m in sorted(pooled_by_source.items())},
         "per_fold": per_fold,

@@ -84,6 +84,7 @@ class TestCrossvalClassifierCommand:
         result = json.loads(out.read_text())
         assert [fold["fold"] for fold in result["per_fold"]] == [0, 1]
         assert result["seed"] == 7
+        assert result["config"]["finetune_epochs"] == 1 and result["config"]["limit_per_label"] == 2
         assert result["pooled"]["n"] == sum(fold["n"] for fold in result["per_fold"]) > 0
         out_of_fold = result["out_of_fold"]
         assert len(out_of_fold) == result["pooled"]["n"]
