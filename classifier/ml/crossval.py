@@ -40,14 +40,6 @@ def fold_records(records: list[Record], fold: int, folds: int, seed: int, val_sh
     return [dataclasses.replace(r, split=split_of[r.group]) for r in pool]
 
 
-def summary_of_matrix(matrix: np.ndarray) -> dict:
-    """:func:`metrics.summary` of the predictions a confusion matrix (rows true) stands for."""
-    classes = np.arange(len(matrix))
-    y_true = np.repeat(classes, matrix.sum(axis=1))
-    y_pred = np.concatenate([np.repeat(classes, row) for row in matrix])
-    return metrics.summary(y_true, y_pred, CLASS_NAMES)
-
-
 def study_out_of_fold(rows: list[dict]) -> dict:
     """What two post-hoc changes would do to the out-of-fold predictions, with figures pooled as above.
 
@@ -120,14 +112,11 @@ def cross_validate(
     config=None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Train the recipe once per fold and pool the held-out predictions' confusion matrices."""
+    """Train the recipe once per fold and pool every held-out image's prediction."""
     from classifier.ml.train import TrainConfig, limit_per_label, train
 
     config = config or TrainConfig()
     records = read_manifest(data_dir)
-    size = len(CLASS_NAMES)
-    pooled = np.zeros((size, size), dtype=int)
-    pooled_by_source: dict[str, np.ndarray] = {}
     per_fold: list[dict] = []
     out_of_fold: list[dict] = []
     for fold in range(folds):
@@ -148,11 +137,6 @@ def cross_validate(
                 _held_out_predictions(Path(out_dir) / card["file"], data_dir, held_out_records, card, fold)
             )
         held_out = card["metrics"]["test"]
-        pooled += np.asarray(held_out["confusion_matrix"], dtype=int)
-        for source, block in held_out["per_source"].items():
-            pooled_by_source[source] = pooled_by_source.get(source, np.zeros((size, size), dtype=int)) + np.asarray(
-                block["confusion_matrix"], dtype=int
-            )
         per_fold.append(
             {
                 "fold": fold,
@@ -163,14 +147,16 @@ def cross_validate(
                 "flagged_share": held_out["selective"]["flagged_share"],
             }
         )
+    study = study_out_of_fold(out_of_fold)
+    pooled_by_source = dict(study["as_trained"])
     return {
         "folds": folds,
         "seed": seed,
         "config": dataclasses.asdict(config),  # the recipe these figures judge: input size, offsets, training seed
-        "pooled": summary_of_matrix(pooled),
-        "pooled_by_source": {source: summary_of_matrix(m) for source, m in sorted(pooled_by_source.items())},
+        "pooled": pooled_by_source.pop("all"),
+        "pooled_by_source": pooled_by_source,
         "per_fold": per_fold,
-        "out_of_fold_study": study_out_of_fold(out_of_fold),
+        "out_of_fold_study": study,
         "out_of_fold": out_of_fold,
         "note": "held-out predictions of train + val patients pooled over folds; the test split is not used",
     }

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from classifier.ml.crossval import fold_records, patient_folds, study_out_of_fold, summary_of_matrix
+from classifier.ml.crossval import fold_records, patient_folds, study_out_of_fold
 from classifier.ml.data import Record
 
 
@@ -50,16 +50,6 @@ def test_the_manifests_test_split_is_never_used():
         assert not test_files & {r.file for r in fold_records(records, fold, 3, seed=7, val_share=0.2)}
 
 
-def test_summary_of_a_pooled_confusion_matrix():
-    matrix = np.array([[5, 1, 0, 0], [0, 3, 1, 0], [0, 0, 4, 0], [0, 0, 0, 2]])
-
-    summary = summary_of_matrix(matrix)
-
-    assert summary["confusion_matrix"] == matrix.tolist()
-    assert summary["n"] == 16 and summary["accuracy"] == 14 / 16
-    assert summary["per_class"]["fetal_thorax"]["recall"] == 0.75
-
-
 def _out_of_fold_rows(seed: int = 0) -> list[dict]:
     """Held-out predictions of a classifier that calls a third of the thoraxes abdomen; mirrored ones agree."""
     rng = np.random.default_rng(seed)
@@ -93,3 +83,29 @@ def test_out_of_fold_study_reports_cross_fitted_offsets_and_mirrored_figures():
     assert fitted[1] == max(fitted) and len(study["class_offsets"]["per_fold_fitted_on_the_others"]) == 5
     assert set(study["as_trained"]) == {"all", "african", "fetal_planes_db"}
     assert study["mirrored_average"]["all"] == study["as_trained"]["all"]  # identical mirrors change nothing
+
+
+def test_as_trained_figures_pool_every_held_out_row_and_split_them_by_source():
+    def row(label: str, predicted: int, source: str, fold: int) -> dict:
+        probabilities = [0.1, 0.1, 0.1, 0.1]
+        probabilities[predicted] = 0.7
+        return {
+            "label": label,
+            "fold": fold,
+            "source": source,
+            "probabilities": probabilities,
+            "mirrored_probabilities": probabilities,
+        }
+
+    labels = ["fetal_brain", "fetal_thorax", "fetal_abdomen", "fetal_femur"]
+    rows = [row(label, index, "african", fold) for fold in (0, 1) for index, label in enumerate(labels)]
+    rows += [row("fetal_thorax", 2, "fetal_planes_db", 1), row("fetal_femur", 3, "fetal_planes_db", 0)]
+
+    as_trained = study_out_of_fold(rows)["as_trained"]
+
+    pooled = as_trained["all"]
+    assert pooled["n"] == 10 and pooled["accuracy"] == 9 / 10
+    assert pooled["confusion_matrix"] == [[2, 0, 0, 0], [0, 2, 1, 0], [0, 0, 2, 0], [0, 0, 0, 3]]
+    assert pooled["per_class"]["fetal_thorax"]["recall"] == 2 / 3
+    assert as_trained["african"]["accuracy"] == 1.0 and as_trained["african"]["n"] == 8
+    assert as_trained["fetal_planes_db"]["confusion_matrix"][1] == [0, 0, 1, 0]
