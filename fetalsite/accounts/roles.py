@@ -7,6 +7,7 @@ class Role(models.TextChoices):
     SONOGRAPHER = "sonographer", "Sonographer"
     CLINICIAN = "clinician", "Clinician"
     INTEGRATOR = "integrator", "Integrator"
+    CLINIC_ADMIN = "clinic_admin", "Clinic admin"
 
 
 # What each role may do, as (app_label, codename) permissions.
@@ -23,10 +24,26 @@ SONOGRAPHER_PERMISSIONS = [
     ("classifier", "view_prediction"),
     ("classifier", "view_modelversion"),
 ]
+# In the Django admin (with is_staff), every view scoped to the admin's own clinic: the clinic's users and their
+# roles, a read-only view of its records, and its access log. Clinical records are changed in the app, by services.
+CLINIC_ADMIN_PERMISSIONS = [
+    ("accounts", "view_clinic"),
+    ("accounts", "view_user"),
+    ("accounts", "add_user"),
+    ("accounts", "change_user"),
+    ("patients", "view_patient"),
+    ("patients", "view_study"),
+    ("patients", "view_ultrasoundimage"),
+    ("classifier", "view_classificationjob"),
+    ("classifier", "view_prediction"),
+    ("classifier", "view_modelversion"),
+    ("audit", "view_accesslogentry"),
+]
 ROLE_PERMISSIONS = {
     Role.SONOGRAPHER: SONOGRAPHER_PERMISSIONS,
     Role.CLINICIAN: [*SONOGRAPHER_PERMISSIONS, ("classifier", "review_prediction")],
     Role.INTEGRATOR: SONOGRAPHER_PERMISSIONS,
+    Role.CLINIC_ADMIN: CLINIC_ADMIN_PERMISSIONS,
 }
 
 
@@ -38,9 +55,10 @@ def user_is_integrator(user) -> bool:
     return user.is_authenticated and user.groups.filter(name=Role.INTEGRATOR).exists()
 
 
-def sync_role_groups(*, group_model, permission_model) -> None:
-    """Create the role groups and give them exactly their permissions; safe to repeat."""
-    for role, perms in ROLE_PERMISSIONS.items():
+def sync_role_groups(*, group_model, permission_model, roles=None) -> None:
+    """Create the role groups (all, or ``roles``) and give them exactly their permissions; safe to repeat."""
+    for role in roles or ROLE_PERMISSIONS:
+        perms = ROLE_PERMISSIONS[role]
         group, _ = group_model.objects.get_or_create(name=role.value)
         wanted = [
             permission_model.objects.get(content_type__app_label=app_label, codename=codename)

@@ -26,7 +26,7 @@ def user_create_or_update(
         user = User(username=username)
     user.clinic = clinic
     user.is_superuser = is_superuser
-    user.is_staff = is_superuser
+    user.is_staff = is_superuser or role == Role.CLINIC_ADMIN  # the Django admin is where clinic admins work
     user.is_active = True
     user.set_password(password)
     user.full_clean(exclude=["password"])

@@ -1,8 +1,9 @@
 """A clinic admin (staff with a clinic) sees and edits only that clinic in the Django admin."""
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 
+from fetalsite.accounts.roles import ROLE_PERMISSIONS, Role
 from tests.factories import StudyFactory, UserFactory
 
 
@@ -49,3 +50,38 @@ class TestClinicAdmin:
         client.force_login(root)
         users = client.get("/admin/accounts/user/").content.decode()
         assert "sono_north" in users and "sono_south" in users
+
+
+class TestClinicAdminRole:
+    """The clinic_admin group gives a staff user of a clinic the admin over that clinic, without hand-picked
+    permissions: its users, a read-only view of its records, and its access log."""
+
+    @pytest.fixture
+    def role_admin(self, north):
+        return UserFactory(username="admin_north", clinic=north, is_staff=True, role=Role.CLINIC_ADMIN)
+
+    def test_the_group_holds_exactly_the_roles_permissions(self, db):
+        group = Group.objects.get(name=Role.CLINIC_ADMIN)
+        held = set(group.permissions.values_list("content_type__app_label", "codename"))
+        assert held == set(ROLE_PERMISSIONS[Role.CLINIC_ADMIN])
+        assert ("audit", "view_accesslogentry") in held and ("auth", "change_permission") not in held
+
+    def test_manages_the_clinics_users_and_reads_its_records_and_access_log(
+        self, client, role_admin, two_clinics, sonographer
+    ):
+        client.force_login(role_admin)
+        users = client.get("/admin/accounts/user/").content.decode()
+        assert "sono_north" in users and "sono_south" not in users
+        assert client.get(f"/admin/accounts/user/{sonographer.id}/change/").status_code == 200
+        patients = client.get("/admin/patients/patient/").content.decode()
+        assert two_clinics[0].patient.mrn in patients and "SOUTH-1" not in patients
+        assert client.get("/admin/audit/accesslogentry/").status_code == 200
+
+    def test_cannot_add_or_change_clinical_records_in_the_admin(self, client, role_admin, two_clinics):
+        client.force_login(role_admin)
+        assert client.get("/admin/patients/patient/add/").status_code == 403
+        patient = two_clinics[0].patient
+        response = client.post(f"/admin/patients/patient/{patient.id}/change/", {"mrn": "CHANGED"})
+        assert response.status_code == 403
+        patient.refresh_from_db()
+        assert patient.mrn != "CHANGED"

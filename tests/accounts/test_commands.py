@@ -19,13 +19,25 @@ class TestSeedDemo:
         output = out.getvalue()
 
         users = {user.username: user for user in User.objects.select_related("clinic")}
-        assert set(users) == {"sono_north", "clin_north", "api_north", "sono_south", "clin_south", "admin"}
+        assert set(users) == {
+            "sono_north",
+            "clin_north",
+            "api_north",
+            "sono_south",
+            "clin_south",
+            "admin_north",
+            "admin",
+        }
         assert users["sono_north"].clinic.name == users["api_north"].clinic.name == "North Clinic"
         assert users["sono_south"].clinic.name == "South Clinic"
         assert list(users["clin_north"].groups.values_list("name", flat=True)) == ["clinician"]
         assert users["clin_north"].has_perm("classifier.review_prediction")
         assert not users["sono_north"].has_perm("classifier.review_prediction")
         assert users["admin"].is_superuser and users["admin"].clinic is None
+        clinic_admin = users["admin_north"]
+        assert clinic_admin.is_staff and not clinic_admin.is_superuser and clinic_admin.clinic.name == "North Clinic"
+        assert clinic_admin.has_perm("audit.view_accesslogentry") and not users["sono_north"].is_staff
+        assert "admin_north" in output and "Clinic admin" in output
         assert users["sono_north"].check_password("second-password-2")
         assert "Password: second-password-2" in output
 

@@ -3,7 +3,10 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from fetalsite.accounts.roles import ROLE_PERMISSIONS, sync_role_groups
+from fetalsite.accounts.roles import Role, sync_role_groups
+
+# The roles of this migration; later roles need apps this one does not depend on (0004 adds the clinic admin).
+ROLES = [Role.SONOGRAPHER, Role.CLINICIAN, Role.INTEGRATOR]
 
 
 def create_roles(apps, schema_editor):
@@ -13,11 +16,13 @@ def create_roles(apps, schema_editor):
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
 
-    sync_role_groups(group_model=apps.get_model("auth", "Group"), permission_model=apps.get_model("auth", "Permission"))
+    sync_role_groups(
+        group_model=apps.get_model("auth", "Group"), permission_model=apps.get_model("auth", "Permission"), roles=ROLES
+    )
 
 
 def remove_roles(apps, schema_editor):
-    apps.get_model("auth", "Group").objects.filter(name__in=[role.value for role in ROLE_PERMISSIONS]).delete()
+    apps.get_model("auth", "Group").objects.filter(name__in=[role.value for role in ROLES]).delete()
 
 
 class Migration(migrations.Migration):

@@ -13,6 +13,7 @@ DEMO_USERS = [
     ("api_north", "North Clinic", Role.INTEGRATOR),
     ("sono_south", "South Clinic", Role.SONOGRAPHER),
     ("clin_south", "South Clinic", Role.CLINICIAN),
+    ("admin_north", "North Clinic", Role.CLINIC_ADMIN),
 ]
 
 
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         user_create_or_update(username="admin", password=password, clinic=None, is_superuser=True)
         self.stdout.write("Demo logins (every user has the same password):")
         for username, clinic_name, role in DEMO_USERS:
-            self.stdout.write(f"  {username:<11} {role.label:<12} {clinic_name}")
+            where = " (Django admin at /admin/)" if role == Role.CLINIC_ADMIN else ""
+            self.stdout.write(f"  {username:<11} {role.label:<12} {clinic_name}{where}")
         self.stdout.write(f"  {'admin':<11} {'superuser':<12} (Django admin at /admin/)")
         self.stdout.write(f"Password: {password}")
