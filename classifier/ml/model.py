@@ -1,4 +1,4 @@
-"""The plane classifier: EfficientNet-Lite0 backbone with a small softmax head.
+"""The plane classifier: an EfficientNet-Lite backbone (Lite0 or Lite2) with a small softmax head.
 
 The saved model takes float32 RGB in 0..255 (the output of
 :func:`classifier.ml.preprocessing.preprocess`) and normalises inside, so the
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.ml.efficientnet_lite import LITE_MEAN, LITE_STD, TOP_ACTIVATION, lite0_features, load_lite0_weights
+from classifier.ml.efficientnet_lite import LITE_MEAN, LITE_STD, TOP_ACTIVATION, lite_features, load_lite_weights
 
 HEAD_LAYERS = ("head_dropout", "predictions")
 FEATURES = "avg_pool"
@@ -27,21 +27,22 @@ def build_classifier(
     weights_path: str | Path | None = None,
     dropout: float = 0.3,
     drop_connect_rate: float = 0.1,
+    backbone: str = "lite0",
 ):
-    """Lite0 (ImageNet weights when ``weights_path`` is given) plus a dropout + dense softmax head."""
+    """The backbone (ImageNet weights when ``weights_path`` is given) plus a dropout + dense softmax head."""
     import keras
 
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = keras.layers.Rescaling(1.0 / LITE_STD, offset=-LITE_MEAN / LITE_STD, name="normalise")(inputs)
-    x = lite0_features(x, drop_connect_rate=drop_connect_rate)
+    x = lite_features(x, backbone=backbone, drop_connect_rate=drop_connect_rate)
     x = keras.layers.GlobalAveragePooling2D(name=FEATURES)(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-    model = keras.Model(inputs, outputs, name="fetal_planes_lite0")
+    model = keras.Model(inputs, outputs, name=f"fetal_planes_{backbone}")
     if weights_path is not None:
         from classifier.ml.torch_weights import load_state_dict
 
-        load_lite0_weights(model, load_state_dict(weights_path), include_top=False)
+        load_lite_weights(model, load_state_dict(weights_path), include_top=False)
     return model
 
 

