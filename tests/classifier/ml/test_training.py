@@ -58,7 +58,7 @@ class TestTrainClassifierCommand:
 
 
 class TestCrossvalClassifierCommand:
-    def test_pools_held_out_predictions_of_train_and_val_patients(self, data_dir, lite0_weights_path, tmp_path):
+    def test_pools_held_out_predictions_of_train_and_val_patients(self, data_dir, lite2_weights_path, tmp_path):
         out = tmp_path / "cv.json"
         call_command(
             "crossval_classifier",
@@ -78,6 +78,8 @@ class TestCrossvalClassifierCommand:
             "1",
             "--finetune-epochs",
             "1",
+            "--backbone",
+            "lite2",
             stdout=io.StringIO(),
         )
 
@@ -85,6 +87,7 @@ class TestCrossvalClassifierCommand:
         assert [fold["fold"] for fold in result["per_fold"]] == [0, 1]
         assert result["seed"] == 7
         assert result["config"]["finetune_epochs"] == 1 and result["config"]["limit_per_label"] == 2
+        assert result["config"]["backbone"] == "lite2"
         assert result["pooled"]["n"] == sum(fold["n"] for fold in result["per_fold"]) > 0
         out_of_fold = result["out_of_fold"]
         assert len(out_of_fold) == result["pooled"]["n"]
@@ -99,6 +102,11 @@ class TestTrainClassifierGuards:
     def test_refuses_class_offsets_that_are_not_one_number_per_class(self, offsets, tmp_path):
         with pytest.raises(CommandError, match="comma-separated numbers|expected 4 numbers"):
             call_command("train_classifier", "--out", str(tmp_path), "--class-offsets", offsets, stdout=io.StringIO())
+        assert list(tmp_path.iterdir()) == []
+
+    def test_refuses_an_unknown_backbone_by_name(self, tmp_path):
+        with pytest.raises(CommandError, match="invalid choice: 'resnet50'"):
+            call_command("train_classifier", "--out", str(tmp_path), "--backbone", "resnet50", stdout=io.StringIO())
         assert list(tmp_path.iterdir()) == []
 
     def test_refuses_to_replace_an_existing_version_and_changes_nothing(self, tmp_path):
