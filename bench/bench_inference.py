@@ -1,6 +1,6 @@
 """Median latency of one warm image through the worker's path: decode, preprocess, predict.
 
-    python bench/bench_inference.py [--card models/fetal-planes-v2.card.json] [--image PATH] [--runs 50]
+    python bench/bench_inference.py [--card models/fetal-planes-v3.card.json] [--image PATH] [--runs 50]
 
 Without --card it times the newest committed model.
 
