@@ -164,23 +164,28 @@ def evaluate_card(
 BAR = {"accuracy": 0.95, "macro_f1": 0.94, "recall": 0.90, "ood_flagged": 0.90}
 
 
-def bar_failures(result: dict) -> list[str]:
-    """What falls short of the bar of the model issue (empty when it is met)."""
-    failures = []
+def bar_shortfalls(result: dict) -> list[tuple[str, float, float]]:
+    """Each figure of the bar of the model issue that ``result`` falls short of, as (item, value, required)."""
+    shortfalls = []
     blocks = {"all": result, **{f"source {name}": block for name, block in result.get("per_source", {}).items()}}
     for name, block in blocks.items():
         if block["accuracy"] < BAR["accuracy"]:
-            failures.append(f"{name}: accuracy {block['accuracy']:.3f} < {BAR['accuracy']}")
+            shortfalls.append((f"{name}: accuracy", block["accuracy"], BAR["accuracy"]))
         if block["macro_f1"] < BAR["macro_f1"]:
-            failures.append(f"{name}: macro-F1 {block['macro_f1']:.3f} < {BAR['macro_f1']}")
+            shortfalls.append((f"{name}: macro-F1", block["macro_f1"], BAR["macro_f1"]))
         for label, row in block["per_class"].items():
             if row["support"] and row["recall"] < BAR["recall"]:
-                failures.append(f"{name}: {label} recall {row['recall']:.3f} < {BAR['recall']}")
+                shortfalls.append((f"{name}: {label} recall", row["recall"], BAR["recall"]))
     for kind in ("photographs", "blank_noise"):
         block = result.get("ood", {}).get(kind)
         if block and block["flagged_share"] < BAR["ood_flagged"]:
-            failures.append(f"{kind}: {block['flagged_share']:.2f} flagged < {BAR['ood_flagged']}")
-    return failures
+            shortfalls.append((f"{kind}: flagged share", block["flagged_share"], BAR["ood_flagged"]))
+    return shortfalls
+
+
+def bar_failures(result: dict) -> list[str]:
+    """What falls short of the bar of the model issue, in words (empty when it is met)."""
+    return [f"{item} {value:.3f} < {required}" for item, value, required in bar_shortfalls(result)]
 
 
 def format_report(result: dict) -> str:
