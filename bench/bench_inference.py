@@ -1,6 +1,6 @@
 """Median latency of one warm image through the worker's path: decode, preprocess, predict.
 
-    python bench/bench_inference.py [--card models/fetal-planes-v3.card.json] [--image PATH] [--runs 50]
+    python bench/bench_inference.py [--card models/fetal-planes-v3.card.json] [--image PATH] [--runs 50] [--no-fold]
 
 Without --card it times the newest committed model.
 
@@ -49,10 +49,11 @@ def main() -> int:
     parser.add_argument("--image", default=None)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--no-fold", action="store_true", help="keep BatchNormalization unfolded (as saved)")
     args = parser.parse_args()
 
     card = read_card(args.card)
-    classifier = PlaneClassifier.from_card(card, Path(args.card).parent / card["file"])
+    classifier = PlaneClassifier.from_card(card, Path(args.card).parent / card["file"], fold=not args.no_fold)
     data, name = (Path(args.image).read_bytes(), args.image) if args.image else sample_bytes()
 
     for _ in range(args.warmup):
@@ -63,7 +64,8 @@ def main() -> int:
         result = classifier.classify(load_image(data))
         timings.append((time.perf_counter() - started) * 1000)
     timings.sort()
-    print(f"model {card['name']} v{card['version']} ({card['input_size']} px), image {name} ({len(data)} bytes)")
+    folding = "unfolded" if args.no_fold else "BatchNorm folded"
+    print(f"model {card['name']} v{card['version']} ({card['input_size']} px, {folding}), image {name} ({len(data)} bytes)")
     print(f"prediction {result.label} {result.confidence:.3f}, needs_review {result.needs_review}")
     print(
         f"median warm latency (decode + preprocess + predict): {statistics.median(timings):.1f} ms "

@@ -112,3 +112,27 @@ class TestHeatmap:
                 outside.append(f"{record.file} at {row, col}")
 
         assert not outside, f"hottest point on the black background: {outside}"
+
+
+class TestFoldedForSpeed:
+    def test_the_worker_s_folded_model_predicts_what_the_saved_file_does(self, card, classifier, data_dir):
+        saved = PlaneClassifier.from_card(card, CARD_PATH.parent / card["file"], fold=False)
+        records = [r for r in read_manifest(data_dir) if r.split == "val"][:24]
+        batch = np.stack([classifier_input(data_dir / r.file, card["input_size"]) for r in records])
+        folded_scores, folded_similarity = classifier.predict_outputs(batch)
+        saved_scores, saved_similarity = saved.predict_outputs(batch)
+        assert not any(isinstance(layer, keras_batchnorm()) for layer in classifier.model.layers)
+        np.testing.assert_allclose(folded_scores, saved_scores, atol=1e-4)
+        np.testing.assert_allclose(folded_similarity, saved_similarity, atol=1e-4)
+
+
+def classifier_input(path: Path, input_size: int) -> np.ndarray:
+    from classifier.ml.preprocessing import preprocess
+
+    return preprocess(load_image(path.read_bytes()), input_size)
+
+
+def keras_batchnorm():
+    import keras
+
+    return keras.layers.BatchNormalization
