@@ -65,7 +65,8 @@ def main() -> int:
         timings.append((time.perf_counter() - started) * 1000)
     timings.sort()
     folding = "unfolded" if args.no_fold else "BatchNorm folded"
-    print(f"model {card['name']} v{card['version']} ({card['input_size']} px, {folding}), image {name} ({len(data)} bytes)")
+    model = f"{card['name']} v{card['version']} ({card['input_size']} px, {folding})"
+    print(f"model {model}, image {name} ({len(data)} bytes)")
     print(f"prediction {result.label} {result.confidence:.3f}, needs_review {result.needs_review}")
     print(
         f"median warm latency (decode + preprocess + predict): {statistics.median(timings):.1f} ms "
