@@ -35,7 +35,7 @@ class GradCam:
         import tensorflow as tf
 
         self.target = find_target_layer(model)
-        self._model = keras.Model(model.inputs, [self.target.output, model.outputs[0]])
+        self._model = keras.Model(model.input, [self.target.output, model.outputs[0]])
 
         @tf.function(reduce_retracing=True)
         def _maps(batch, class_index):

@@ -109,6 +109,8 @@ class PlaneClassifier:
             from classifier.ml.fold import fold_batchnorm
 
             model = fold_batchnorm(model)
+        if len(model.inputs) == 1:  # saved with a one-item input list: take a bare tensor without a warning
+            model = keras.Model(model.inputs[0], model.outputs, name=model.name)
         return cls(
             model,
             class_names=class_names,

@@ -2,6 +2,7 @@
 reproduce, it meets the bar, and its heatmaps look at the anatomy."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,12 @@ class TestFoldedForSpeed:
         assert not any(isinstance(layer, keras_batchnorm()) for layer in classifier.model.layers)
         np.testing.assert_allclose(folded_scores, saved_scores, atol=1e-4)
         np.testing.assert_allclose(folded_similarity, saved_similarity, atol=1e-4)
+
+    def test_takes_a_plain_batch_without_a_keras_warning(self, card, classifier):
+        batch = np.zeros((2, card["input_size"], card["input_size"], 3), dtype=np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            classifier.model(batch, training=False)
 
 
 def classifier_input(path: Path, input_size: int) -> np.ndarray:
