@@ -34,6 +34,16 @@ def out_of_fold_counts(rows: Iterable[dict], class_names: Sequence[str]) -> dict
     return counts
 
 
+def assumed_rates(recall: float, num_classes: int) -> np.ndarray:
+    """A confusion matrix of rates for a model with ``recall`` on every class and its errors spread evenly
+    over the other classes: the "what if the model were this good" input for sizing a test split."""
+    if not 0 < recall <= 1:
+        raise ValueError(f"recall must be in (0, 1], not {recall}")
+    rates = np.full((num_classes, num_classes), (1 - recall) / (num_classes - 1))
+    np.fill_diagonal(rates, recall)
+    return rates
+
+
 def split_support(labels_by_source: Iterable[tuple[str, str]], class_names: Sequence[str]) -> dict[str, np.ndarray]:
     """Images per class and source, from (source, label) pairs of a split's fetal images."""
     tally = Counter(labels_by_source)

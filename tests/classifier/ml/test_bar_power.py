@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from classifier.ml.bar_power import block, out_of_fold_counts, simulate, split_support
+from classifier.ml.bar_power import assumed_rates, block, out_of_fold_counts, simulate, split_support
 from classifier.ml.data import CLASS_NAMES
 from classifier.ml.metrics import summary
 
@@ -66,6 +66,27 @@ class TestSimulate:
             simulate({"a": counts}, {"a": np.array([5, 5, 5, 5])}, CLASSES, draws=10)
         with pytest.raises(ValueError, match="for b fetal_brain"):
             simulate({"a": perfect_counts()}, {"b": np.array([5, 0, 0, 0])}, CLASSES, draws=10)
+
+
+class TestAssumedRates:
+    def test_spreads_the_errors_evenly_over_the_other_classes(self):
+        rates = assumed_rates(0.97, 4)
+        assert np.diag(rates).tolist() == [0.97] * 4
+        assert rates.sum(axis=1) == pytest.approx([1.0] * 4)
+        assert rates[0, 1] == pytest.approx(0.01)
+
+    def test_a_larger_test_split_tells_a_good_model_from_a_borderline_one(self):
+        def pass_share(recall: float, per_class: int) -> float:
+            support = {"a": np.full(4, per_class), "b": np.full(4, per_class)}
+            counts = {source: assumed_rates(recall, 4) for source in support}
+            return simulate(counts, support, CLASSES, draws=2000, seed=3, plug_in=True)["pass_share"]
+
+        assert pass_share(0.97, 100) > 0.9 > pass_share(0.97, 6)
+        assert pass_share(0.90, 100) < 0.01
+
+    def test_refuses_a_recall_outside_zero_to_one(self):
+        with pytest.raises(ValueError, match="recall must be in"):
+            assumed_rates(1.2, 4)
 
 
 class TestBlock:
@@ -125,9 +146,20 @@ class TestBarPowerCommand:
         out = capsys.readouterr().out
         assert "misses all: fetal_thorax recall" in out
 
+    def test_sizes_a_test_split_for_an_assumed_recall(self, tmp_path, capsys):
+        self.write_inputs(tmp_path, thorax_right=40)
+        call_command(
+            "bar_power", "--assume-recall", "0.99", "--data", str(tmp_path), "--per-class", "5", "--draws", "300"
+        )
+        out = capsys.readouterr().out
+        assert "test split 5 per class and source: a [5, 5, 5, 5]" in out
+        assert out.count("meets the whole bar") == 1 and "plug-in rates" in out
+
     def test_bad_inputs_are_refused_clearly(self, tmp_path):
         with pytest.raises(CommandError, match="cannot read the inputs"):
             call_command("bar_power", "--crossval", str(tmp_path / "missing.json"), "--data", str(tmp_path))
         crossval = self.write_inputs(tmp_path, thorax_right=40)
         with pytest.raises(CommandError, match="at least 1"):
             call_command("bar_power", "--crossval", str(crossval), "--data", str(tmp_path), "--draws", "0")
+        with pytest.raises(CommandError, match="recall must be in"):
+            call_command("bar_power", "--assume-recall", "0", "--data", str(tmp_path))
