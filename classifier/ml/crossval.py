@@ -28,15 +28,30 @@ def patient_folds(groups: list[str], folds: int, seed: int) -> dict[str, int]:
     return {unique[index]: position % folds for position, index in enumerate(order)}
 
 
-def fold_records(records: list[Record], fold: int, folds: int, seed: int, val_share: float) -> list[Record]:
+def fold_records(
+    records: list[Record], fold: int, folds: int, seed: int, val_share: float, train_share: float = 1.0
+) -> list[Record]:
     """Train + val rows with their splits reassigned: the fold's patients become "test", a ``val_share`` of the
-    remaining patients "val", the rest "train". Rows of the manifest's test split are dropped."""
+    remaining patients "val", the rest "train". Rows of the manifest's test split are dropped.
+
+    ``train_share`` below 1 keeps only that share of the training patients (a learning curve): the held-out
+    and validation patients stay exactly those of the full run, so the two compare image by image.
+    """
+    if not 0 < train_share <= 1:
+        raise ValueError(f"train_share must be in (0, 1], not {train_share}")
     pool = [r for r in records if r.split in ("train", "val")]
     assignment = patient_folds([r.group for r in pool], folds, seed)
     rest = sorted({r.group for r in pool if assignment[r.group] != fold})
     shuffled = np.random.default_rng(seed + fold + 1).permutation(rest)
     val_groups = set(shuffled[: max(1, round(val_share * len(rest)))])
     split_of = {g: "test" if assignment[g] == fold else "val" if g in val_groups else "train" for g in assignment}
+    if train_share < 1:
+        train_groups = sorted(g for g, split in split_of.items() if split == "train")
+        kept = np.random.default_rng(seed + fold + 101).permutation(train_groups)[
+            : round(train_share * len(train_groups))
+        ]
+        dropped = set(train_groups) - set(kept)
+        pool = [r for r in pool if r.group not in dropped]
     return [dataclasses.replace(r, split=split_of[r.group]) for r in pool]
 
 
@@ -109,6 +124,7 @@ def cross_validate(
     folds: int = 5,
     seed: int = 20261127,
     val_share: float = 0.18,
+    train_share: float = 1.0,
     config=None,
     log: Callable[[str], None] = print,
 ) -> dict:
@@ -120,7 +136,7 @@ def cross_validate(
     per_fold: list[dict] = []
     out_of_fold: list[dict] = []
     for fold in range(folds):
-        assigned = fold_records(records, fold, folds, seed, val_share)
+        assigned = fold_records(records, fold, folds, seed, val_share, train_share)
         held_out_records = [
             r for r in limit_per_label(assigned, config.limit_per_label) if r.split == "test" and r.is_fetal
         ]
@@ -152,6 +168,7 @@ def cross_validate(
     return {
         "folds": folds,
         "seed": seed,
+        "train_share": train_share,
         "config": dataclasses.asdict(config),  # the recipe these figures judge: input size, offsets, training seed
         "pooled": pooled_by_source.pop("all"),
         "pooled_by_source": pooled_by_source,

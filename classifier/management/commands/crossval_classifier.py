@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from classifier.management.commands.train_classifier import add_config_arguments, config_from
 
@@ -20,16 +20,25 @@ class Command(BaseCommand):
             default=20261127,
             help="shuffles patients into folds; another value (with another --seed) gives an independent replicate",
         )
+        parser.add_argument(
+            "--train-share",
+            type=float,
+            default=1.0,
+            help="keep this share of each fold's training patients (a learning curve; held-out images unchanged)",
+        )
         parser.add_argument("--json-out", default=None, help="write the figures here as JSON")
         add_config_arguments(parser)
 
     def handle(self, *args, **options):
         from classifier.ml.crossval import cross_validate
 
+        if not 0 < options["train_share"] <= 1:
+            raise CommandError(f"--train-share must be in (0, 1], not {options['train_share']}")
         result = cross_validate(
             data_dir=options["data"],
             folds=options["folds"],
             seed=options["folds_seed"],
+            train_share=options["train_share"],
             config=config_from(options),
             log=lambda message: self.stdout.write(message),
         )

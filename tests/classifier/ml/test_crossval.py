@@ -1,6 +1,7 @@
 """Patient-level folds for cross-validation: every patient held out once, never on two sides, test split unused."""
 
 import numpy as np
+import pytest
 
 from classifier.ml.crossval import fold_records, patient_folds, study_out_of_fold
 from classifier.ml.data import Record
@@ -48,6 +49,25 @@ def test_the_manifests_test_split_is_never_used():
     test_files = {r.file for r in records if r.split == "test"}
     for fold in range(3):
         assert not test_files & {r.file for r in fold_records(records, fold, 3, seed=7, val_share=0.2)}
+
+
+def test_a_training_share_drops_training_patients_only():
+    records = _records()
+    for fold in range(3):
+        full = fold_records(records, fold, 3, seed=7, val_share=0.2)
+        half = fold_records(records, fold, 3, seed=7, val_share=0.2, train_share=0.5)
+        by_split = {split: {r.group for r in full if r.split == split} for split in ("train", "val", "test")}
+        kept = {split: {r.group for r in half if r.split == split} for split in ("train", "val", "test")}
+
+        assert kept["test"] == by_split["test"] and kept["val"] == by_split["val"]
+        assert kept["train"] < by_split["train"]
+        assert len(kept["train"]) == round(0.5 * len(by_split["train"]))
+        assert fold_records(records, fold, 3, seed=7, val_share=0.2, train_share=0.5) == half
+
+
+def test_a_training_share_outside_zero_to_one_is_refused():
+    with pytest.raises(ValueError, match="train_share must be in"):
+        fold_records(_records(), 0, 3, seed=7, val_share=0.2, train_share=0)
 
 
 def _out_of_fold_rows(seed: int = 0) -> list[dict]:

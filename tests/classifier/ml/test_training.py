@@ -80,12 +80,14 @@ class TestCrossvalClassifierCommand:
             "1",
             "--backbone",
             "lite2",
+            "--train-share",
+            "0.8",
             stdout=io.StringIO(),
         )
 
         result = json.loads(out.read_text())
         assert [fold["fold"] for fold in result["per_fold"]] == [0, 1]
-        assert result["seed"] == 7
+        assert result["seed"] == 7 and result["train_share"] == 0.8
         assert result["config"]["finetune_epochs"] == 1 and result["config"]["limit_per_label"] == 2
         assert result["config"]["backbone"] == "lite2"
         assert result["pooled"]["n"] == sum(fold["n"] for fold in result["per_fold"]) > 0
@@ -95,6 +97,10 @@ class TestCrossvalClassifierCommand:
         assert all(abs(sum(row["probabilities"]) - 1) < 1e-3 for row in out_of_fold)
         assert len({row["file"] for row in out_of_fold}) == len(out_of_fold)  # each image held out once
         assert "test split is not used" in result["note"]
+
+    def test_refuses_a_training_share_outside_zero_to_one(self, tmp_path):
+        with pytest.raises(CommandError, match="--train-share must be in"):
+            call_command("crossval_classifier", "--train-share", "1.5", "--data", str(tmp_path))
 
 
 class TestTrainClassifierGuards:
