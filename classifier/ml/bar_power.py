@@ -64,6 +64,16 @@ def block(matrix: np.ndarray, class_names: Sequence[str]) -> dict:
     }
 
 
+def _row_rates(measured: np.ndarray, rng: np.random.Generator, plug_in: bool) -> np.ndarray:
+    """One confusion-matrix row's rates: as measured, or a Bayesian-bootstrap draw over the cells seen."""
+    if plug_in:
+        return measured / measured.sum()
+    seen = measured > 0
+    rates = np.zeros(len(measured))
+    rates[seen] = rng.dirichlet(measured[seen])
+    return rates
+
+
 def simulate(
     counts: dict[str, np.ndarray],
     support: dict[str, np.ndarray],
@@ -94,13 +104,7 @@ def simulate(
             for c in range(size):
                 if n_per_class[c] == 0:
                     continue
-                measured = counts[source][c]
-                rates = measured / measured.sum()
-                if not plug_in:
-                    seen = measured > 0
-                    rates = np.zeros(size)
-                    rates[seen] = rng.dirichlet(measured[seen])
-                matrix[c] = rng.multinomial(n_per_class[c], rates)
+                matrix[c] = rng.multinomial(n_per_class[c], _row_rates(counts[source][c], rng, plug_in))
             matrices[source] = matrix
         result = {
             **block(sum(matrices.values()), class_names),
