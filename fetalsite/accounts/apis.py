@@ -8,26 +8,15 @@ from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from fetalsite.accounts import tokens
-from fetalsite.accounts.roles import user_is_integrator
 from fetalsite.api_utils import ApiLoginRateThrottle, error_responses
 from fetalsite.client_ip import client_ip
 
 logger = logging.getLogger("fetalsite.api")
-
-
-class CanManageOwnToken(BasePermission):
-    """Integrator machine accounts and staff admins manage their own token."""
-
-    message = "Only integrator and admin accounts can rotate or revoke their token."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and (user.is_staff or user_is_integrator(user)))
 
 
 class TokenOutputSerializer(serializers.Serializer):
@@ -41,7 +30,8 @@ TOKEN_EXAMPLE = OpenApiExample(
 
 class TokenObtainApi(APIView):
     """``POST``: exchange a username and password for the user's API token (the same token until it
-    is rotated or revoked). ``DELETE``: revoke your token."""
+    is rotated, revoked, expires or the password changes); only roles in API_TOKEN_ROLES get one.
+    ``DELETE``: revoke your token (any owner)."""
 
     _login = False
 
@@ -58,7 +48,7 @@ class TokenObtainApi(APIView):
         return [] if self._login else super().get_authenticators()
 
     def get_permissions(self):
-        return [AllowAny()] if self._login else [IsAuthenticated(), CanManageOwnToken()]
+        return [AllowAny()] if self._login else [IsAuthenticated()]
 
     def get_throttles(self):
         return [ApiLoginRateThrottle()] if self._login else super().get_throttles()
@@ -80,6 +70,7 @@ class TokenObtainApi(APIView):
             **error_responses(
                 400,
                 401,
+                403,
                 413,
                 415,
                 429,
@@ -87,7 +78,12 @@ class TokenObtainApi(APIView):
                     401: {
                         "detail": "Unable to log in with the given username and password.",
                         "code": "authentication_failed",
-                    }
+                    },
+                    403: {
+                        "detail": "Your account's role may not hold an API token (allowed: integrator). Use the "
+                        "web app, or ask an admin for an integrator account.",
+                        "code": "token_not_allowed",
+                    },
                 },
             ),
         },
@@ -112,7 +108,7 @@ class TokenObtainApi(APIView):
         request=None,
         responses={
             204: OpenApiResponse(description="Revoked: the token no longer works."),
-            **error_responses(401, 403, 429),
+            **error_responses(401, 403, 429),  # 403: a session without its CSRF token
         },
     )
     def delete(self, request):
@@ -123,7 +119,7 @@ class TokenObtainApi(APIView):
 class TokenRotateApi(APIView):
     """Replace your token with a new one; the old one stops working at once."""
 
-    permission_classes = [IsAuthenticated, CanManageOwnToken]
+    permission_classes = [IsAuthenticated]  # the service refuses roles not in API_TOKEN_ROLES (403)
 
     @extend_schema(
         operation_id="auth_token_rotate",

@@ -1,5 +1,6 @@
 from django.apps import AppConfig, apps
-from django.db.models.signals import post_migrate
+from django.core import checks
+from django.db.models.signals import post_migrate, post_save, pre_save
 
 
 def _sync_roles(sender, **kwargs) -> None:
@@ -22,3 +23,13 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         # Also after a test database flush, which re-emits post_migrate but does not rerun migrations.
         post_migrate.connect(_sync_roles, sender=self, dispatch_uid="accounts.sync_roles")
+
+        from fetalsite.accounts import signals
+        from fetalsite.accounts.roles import check_api_token_settings
+
+        user_model = self.get_model("User")
+        pre_save.connect(signals.note_credential_change, sender=user_model, dispatch_uid="accounts.token_pre")
+        post_save.connect(
+            signals.revoke_token_after_credential_change, sender=user_model, dispatch_uid="accounts.token_post"
+        )
+        checks.register(check_api_token_settings)

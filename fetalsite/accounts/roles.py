@@ -1,5 +1,7 @@
 """Roles are Django groups; their permissions are created by a data migration."""
 
+from django.conf import settings
+from django.core import checks
 from django.db import models
 
 
@@ -53,6 +55,28 @@ def user_can_review(user) -> bool:
 
 def user_is_integrator(user) -> bool:
     return user.is_authenticated and user.groups.filter(name=Role.INTEGRATOR).exists()
+
+
+def api_token_roles() -> list[str]:
+    """The role names whose members may hold an API token (settings.API_TOKEN_ROLES)."""
+    return list(settings.API_TOKEN_ROLES)
+
+
+def check_api_token_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A misspelt role would silently refuse every token; a TTL under a day would expire them at once."""
+    errors: list[checks.CheckMessage] = []
+    unknown = sorted(set(settings.API_TOKEN_ROLES) - set(Role.values))
+    if unknown:
+        errors.append(
+            checks.Error(
+                f"API_TOKEN_ROLES names unknown roles: {', '.join(unknown)}.",
+                hint=f"Use some of: {', '.join(Role.values)}.",
+                id="accounts.E001",
+            )
+        )
+    if settings.API_TOKEN_TTL_DAYS < 1:
+        errors.append(checks.Error("API_TOKEN_TTL_DAYS must be at least 1.", id="accounts.E002"))
+    return errors
 
 
 def sync_role_groups(*, group_model, permission_model, roles=None) -> None:

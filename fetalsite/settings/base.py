@@ -205,6 +205,10 @@ API_THROTTLE_CACHE = "api-throttle"
 UPLOAD_MAX_FILES_PER_REQUEST = env.int("UPLOAD_MAX_FILES_PER_REQUEST", default=20)
 # How long an Idempotency-Key's stored response is replayed.
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+# API tokens (docs/api.md): a token older than this is refused and a new login issues a fresh one.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
+# Role names (fetalsite.accounts.roles.Role) whose members may hold an API token; people use the web app.
+API_TOKEN_ROLES = env.list("API_TOKEN_ROLES", default=["integrator"])
 
 # ---- Webhooks: signed POSTs to each clinic's registered callback --------------------------------
 # Plain-HTTP callback URLs are refused unless DEBUG (or this flag, for tests on 127.0.0.1).

@@ -34,3 +34,6 @@ MEDIA_URL = "/__live-server-media-unused__/"
 # Serve static files from the apps' folders without collectstatic, as production serves them collected.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# The API tests exercise each role's rights (a clinician's review, a sonographer's 403) through tokens, so
+# those roles may hold one here; tests/api/test_token_rules.py proves the default (integrators only) refuses them.
+API_TOKEN_ROLES = ["integrator", "sonographer", "clinician", "clinic_admin"]

@@ -72,11 +72,15 @@ class TestTokenRotateAndRevokeApi:
         assert after.json()["code"] == "authentication_failed"
         assert after["WWW-Authenticate"] == "Token"
 
-    def test_people_accounts_cannot_rotate_or_revoke(self, sonographer):
+    def test_a_listed_people_role_rotates_and_revokes_its_own_token(self, sonographer):
+        # The test settings list sonographers in API_TOKEN_ROLES; tests/api/test_token_rules.py covers the default.
         client = _token_client(sonographer)
+        rotated = client.post("/api/v1/auth/token/rotate/")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {rotated.json()['token']}")
 
-        assert client.post("/api/v1/auth/token/rotate/").status_code == 403
-        assert client.delete("/api/v1/auth/token/").status_code == 403
+        assert rotated.status_code == 200
+        assert client.delete("/api/v1/auth/token/").status_code == 204
+        assert client.get("/api/v1/patients/").status_code == 401
 
     def test_anonymous_is_a_401(self, db):
         response = APIClient().post("/api/v1/auth/token/rotate/")
