@@ -29,6 +29,13 @@ class IdempotencyKeyReused(ApplicationError):
     code = "idempotency_key_reused"
 
 
+class IdempotencyKeyMismatch(ApplicationError):
+    """Same key and URL, another body: replaying the first answer would silently drop this request."""
+
+    http_status = 422
+    code = "idempotency_key_mismatch"
+
+
 @dataclass(frozen=True)
 class Claim:
     record: IdempotencyKey
@@ -44,9 +51,10 @@ def _abandoned_before():
     return timezone.now() - timedelta(minutes=10)
 
 
-def idempotency_key_claim(*, user, key: str, request_path: str) -> Claim:
+def idempotency_key_claim(*, user, key: str, request_path: str, request_hash: str) -> Claim:
     """Claim ``key`` for this request, or return the finished request to replay.
 
+    ``request_hash`` fingerprints the method, path and body: only the very same request is replayed.
     The claim commits at once, so a concurrent retry with the same key sees it and gets a 409."""
     if not _VALID_KEY.match(key):
         raise ValidationError({"Idempotency-Key": "Use 1 to 255 printable ASCII characters, without spaces."})
@@ -55,7 +63,9 @@ def idempotency_key_claim(*, user, key: str, request_path: str) -> Claim:
     for _ in range(2):
         try:
             with transaction.atomic():
-                record = IdempotencyKey.objects.create(user=user, key=key, request_path=request_path)
+                record = IdempotencyKey.objects.create(
+                    user=user, key=key, request_path=request_path, request_hash=request_hash
+                )
             return Claim(record=record, replay=None)
         except IntegrityError:
             existing = IdempotencyKey.objects.filter(user=user, key=key).first()
@@ -68,6 +78,11 @@ def idempotency_key_claim(*, user, key: str, request_path: str) -> Claim:
             if existing.request_path != request_path:
                 raise IdempotencyKeyReused(
                     "This Idempotency-Key was already used for another request; use a new key."
+                ) from None
+            if existing.request_hash != request_hash:
+                raise IdempotencyKeyMismatch(
+                    "This Idempotency-Key was already used with a different request body; "
+                    "use a new key for a new request."
                 ) from None
             if existing.response_status is None:
                 raise IdempotencyKeyInProgress(

@@ -169,6 +169,8 @@ class IdempotencyKey(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
     request_path = models.CharField(max_length=500)
+    # sha256 of the request's method, path and canonical body: a retry must send the same request.
+    request_hash = models.CharField(max_length=64, default="")
     # Null while the first request is still being processed.
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)

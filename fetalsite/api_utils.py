@@ -117,11 +117,13 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     required=False,
     description=(
         "A unique string (1 to 255 printable ASCII characters, a UUID is ideal) that makes a retried "
-        "POST safe: a second request with the same key, by the same user, to the same URL within 24 hours "
-        "gets the first request's response again (with `Idempotent-Replayed: true`) and changes nothing, "
-        "even when its body differs. A key still being processed answers 409 `idempotency_in_progress`; "
-        "a key used for another URL answers 409 `idempotency_key_reused`. Failed requests (4xx/5xx) are not "
-        "stored, so the key can be used again after fixing the request."
+        "POST safe: the same request again (same user, URL and body: JSON compared by content, uploads by "
+        "their files' bytes and the other form fields) with the same key within 24 hours gets the first "
+        "request's response again (with `Idempotent-Replayed: true`) and changes nothing. The same key with "
+        "a different body answers 422 `idempotency_key_mismatch` and changes nothing. A key still being "
+        "processed answers 409 `idempotency_in_progress`; a key used for another URL answers 409 "
+        "`idempotency_key_reused`. Failed requests (4xx/5xx) are not stored, so the key can be used again "
+        "after fixing the request."
     ),
 )
 
@@ -136,7 +138,11 @@ def idempotent(view_method):
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:
             return view_method(self, request, *args, **kwargs)
-        claim = idempotency.idempotency_key_claim(user=request.user, key=key, request_path=request.path)
+        from fetalsite.api_input import request_fingerprint
+
+        claim = idempotency.idempotency_key_claim(
+            user=request.user, key=key, request_path=request.path, request_hash=request_fingerprint(request)
+        )
         if claim.replay is not None:
             response = Response(claim.replay.response_body, status=claim.replay.response_status)
             response["Idempotent-Replayed"] = "true"
@@ -203,6 +209,14 @@ _ERRORS = {
     415: (
         "The request's Content-Type is not accepted here.",
         {"detail": 'Unsupported media type "text/plain" in request.', "code": "unsupported_media_type"},
+    ),
+    422: (
+        "This Idempotency-Key was already used with a different request body; nothing was changed.",
+        {
+            "detail": "This Idempotency-Key was already used with a different request body; "
+            "use a new key for a new request.",
+            "code": "idempotency_key_mismatch",
+        },
     ),
     429: (
         "Too many requests; wait for the seconds in the `Retry-After` header.",

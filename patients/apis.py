@@ -291,7 +291,7 @@ class PatientListCreateApi(_FilteredListApi):
                 request_only=True,
             )
         ],
-        responses={201: PatientOutputSerializer, **error_responses(400, 401, 403, 409, 413, 415, 429)},
+        responses={201: PatientOutputSerializer, **error_responses(400, 401, 403, 409, 413, 415, 422, 429)},
     )
     @idempotent
     def post(self, request):
@@ -385,6 +385,7 @@ class StudyListCreateApi(_FilteredListApi):
                 409,
                 413,
                 415,
+                422,
                 429,
                 examples={404: {"detail": "Not found.", "code": "not_found"}},
             ),
@@ -498,6 +499,13 @@ class ImageUploadApi(APIView):
             help_text="PNG, JPEG, BMP or TIFF; repeat the part to send several images.",
         )
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Before anything reads the body (the Idempotency-Key's fingerprint does): refuse a huge one unread.
+        max_body = settings.UPLOAD_MAX_BYTES * settings.UPLOAD_MAX_FILES_PER_REQUEST + 1024 * 1024
+        if content_length(request.META) > max_body:
+            raise RequestTooLarge()
+
     @extend_schema(
         operation_id="studies_images_create",
         summary="Upload images to a study",
@@ -516,6 +524,7 @@ class ImageUploadApi(APIView):
                 409,
                 413,
                 415,
+                422,
                 429,
                 examples={
                     400: {
@@ -529,9 +538,6 @@ class ImageUploadApi(APIView):
     )
     @idempotent
     def post(self, request, study_id: int):
-        max_body = settings.UPLOAD_MAX_BYTES * settings.UPLOAD_MAX_FILES_PER_REQUEST + 1024 * 1024
-        if content_length(request.META) > max_body:
-            raise RequestTooLarge()
         study = selectors.study_get(user=request.user, study_id=study_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -69,13 +69,27 @@ class TestImageUploadApi:
         assert response.status_code == 413
         assert response.json()["code"] == "too_large"
 
-    def test_idempotency_key_replays_the_first_answer_even_for_other_bytes(self, api_client, study, model_version):
+    def test_idempotency_key_replays_the_first_answer_for_the_same_bytes(self, api_client, study, model_version):
         first = _upload(api_client, study, _file(png_bytes(seed=1)), HTTP_IDEMPOTENCY_KEY="upload-0001")
-        retried = _upload(api_client, study, _file(png_bytes(seed=2)), HTTP_IDEMPOTENCY_KEY="upload-0001")
+        retried = _upload(api_client, study, _file(png_bytes(seed=1)), HTTP_IDEMPOTENCY_KEY="upload-0001")
 
         assert first.status_code == retried.status_code == 202
         assert retried.json() == first.json()
         assert retried.headers["Idempotent-Replayed"] == "true"
+        assert UltrasoundImage.objects.count() == 1
+
+    def test_idempotency_key_with_other_bytes_is_a_422_and_stores_nothing(self, api_client, study, model_version):
+        """The probe: the second upload's image was silently dropped behind the first one's answer."""
+        first = _upload(api_client, study, _file(png_bytes(seed=1)), HTTP_IDEMPOTENCY_KEY="upload-0002")
+        other = _upload(api_client, study, _file(png_bytes(seed=2)), HTTP_IDEMPOTENCY_KEY="upload-0002")
+        more = _upload(
+            api_client, study, _file(png_bytes(seed=1)), _file(png_bytes(seed=2)), HTTP_IDEMPOTENCY_KEY="upload-0002"
+        )
+
+        assert first.status_code == 202
+        assert other.status_code == more.status_code == 422
+        assert other.json()["code"] == more.json()["code"] == "idempotency_key_mismatch"
+        assert "Idempotent-Replayed" not in other.headers
         assert UltrasoundImage.objects.count() == 1
 
     def test_idempotency_key_is_per_url_and_validated(self, api_client, study, model_version):
@@ -104,16 +118,22 @@ class TestImageUploadApi:
 
         from classifier.models import IdempotencyKey
 
-        url = f"/api/v1/studies/{study.id}/images/"
-        record = IdempotencyKey.objects.create(user=integrator, key="key-3", request_path=url)
+        first = _upload(api_client, study, _file(png_bytes(seed=6)), HTTP_IDEMPOTENCY_KEY="key-3")
+        # As if the first request were still running: its key holds no answer yet.
+        record = IdempotencyKey.objects.get(user=integrator, key="key-3")
+        IdempotencyKey.objects.filter(id=record.id).update(response_status=None, response_body=None)
 
         busy = _upload(api_client, study, _file(png_bytes(seed=6)), HTTP_IDEMPOTENCY_KEY="key-3")
         IdempotencyKey.objects.filter(id=record.id).update(created_at=timezone.now() - timedelta(minutes=11))
         after = _upload(api_client, study, _file(png_bytes(seed=6)), HTTP_IDEMPOTENCY_KEY="key-3")
 
+        assert first.status_code == 202
         assert busy.status_code == 409
         assert busy.json()["code"] == "idempotency_in_progress"
-        assert after.status_code == 202
+        # Abandoned: the key is claimed afresh and the upload runs again (the bytes are already stored).
+        assert after.status_code == 200
+        assert "Idempotent-Replayed" not in after.headers
+        assert after.json()["id"] == first.json()["id"]
 
 
 class TestImageListApi:
