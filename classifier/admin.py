@@ -1,13 +1,15 @@
 from django.contrib import admin, messages
-from simple_history.admin import SimpleHistoryAdmin
 
-from classifier.models import ClassificationJob, ModelVersion, Prediction
+from classifier.models import ClassificationJob, ModelVersion, Prediction, WebhookDelivery, WebhookEndpoint
 from classifier.services import model_version_activate
-from patients.admin import ClinicScopedAdmin
+from classifier.webhooks import webhook_delivery_resend, webhook_endpoint_save
+from fetalsite.accounts.admin_base import ClinicScopedAdmin, ReadOnlyHistoryAdmin
+from fetalsite.accounts.models import Clinic
+from fetalsite.accounts.selectors import scope_to_user
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(SimpleHistoryAdmin):
+class ModelVersionAdmin(ReadOnlyHistoryAdmin):
     list_display = ("id", "name", "version", "is_active", "review_threshold", "registered_at")
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
     actions = ["activate"]
@@ -18,13 +20,16 @@ class ModelVersionAdmin(SimpleHistoryAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Make the selected version the active model")
+    def has_activate_permission(self, request) -> bool:
+        return request.user.is_superuser  # the active model classifies every clinic's images
+
+    @admin.action(description="Make the selected version the active model for every clinic", permissions=["activate"])
     def activate(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version.", messages.ERROR)
             return
-        version = model_version_activate(model_version=queryset.get())
-        self.message_user(request, f"{version} is now active.")
+        version = model_version_activate(model_version=queryset.get(), activated_by=request.user)
+        self.message_user(request, f"{version} is now the active model for every clinic's new images.")
 
 
 class ReadOnlyRecordAdmin(ClinicScopedAdmin):
@@ -54,22 +59,16 @@ class PredictionAdmin(ReadOnlyRecordAdmin):
 
 # ---- Webhooks --------------------------------------------------------------------------------
 
-from classifier.models import WebhookDelivery, WebhookEndpoint  # noqa: E402
-from classifier.webhooks import webhook_delivery_resend, webhook_endpoint_save  # noqa: E402
-from fetalsite.accounts.selectors import scope_to_user  # noqa: E402
-
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(ClinicScopedAdmin):
     list_display = ("id", "clinic", "url", "is_active", "events", "created_at")
-    list_filter = ("is_active", "clinic")
+    list_filter = ("is_active", ("clinic", admin.RelatedOnlyFieldListFilter))
     search_fields = ("url", "description")
     readonly_fields = ("created_at",)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "clinic":
-            from fetalsite.accounts.models import Clinic
-
             clinics = Clinic.objects.all()
             if not request.user.is_superuser:
                 clinics = clinics.filter(id=request.user.clinic_id)

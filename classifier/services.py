@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -19,6 +19,7 @@ from classifier.labels import PLANE_LABELS
 from classifier.ml.inference import file_sha256
 from classifier.models import ClassificationJob, ModelVersion, Prediction
 from classifier.selectors import active_model_version
+from fetalsite.accounts.roles import require_permission, user_can_review
 from fetalsite.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -79,10 +80,22 @@ def model_version_register(*, card_path: Path, activate: bool = False) -> ModelV
 
 
 @transaction.atomic
-def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
+def model_version_activate(*, model_version: ModelVersion, activated_by=None) -> ModelVersion:
+    """Make this version the one every clinic's new images are classified with.
+
+    ``activated_by`` is the person doing it (only a superuser may: it changes every clinic's results); None
+    means an operator at the server's command line (``register_models``)."""
+    if activated_by is not None and not (activated_by.is_active and activated_by.is_superuser):
+        raise PermissionDenied("Only a superuser may change the active model: it applies to every clinic.")
     ModelVersion.objects.select_for_update().filter(is_active=True).exclude(id=model_version.id).update(is_active=False)
     model_version.is_active = True
+    model_version._history_user = activated_by
     model_version.save(update_fields=["is_active"])
+    logger.warning(
+        "Model %s is now active for every clinic (by %s)",
+        model_version,
+        activated_by.username if activated_by is not None else "the command line",
+    )
     return model_version
 
 
@@ -116,8 +129,14 @@ def classification_job_create(*, image) -> ClassificationJob:
 
 
 @transaction.atomic
-def classification_job_retry(*, job: ClassificationJob) -> ClassificationJob:
-    """Queue a failed image again, with the model that is active now."""
+def classification_job_retry(*, job: ClassificationJob, retried_by) -> ClassificationJob:
+    """Queue a failed image again, with the model that is active now; whoever may upload may retry."""
+    require_permission(
+        retried_by,
+        "patients.add_ultrasoundimage",
+        clinic_id=job.image.study.patient.clinic_id,
+        action="retry classification jobs",
+    )
     if job.status != ClassificationJob.Status.FAILED:
         raise JobNotRetryable("Only a failed job can be retried.")
     model_version = active_model_version()
@@ -284,12 +303,14 @@ def job_mark_failed(*, job_id: int, reason: str) -> ClassificationJob | None:
 @transaction.atomic
 def prediction_review(*, prediction: Prediction, label: str, reviewed_by, comment: str = "") -> Prediction:
     """A clinician confirms or corrects the label; the model's answer stays as it was."""
-    from fetalsite.accounts.roles import user_can_review
-
     if not user_can_review(reviewed_by):
-        from django.core.exceptions import PermissionDenied
-
         raise PermissionDenied("Only clinicians can review predictions.")
+    require_permission(
+        reviewed_by,
+        "classifier.review_prediction",
+        clinic_id=prediction.job.image.study.patient.clinic_id,
+        action="review predictions",
+    )
     if label not in PLANE_LABELS:
         raise ValidationError({"label": f"Choose one of: {', '.join(PLANE_LABELS)}."})
     prediction = Prediction.objects.select_for_update().get(id=prediction.id)

@@ -1,21 +1,13 @@
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
-from fetalsite.accounts.selectors import scope_to_user
+from fetalsite.accounts.admin_base import ClinicScopedAdmin
 from patients.models import Patient, Study, UltrasoundImage
-
-
-class ClinicScopedAdmin(SimpleHistoryAdmin):
-    """Staff who belong to a clinic see only that clinic's records; superusers see all."""
-
-    def get_queryset(self, request):
-        return scope_to_user(super().get_queryset(request), user=request.user)
 
 
 @admin.register(Patient)
 class PatientAdmin(ClinicScopedAdmin):
     list_display = ("id", "mrn", "family_name", "given_name", "birth_date", "clinic")
-    list_filter = ("clinic",)
+    list_filter = (("clinic", admin.RelatedOnlyFieldListFilter),)  # names only the clinics the admin may see
     search_fields = ("mrn", "family_name", "given_name")
     readonly_fields = ("clinic", "created_by", "created_at", "updated_at")
 

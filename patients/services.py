@@ -13,6 +13,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from fetalsite.accounts.roles import require_permission
 from fetalsite.errors import ApplicationError
 from patients.imaging import inspect_image_bytes, sanitize_filename
 from patients.models import Patient, Study, UltrasoundImage
@@ -35,6 +36,7 @@ def _require_clinic(user) -> int:
 def patient_create(
     *, created_by, mrn: str, given_name: str, family_name: str, birth_date: date | None = None
 ) -> Patient:
+    require_permission(created_by, "patients.add_patient", action="register patients")
     patient = Patient(
         clinic_id=_require_clinic(created_by),
         mrn=mrn.strip(),
@@ -62,6 +64,7 @@ def patient_update(*, patient: Patient, updated_by, **changes) -> Patient:
     unknown = set(changes) - set(PATIENT_EDITABLE_FIELDS)
     if unknown:
         raise ValidationError({field: "This field cannot be changed." for field in unknown})
+    require_permission(updated_by, "patients.change_patient", clinic_id=patient.clinic_id, action="edit patients")
     for field, value in changes.items():
         setattr(patient, field, value.strip() if isinstance(value, str) else value)
     _validate_birth_date(patient.birth_date)
@@ -88,6 +91,7 @@ def study_create(
     gestational_age_days: int | None = None,
     notes: str = "",
 ) -> Study:
+    require_permission(created_by, "patients.add_study", action="open studies")
     if not created_by.is_superuser and patient.clinic_id != created_by.clinic_id:
         raise ValidationError({"patient": "Unknown patient."})
     _validate_study_dates(exam_date, patient)
@@ -112,6 +116,7 @@ def study_update(*, study: Study, updated_by, **changes) -> Study:
     unknown = set(changes) - set(STUDY_EDITABLE_FIELDS)
     if unknown:
         raise ValidationError({field: "This field cannot be changed." for field in unknown})
+    require_permission(updated_by, "patients.change_study", clinic_id=study.patient.clinic_id, action="edit studies")
     for field, value in changes.items():
         setattr(study, field, value)
     _validate_study_dates(study.exam_date, study.patient)
@@ -123,6 +128,9 @@ def study_update(*, study: Study, updated_by, **changes) -> Study:
 
 @transaction.atomic
 def study_complete(*, study: Study, completed_by) -> Study:
+    require_permission(
+        completed_by, "patients.change_study", clinic_id=study.patient.clinic_id, action="complete studies"
+    )
     study = Study.objects.select_for_update().get(id=study.id)
     if study.status != Study.Status.COMPLETED:
         study.status = Study.Status.COMPLETED
@@ -141,6 +149,9 @@ def image_upload(*, study: Study, data: bytes, filename: str | bytes | None, upl
     """Validate, store and queue one image; the same bytes again return the existing record."""
     from classifier.services import classification_job_create
 
+    require_permission(
+        uploaded_by, "patients.add_ultrasoundimage", clinic_id=study.patient.clinic_id, action="upload images"
+    )
     study.refresh_from_db(fields=["status"])
     if study.status != Study.Status.OPEN:
         raise StudyNotOpen("This study is completed; open a new study to add images.")

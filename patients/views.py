@@ -26,6 +26,7 @@ from classifier import services as classifier_services
 from classifier.labels import FetalPlane
 from fetalsite.accounts.mixins import StaffPageMixin
 from fetalsite.accounts.roles import user_can_review
+from fetalsite.audit.notes import note_patients
 from fetalsite.errors import ApplicationError
 from patients import selectors, services
 from patients.apis import ImageOutputSerializer, job_prediction
@@ -66,6 +67,9 @@ class HomeView(StaffPageMixin, TemplateView):
         query = self.request.GET.copy()
         query.pop("page", None)
         search = filters.get("search", "")
+        patients = list(selectors.patient_list(user=self.request.user, search=search)[:10]) if search else []
+        # The access log records every patient this page shows: the studies' and the search's.
+        note_patients(self.request, [study.patient_id for study in page.object_list] + [p.id for p in patients])
         return {
             **super().get_context_data(**kwargs),
             "filter_form": filter_form,
@@ -73,7 +77,7 @@ class HomeView(StaffPageMixin, TemplateView):
             "studies": page.object_list,
             "query": query.urlencode(),
             "search": search,
-            "patients": selectors.patient_list(user=self.request.user, search=search)[:10] if search else [],
+            "patients": patients,
         }
 
 
@@ -325,7 +329,7 @@ class JobRetryView(StaffPageMixin, View):
         if job is None:
             raise Http404("This image has no job.")
         try:
-            classifier_services.classification_job_retry(job=job)
+            classifier_services.classification_job_retry(job=job, retried_by=request.user)
         except ApplicationError as error:
             if _wants_json(request):
                 return JsonResponse({"detail": error.message}, status=error.http_status)

@@ -1,14 +1,16 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
-from simple_history.admin import SimpleHistoryAdmin
 
+from fetalsite.accounts.admin_base import ReadOnlyHistoryAdmin
 from fetalsite.accounts.models import Clinic, User
 from fetalsite.accounts.roles import Role
+from fetalsite.accounts.selectors import user_list_manageable
+from fetalsite.accounts.services import user_save_by_admin
 
 
 @admin.register(Clinic)
-class ClinicAdmin(SimpleHistoryAdmin):
+class ClinicAdmin(ReadOnlyHistoryAdmin):
     list_display = ("id", "name", "created_at")
     search_fields = ("name",)
 
@@ -23,30 +25,56 @@ class ClinicAdmin(SimpleHistoryAdmin):
         return False  # clinics own patient records; deleting one would orphan them
 
 
+# What a clinic admin edits of an account: who it is, whether it may log in, and its roles. The clinic is theirs,
+# staff status follows the clinic admin role, and superuser status and loose permissions are not theirs to give.
+CLINIC_ADMIN_FIELDSETS = (
+    (None, {"fields": ("username", "password")}),
+    ("Personal info", {"fields": ("first_name", "last_name", "email")}),
+    ("Access", {"fields": ("is_active", "groups", "clinic", "is_staff")}),
+    ("Important dates", {"fields": ("last_login", "date_joined")}),
+)
+CLINIC_ADMIN_ADD_FIELDSETS = (
+    (None, {"classes": ("wide",), "fields": ("username", "usable_password", "password1", "password2", "groups")}),
+)
+CLINIC_ADMIN_READONLY_FIELDS = ("clinic", "is_staff", "last_login", "date_joined")
+
+
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin, SimpleHistoryAdmin):
-    """Clinic admins (staff with a clinic) manage their own clinic's users and roles only."""
+class UserAdmin(DjangoUserAdmin, ReadOnlyHistoryAdmin):
+    """Clinic admins (staff with a clinic) manage their own clinic's accounts and roles only; every save goes
+    through ``user_save_by_admin``, which enforces that whatever the form posted."""
 
     list_display = ("username", "clinic", "first_name", "last_name", "is_staff", "is_active")
-    list_filter = ("clinic", "groups", "is_staff", "is_active")
+    list_filter = (("clinic", admin.RelatedOnlyFieldListFilter), "groups", "is_staff", "is_active")
     fieldsets = (*DjangoUserAdmin.fieldsets, ("Clinic", {"fields": ("clinic",)}))
     add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Clinic", {"fields": ("clinic", "groups")}))
 
     def get_queryset(self, request):
-        users = super().get_queryset(request)
-        return users if request.user.is_superuser else users.filter(clinic_id=request.user.clinic_id)
+        return user_list_manageable(user=request.user).prefetch_related("groups")
+
+    def get_fieldsets(self, request, obj=None):
+        if request.user.is_superuser:
+            return super().get_fieldsets(request, obj)
+        return CLINIC_ADMIN_FIELDSETS if obj else CLINIC_ADMIN_ADD_FIELDSETS
 
     def get_readonly_fields(self, request, obj=None):
         if request.user.is_superuser:
             return super().get_readonly_fields(request, obj)
-        return ("is_superuser", "user_permissions", "last_login", "date_joined")
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "clinic" and not request.user.is_superuser:
-            kwargs["queryset"] = Clinic.objects.filter(id=request.user.clinic_id)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if obj is not None and obj.pk == request.user.pk:
+            return (*CLINIC_ADMIN_READONLY_FIELDS, "groups", "is_active")  # no changing one's own access
+        return CLINIC_ADMIN_READONLY_FIELDS
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name == "groups" and not request.user.is_superuser:
             kwargs["queryset"] = Group.objects.filter(name__in=Role.values)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        groups = form.cleaned_data.get("groups")
+        roles = None if groups is None or request.user.is_superuser else [group.name for group in groups]
+        user_save_by_admin(user=obj, roles=roles, acting_user=request.user)
+
+    def save_related(self, request, form, formsets, change):
+        if request.user.is_superuser:
+            super().save_related(request, form, formsets, change)
+        # A clinic admin's roles were set by the service; nothing else on the form relates to other records.

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import PermissionDenied
 from django.db import models
 
 
@@ -89,3 +90,13 @@ def sync_role_groups(*, group_model, permission_model, roles=None) -> None:
             for app_label, codename in perms
         ]
         group.permissions.set(wanted)
+
+
+def require_permission(user, perm: str, *, clinic_id: int | None = None, action: str) -> None:
+    """The one check every writing service makes: the acting user holds ``perm`` and, for a record of a clinic,
+    belongs to that clinic (superusers to any). Pages, the API, the admin, commands and receivers all end here."""
+    if not (user is not None and user.is_authenticated and user.is_active and user.has_perm(perm)):
+        raise PermissionDenied(f"Your role does not allow you to {action}.")
+    if clinic_id is not None and not user.is_superuser and user.clinic_id != clinic_id:
+        # Same words as a missing record: another clinic's ids leak nothing.
+        raise PermissionDenied(f"Your role does not allow you to {action}.")

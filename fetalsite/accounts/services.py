@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from fetalsite.accounts.models import Clinic, User
-from fetalsite.accounts.roles import Role
+from fetalsite.accounts.roles import Role, require_permission
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -34,3 +39,45 @@ def user_create_or_update(
     if role is not None:
         user.groups.set([Group.objects.get(name=role.value)])
     return user, created
+
+
+def _check_clinic_admin_may_save(*, acting_user: User, user: User, stored: User | None, roles: list[str]) -> None:
+    """A clinic admin manages their own clinic's accounts with the roles it has, and nothing more."""
+    perm = "accounts.change_user" if stored else "accounts.add_user"
+    require_permission(acting_user, perm, action="manage user accounts")
+    if not (acting_user.is_staff and acting_user.clinic_id):
+        raise PermissionDenied("Only a clinic's admin manages its user accounts.")
+    if stored is not None and (stored.clinic_id != acting_user.clinic_id or stored.is_superuser):
+        raise PermissionDenied("This account is not one of your clinic's.")
+    unknown = sorted(set(roles) - set(Role.values))
+    if unknown:
+        raise PermissionDenied(f"These are not roles you can grant: {', '.join(unknown)}.")
+    if stored is not None and stored.pk == acting_user.pk:
+        own_roles = sorted(stored.groups.values_list("name", flat=True))
+        if sorted(roles) != own_roles or not user.is_active:
+            raise PermissionDenied("You cannot change your own role or deactivate yourself; ask another admin.")
+
+
+@transaction.atomic
+def user_save_by_admin(*, user: User, roles: list[str] | None, acting_user: User) -> User:
+    """Save an account edited in the Django admin (new or changed), with its roles, as ``acting_user``.
+
+    A superuser may set anything. A clinic admin's accounts stay in their clinic, never become superusers, get
+    staff status exactly when they hold the clinic admin role, and keep no permissions outside their roles."""
+    stored = User.objects.select_for_update().filter(pk=user.pk).first() if user.pk else None
+    if not acting_user.is_superuser:
+        if roles is None:
+            roles = sorted(stored.groups.values_list("name", flat=True)) if stored else []
+        _check_clinic_admin_may_save(acting_user=acting_user, user=user, stored=stored, roles=roles)
+        user.clinic_id = acting_user.clinic_id
+        user.is_superuser = False
+        user.is_staff = Role.CLINIC_ADMIN.value in roles
+    user._history_user = acting_user
+    user.full_clean(exclude=["password"])
+    user.save()
+    if roles is not None:
+        user.groups.set(Group.objects.filter(name__in=roles))
+    if not acting_user.is_superuser:
+        user.user_permissions.clear()
+    logger.info("Account %s saved in the admin by %s", user, acting_user)
+    return user
