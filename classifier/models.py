@@ -10,6 +10,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from classifier.labels import FetalPlane
+from classifier.webhook_targets import WebhookTargetRefused, webhook_target_resolve
 
 
 class ModelVersion(models.Model):
@@ -230,6 +231,10 @@ class WebhookEndpoint(models.Model):
         plain_http_ok = settings.DEBUG or settings.WEBHOOK_ALLOW_HTTP
         if scheme != "https" and not (scheme == "http" and plain_http_ok):
             raise ValidationError({"url": "Use an https:// URL (plain http:// only when DEBUG is on)."})
+        try:  # checked again before every delivery: DNS can change
+            webhook_target_resolve(self.url)
+        except WebhookTargetRefused as refused:
+            raise ValidationError({"url": str(refused)}) from refused
         unknown = set(self.events or []) - set(WebhookEvent.values) if isinstance(self.events, list) else {"?"}
         if unknown or not self.events:
             raise ValidationError({"events": f"Choose events among: {', '.join(WebhookEvent.values)}."})

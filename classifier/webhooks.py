@@ -14,8 +14,6 @@ import hmac
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 import uuid
 from datetime import timedelta
 
@@ -26,6 +24,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from classifier.models import ClassificationJob, Prediction, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from classifier.webhook_targets import (
+    REFUSED_TARGET_MESSAGE,
+    WebhookTargetRefused,
+    webhook_target_post,
+    webhook_target_resolve,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -167,25 +171,13 @@ def _retry_delay(attempts: int) -> float:
     return min(settings.WEBHOOK_RETRY_BASE_S * 2 ** (attempts - 1), settings.WEBHOOK_RETRY_MAX_S)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None  # a redirect is an answer, not an instruction: it counts as a failed attempt
-
-
 def _post(*, url: str, body: bytes, headers: dict) -> tuple[int | None, str]:
-    """POST the body; (status code or None, error text)."""
-    if not url.lower().startswith(("https://", "http://")):
-        return None, "The URL is not http(s)."
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310 (scheme checked)
-    opener = urllib.request.build_opener(_NoRedirects)
+    """POST the body to the URL's host, vetted again now (DNS may have changed since registration)."""
     try:
-        with opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_S) as response:
-            return response.status, ""
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, f"HTTP {error.code} {error.reason}"
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        return None, f"{error.__class__.__name__}: {getattr(error, 'reason', error)}"
+        target = webhook_target_resolve(url)
+    except WebhookTargetRefused:
+        return None, REFUSED_TARGET_MESSAGE
+    return webhook_target_post(target=target, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_S)
 
 
 def webhook_delivery_attempt(*, delivery_id: int) -> float | None:

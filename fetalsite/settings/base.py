@@ -213,6 +213,9 @@ API_TOKEN_ROLES = env.list("API_TOKEN_ROLES", default=["integrator"])
 # ---- Webhooks: signed POSTs to each clinic's registered callback --------------------------------
 # Plain-HTTP callback URLs are refused unless DEBUG (or this flag, for tests on 127.0.0.1).
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+# Callback hosts must resolve to public addresses only (checked at registration and at every delivery);
+# these CIDRs are the exceptions, e.g. "10.20.0.0/16" for a hospital's integration engine. Empty: none.
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
 WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=10.0)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 # Backoff: base * 2 ** (attempt - 1) seconds, at most WEBHOOK_RETRY_MAX_S.
