@@ -230,7 +230,7 @@ class ModelVersionListApi(_FilteredListApi):
     @extend_schema(
         operation_id="model_versions_list",
         summary="List the registered model versions",
-        responses={200: ModelVersionOutputSerializer(many=True), **error_responses(401, 403, 429)},
+        responses={200: ModelVersionOutputSerializer(many=True), **error_responses(400, 401, 403, 429)},
     )
     def get(self, request):
         return self.list_response(ModelVersionOutputSerializer)

@@ -7,7 +7,9 @@ those while it starts, before this module's imports can run."""
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
+import re
 
 from django.conf import settings
 from django.core.cache import caches
@@ -19,6 +21,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.utils import json
 
 logger = logging.getLogger("fetalsite.api")
 
@@ -41,11 +44,38 @@ class HasRequiredPerms(BasePermission):
         return bool(request.user and request.user.is_authenticated and request.user.has_perms(needed))
 
 
+# Ids are BigAutoFields: signed 64-bit on PostgreSQL and SQLite. A larger number in a query makes
+# SQLite raise OverflowError (a 500), so integer query parameters are held to this range.
+DB_INTEGER_MIN = -(2**63)
+DB_INTEGER_MAX = 2**63 - 1
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
+def whole_number_out_of_range(raw: str) -> bool:
+    """Whether ``raw`` is a whole number outside the database's signed 64-bit range (other text: False)."""
+    if not _WHOLE_NUMBER.fullmatch(raw.strip()):
+        return False
+    digits = raw.strip().lstrip("+-").lstrip("0")
+    # 20 digits or more cannot fit; int() of thousands of digits is slow and refused by Python.
+    return len(digits) > 19 or not DB_INTEGER_MIN <= int(raw) <= DB_INTEGER_MAX
+
+
 class ApiPagination(LimitOffsetPagination):
-    """``?limit=&offset=`` on every list; at most 200 items a page."""
+    """``?limit=&offset=`` on every list; at most 200 items a page.
+
+    Like DRF, a missing, negative or non-numeric value falls back to the default; only a whole
+    number beyond the database's integer range is refused, with a 400 that names it."""
 
     default_limit = 50
     max_limit = 200
+
+    def paginate_queryset(self, queryset, request, view=None):
+        for parameter in (self.limit_query_param, self.offset_query_param):
+            raw = request.query_params.get(parameter)
+            if raw is not None and whole_number_out_of_range(raw):
+                message = f"Ensure this value is between {DB_INTEGER_MIN} and {DB_INTEGER_MAX}."
+                raise exceptions.ValidationError({parameter: [message]})
+        return super().paginate_queryset(queryset, request, view)
 
 
 # ---- Throttling ------------------------------------------------------------
@@ -94,16 +124,54 @@ def content_length(meta) -> int:
         return 0
 
 
+# No API body nests deeper than 3; deeper input is refused before json.loads, whose recursion
+# would otherwise end in a RecursionError (a 500) near 1,000 levels.
+JSON_MAX_DEPTH = 32
+
+
+class JsonTooDeep(exceptions.ParseError):
+    default_detail = f"The JSON body nests arrays and objects more than {JSON_MAX_DEPTH} levels deep."
+    default_code = "too_deep"
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
+
+
+def json_nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in a JSON text, found without parsing it: strings are
+    dropped, then each opening bracket counts +1 and each closing one -1. Linear, no recursion,
+    and every loop runs in C (a 5 MB body of brackets takes about 0.1 s)."""
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text)).encode("ascii")
+    steps = memoryview(brackets.translate(_BRACKET_STEP)).cast("b")
+    return max(itertools.accumulate(steps), default=0)
+
+
 class LimitedJSONParser(JSONParser):
-    """JSON bodies are small; refuse one over DATA_UPLOAD_MAX_MEMORY_SIZE before reading it."""
+    """JSON bodies are small and shallow: one over DATA_UPLOAD_MAX_MEMORY_SIZE (declared or read)
+    is a 413, one nested deeper than JSON_MAX_DEPTH a 400, both before it is parsed."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        request = (parser_context or {}).get("request")
+        parser_context = parser_context or {}
+        request = parser_context.get("request")
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         length = content_length(request.META) if request is not None else 0
         if limit is not None and length > limit:
             raise RequestTooLarge()
-        return super().parse(stream, media_type, parser_context)
+        body = stream.read() if limit is None else stream.read(limit + 1)
+        if limit is not None and len(body) > limit:
+            raise RequestTooLarge()
+        try:
+            text = body.decode(parser_context.get("encoding", settings.DEFAULT_CHARSET))
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
+        if json_nesting_depth(text) > JSON_MAX_DEPTH:
+            raise JsonTooDeep()
+        try:
+            return json.loads(text, parse_constant=json.strict_constant if self.strict else None)
+        except (ValueError, RecursionError) as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
 
 
 # ---- Idempotency-Key ---------------------------------------------------------------------------

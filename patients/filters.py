@@ -11,19 +11,30 @@ from django import forms
 from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, NullIf
 from django_filters.fields import IsoDateTimeField
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from classifier.labels import FetalPlane
 from classifier.models import Prediction
+from fetalsite.api_utils import DB_INTEGER_MAX, DB_INTEGER_MIN
 from patients.models import Patient, Study, UltrasoundImage
 
 
-@extend_schema_field(OpenApiTypes.INT)
-class IdFilter(django_filters.NumberFilter):
-    """A record id: a whole number (the default NumberFilter takes decimals)."""
+class _DatabaseIdField(forms.IntegerField):
+    """A whole number the database can compare with an id: beyond signed 64 bits SQLite raises
+    OverflowError (a 500), so such a value is refused as invalid input instead."""
 
-    field_class = forms.IntegerField
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", DB_INTEGER_MIN)
+        kwargs.setdefault("max_value", DB_INTEGER_MAX)
+        super().__init__(*args, **kwargs)
+
+
+@extend_schema_field({"type": "integer", "format": "int64", "minimum": DB_INTEGER_MIN, "maximum": DB_INTEGER_MAX})
+class IdFilter(django_filters.NumberFilter):
+    """A record id: a whole number in the database's range (the default NumberFilter takes decimals).
+    Every id filter of every list uses this class."""
+
+    field_class = _DatabaseIdField
 
 
 class _UtcIsoDateTimeField(IsoDateTimeField):
