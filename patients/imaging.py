@@ -11,11 +11,14 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, UnidentifiedImageError
 
-from classifier.ml.preprocessing import to_8bit
+from classifier.ml.preprocessing import draft_for, to_bounded_8bit
 
 ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "TIFF": "tif"}
+# The stored copy's long side: twice an ultrasound frame's, so a clinic's images keep every pixel,
+# while a huge one is stored (and later read by the worker) as an integer box-filtered reduction.
+DERIVED_MAX_SIDE = 4096
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ def inspect_image_bytes(data: bytes) -> ImageFacts:
                     )
                 if getattr(image, "n_frames", 1) > 1:
                     raise _reject("The file holds several frames; upload one image per file.", "multi_frame")
-                image.load()
+                draft_for(image, max_side=DERIVED_MAX_SIDE)
+                _check_decoded_size(image)
                 derived = _derived_copy(image)
     except ValidationError:
         raise
@@ -83,12 +87,36 @@ def inspect_image_bytes(data: bytes) -> ImageFacts:
     )
 
 
+def decoded_bytes(image: Image.Image) -> int:
+    """Memory Pillow allocates to decode ``image``: width x height x bytes per sample x channels.
+
+    Read from the header (after any JPEG draft), before a pixel is decoded. Pillow keeps 8-bit
+    images of two to four channels in four bytes a pixel, so they count as four.
+    """
+    mode = ImageMode.getmode(image.mode)
+    bytes_per_sample, channels = int(mode.typestr[2:]), len(mode.bands)
+    bytes_per_pixel = 4 if bytes_per_sample == 1 and channels > 1 else bytes_per_sample * channels
+    return image.width * image.height * bytes_per_pixel
+
+
+def _check_decoded_size(image: Image.Image) -> None:
+    needed, limit = decoded_bytes(image), settings.UPLOAD_MAX_DECODED_BYTES
+    if needed > limit:
+        mb = 1024 * 1024
+        raise _reject(
+            f"The image needs {needed / mb:.0f} MB of memory once decoded, more than the "
+            f"{limit / mb:.0f} MB limit (UPLOAD_MAX_DECODED_BYTES); send a smaller or 8-bit image.",
+            "decoded_too_large",
+        )
+
+
 def _derived_copy(image: Image.Image) -> Image.Image:
-    """8-bit grey or RGB pixels, upright, with no EXIF, text chunks, ICC or trailing bytes.
+    """8-bit grey or RGB pixels, upright, at most DERIVED_MAX_SIDE px on the long side, with no EXIF,
+    text chunks, ICC or trailing bytes.
 
     Re-encoding also means a polyglot's hidden payload is never stored or served.
     """
-    return to_8bit(ImageOps.exif_transpose(image))
+    return to_bounded_8bit(image, max_side=DERIVED_MAX_SIDE)
 
 
 def sanitize_filename(name: str | bytes | None, *, max_length: int = 120) -> str:

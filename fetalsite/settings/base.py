@@ -119,6 +119,9 @@ MODELS_DIR = env.path("MODELS_DIR", default=BASE_DIR / "models")
 # Upload limits (bytes and decoded pixels).
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=40_000_000)
+# Memory to decode one upload (width x height x bytes per sample x channels, from the header).
+# An ultrasound frame needs at most ~16 MB; 128 MB admits 40 MP of 8- or 16-bit grey.
+UPLOAD_MAX_DECODED_BYTES = env.int("UPLOAD_MAX_DECODED_BYTES", default=128 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
