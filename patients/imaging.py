@@ -116,7 +116,9 @@ def _derived_copy(image: Image.Image) -> Image.Image:
 
     Re-encoding also means a polyglot's hidden payload is never stored or served.
     """
-    return to_bounded_8bit(image, max_side=DERIVED_MAX_SIDE)
+    derived = to_bounded_8bit(image, max_side=DERIVED_MAX_SIDE)
+    derived.info = {}  # else the PNG encoder re-embeds an ICC profile (free text, any size) kept here
+    return derived
 
 
 def sanitize_filename(name: str | bytes | None, *, max_length: int = 120) -> str:

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
-from PIL import Image
+from PIL import Image, ImageCms
 
 from patients.imaging import inspect_image_bytes
 from patients.models import UltrasoundImage
@@ -79,6 +79,13 @@ class TestStoredCopy:
         stored = Image.open(io.BytesIO(stored_bytes))
         assert not stored.getexif() and stored.size == (30, 40)  # turned upright, then EXIF dropped
         assert (image.format, image.width, image.height) == ("JPEG", 30, 40)
+
+    def test_icc_profile_is_stripped(self, study, sonographer, media_root):
+        profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+        data = _save(Image.new("RGB", (40, 30), (9, 99, 199)), "PNG", icc_profile=profile)
+        image = image_upload(study=study, data=data, filename="icc.png", uploaded_by=sonographer).image
+        stored = Image.open(media_root / image.file.name)
+        assert "icc_profile" not in stored.info
 
     @pytest.mark.parametrize(
         ("make", "fmt", "stored_mode"),
