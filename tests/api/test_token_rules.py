@@ -9,6 +9,8 @@ from datetime import timedelta
 import pytest
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -179,7 +181,7 @@ class TestWhoMayHoldAToken:
         assert f"API token refused to {username}" in caplog.text
         assert log_in("api_north").status_code == 200
 
-    def test_a_superuser_gets_no_token_unless_in_a_listed_role(self, default_roles, db):
+    def test_a_superuser_outside_the_listed_roles_gets_no_token(self, default_roles, db):
         UserFactory(username="root", clinic=None, is_superuser=True, is_staff=True, role=None)
 
         assert log_in("root").status_code == 403
@@ -208,3 +210,15 @@ class TestWhoMayHoldAToken:
         settings.API_TOKEN_ROLES = ["integrator", "sonographer"]
 
         assert log_in("sono_north").status_code == 200
+
+
+class TestTokenSettingsCheck:
+    def test_an_unknown_role_or_a_ttl_under_a_day_stops_the_app(self, settings):
+        settings.API_TOKEN_ROLES = ["integrator", "nurse"]
+        settings.API_TOKEN_TTL_DAYS = 0
+
+        with pytest.raises(SystemCheckError) as error:
+            call_command("check")
+
+        assert "accounts.E001" in str(error.value) and "nurse" in str(error.value)
+        assert "accounts.E002" in str(error.value)
