@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from fetalsite.accounts.roles import require_permission
 from fetalsite.errors import ApplicationError
-from patients.imaging import inspect_image_bytes, sanitize_filename
+from patients.imaging import ImageFacts, inspect_image_bytes, sanitize_filename
 from patients.models import Patient, Study, UltrasoundImage
 
 logger = logging.getLogger(__name__)
@@ -147,6 +147,13 @@ class UploadResult:
 
 def image_upload(*, study: Study, data: bytes, filename: str | bytes | None, uploaded_by) -> UploadResult:
     """Validate, store and queue one image; the same bytes again return the existing record."""
+    return _image_upload(study=study, data=data, facts=None, filename=filename, uploaded_by=uploaded_by)
+
+
+def _image_upload(
+    *, study: Study, data: bytes, facts: ImageFacts | None, filename: str | bytes | None, uploaded_by
+) -> UploadResult:
+    """image_upload, given the facts when the caller has inspected ``data`` already: decoding is the costly part."""
     from classifier.services import classification_job_create
 
     require_permission(
@@ -155,7 +162,7 @@ def image_upload(*, study: Study, data: bytes, filename: str | bytes | None, upl
     study.refresh_from_db(fields=["status"])
     if study.status != Study.Status.OPEN:
         raise StudyNotOpen("This study is completed; open a new study to add images.")
-    facts = inspect_image_bytes(data)
+    facts = facts or inspect_image_bytes(data)
     existing = UltrasoundImage.objects.filter(study=study, sha256=facts.sha256).first()
     if existing:
         return UploadResult(image=existing, created=False)
@@ -196,14 +203,21 @@ def image_upload(*, study: Study, data: bytes, filename: str | bytes | None, upl
 def image_upload_many(
     *, study: Study, files: list[tuple[bytes, str | bytes | None]], uploaded_by
 ) -> list[UploadResult]:
-    """Upload several images at once; every file is checked first, so one bad file stores nothing."""
-    if len(files) > 1:
-        errors = {}
-        for index, (data, _) in enumerate(files):
-            try:
-                inspect_image_bytes(data)
-            except ValidationError as error:
-                errors[f"file[{index}]"] = error.error_dict["file"]
-        if errors:
-            raise ValidationError(errors)
-    return [image_upload(study=study, data=data, filename=name, uploaded_by=uploaded_by) for data, name in files]
+    """Upload several images at once; every file is checked first, so one bad file stores nothing.
+
+    Each file is decoded once: the facts from the check are the ones stored.
+    """
+    if len(files) <= 1:
+        return [image_upload(study=study, data=data, filename=name, uploaded_by=uploaded_by) for data, name in files]
+    inspected, errors = [], {}
+    for index, (data, _) in enumerate(files):
+        try:
+            inspected.append(inspect_image_bytes(data))
+        except ValidationError as error:
+            errors[f"file[{index}]"] = error.error_dict["file"]
+    if errors:
+        raise ValidationError(errors)
+    return [
+        _image_upload(study=study, data=data, facts=facts, filename=name, uploaded_by=uploaded_by)
+        for (data, name), facts in zip(files, inspected, strict=True)
+    ]

@@ -21,9 +21,11 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from patients import services
 from patients.imaging import DERIVED_MAX_SIDE, decoded_bytes, inspect_image_bytes
 from patients.models import UltrasoundImage
-from patients.services import image_upload
+from patients.services import image_upload, image_upload_many
+from tests.images import png_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROBE_SIDE = 6300
@@ -111,6 +113,25 @@ class TestLargeImagesAreShrunk:
         image = image_upload(study=study, data=data, filename="tall.jpg", uploaded_by=sonographer).image
 
         assert image.width < image.height <= DERIVED_MAX_SIDE
+
+
+class TestSeveralFilesAreDecodedOnce:
+    def test_each_file_is_inspected_once_and_stored(self, study, sonographer, media_root, monkeypatch):
+        inspected = []
+
+        def counting_inspect(data: bytes):
+            inspected.append(data)
+            return inspect_image_bytes(data)
+
+        monkeypatch.setattr(services, "inspect_image_bytes", counting_inspect)
+        files = [(png_bytes(seed=1), "a.png"), (png_bytes(seed=2), "b.png")]
+
+        results = image_upload_many(study=study, files=files, uploaded_by=sonographer)
+
+        assert inspected == [data for data, _ in files]
+        assert [result.created for result in results] == [True, True]
+        for result, (data, _) in zip(results, files, strict=True):
+            assert (media_root / result.image.file.name).read_bytes() == inspect_image_bytes(data).derived_png
 
 
 @pytest.fixture(scope="module")
