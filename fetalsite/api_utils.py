@@ -75,7 +75,12 @@ class ApiPagination(LimitOffsetPagination):
             if raw is not None and whole_number_out_of_range(raw):
                 message = f"Ensure this value is between {DB_INTEGER_MIN} and {DB_INTEGER_MAX}."
                 raise exceptions.ValidationError({parameter: [message]})
-        return super().paginate_queryset(queryset, request, view)
+        page = super().paginate_queryset(queryset, request, view)
+        # The access log records the patients of every page an API list shows.
+        from fetalsite.audit.notes import note_listed
+
+        note_listed(request, page or [])
+        return page
 
 
 # ---- Throttling ------------------------------------------------------------

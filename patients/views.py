@@ -27,6 +27,7 @@ from classifier.labels import FetalPlane
 from fetalsite.accounts.mixins import StaffPageMixin
 from fetalsite.accounts.roles import user_can_review
 from fetalsite.audit.notes import note_patients
+from fetalsite.cache_headers import IMAGE_CACHE_CONTROL
 from fetalsite.errors import ApplicationError
 from patients import selectors, services
 from patients.apis import ImageOutputSerializer, job_prediction
@@ -375,7 +376,7 @@ class ImageFileView(StaffPageMixin, View):
         response = FileResponse(handle, content_type=content_type, filename=name)
         response["Content-Disposition"] = f'inline; filename="{name}"'
         response["X-Content-Type-Options"] = "nosniff"
-        response["Cache-Control"] = "private, max-age=3600"
+        response["Cache-Control"] = IMAGE_CACHE_CONTROL
         return response
 
 
@@ -390,5 +391,5 @@ def _png_response(image) -> HttpResponse:
     response = HttpResponse(buffer.getvalue(), content_type="image/png")
     response["Content-Disposition"] = f'inline; filename="image-{image.id}.png"'
     response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = IMAGE_CACHE_CONTROL
     return response

@@ -37,7 +37,9 @@ class PatientIdFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        return queryset.filter(patient_id=int(value)) if value.isdigit() else queryset.none()
+        # A list that showed the patient counts as well as an entry about them alone.
+        in_range = value.isdigit() and len(value) <= 18  # a longer number is no id (and overflows bigint)
+        return queryset.showing_patient(int(value)) if in_range else queryset.none()
 
 
 class _Echo:

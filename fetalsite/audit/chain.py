@@ -29,6 +29,10 @@ HASHED_FIELDS = (
     "ip",
     "request_id",
 )
+# Fields added after entries were first written, as nullable columns. Each is hashed only when it is not
+# null, so every entry written before it existed (and every later one that leaves it null) keeps its
+# canonical form and hash; setting or clearing it afterwards changes the hash.
+OPTIONAL_HASHED_FIELDS = ("patient_ids",)
 
 
 def _canonical_value(value):
@@ -40,6 +44,7 @@ def _canonical_value(value):
 def entry_canonical_json(*, fields: dict, prev_hash: str) -> str:
     """Sorted keys, no whitespace, UTC timestamps in microseconds: the same bytes on every backend."""
     payload = {name: _canonical_value(fields[name]) for name in HASHED_FIELDS}
+    payload.update({name: fields[name] for name in OPTIONAL_HASHED_FIELDS if fields.get(name) is not None})
     payload["prev_hash"] = prev_hash
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -50,4 +55,4 @@ def entry_hash_compute(*, fields: dict, prev_hash: str) -> str:
 
 def entry_fields(entry) -> dict:
     """The hashed fields of a saved or unsaved ``AccessLogEntry``."""
-    return {name: getattr(entry, name) for name in HASHED_FIELDS}
+    return {name: getattr(entry, name) for name in (*HASHED_FIELDS, *OPTIONAL_HASHED_FIELDS)}

@@ -1,9 +1,11 @@
-"""The access log: an append-only, hash-chained record of every read of patient data."""
+"""The access log: an append-only, hash-chained record of every read of patient data, of replayed
+answers, and of refused attempts (security events)."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 
@@ -14,6 +16,17 @@ class AccessLogImmutable(Exception):
 class AccessLogEntryQuerySet(models.QuerySet):
     def for_clinics(self, clinic_ids) -> AccessLogEntryQuerySet:
         return self.filter(clinic_id__in=clinic_ids)
+
+    def showing_patient(self, patient_id: int) -> AccessLogEntryQuerySet:
+        """Entries about the patient: those naming them, and lists that showed them."""
+        if connections[self.db].vendor == "postgresql":
+            listed = models.Q(patient_ids__contains=[patient_id])
+        else:
+            # SQLite has no JSON containment lookup; json_each reads the list's items.
+            table = self.model._meta.db_table  # a constant; the id is a parameter
+            sql = f"SELECT e.id FROM {table} e, json_each(e.patient_ids) item WHERE item.value = %s"  # noqa: S608
+            listed = models.Q(id__in=RawSQL(sql, [patient_id]))  # noqa: S611
+        return self.filter(models.Q(patient_id=patient_id) | listed)
 
     def update(self, **kwargs):
         raise AccessLogImmutable("Access log entries cannot be changed.")
@@ -32,6 +45,10 @@ class AccessLogEntry(models.Model):
         LIST = "LIST", "List"
         DOWNLOAD = "DOWNLOAD", "Download"
         EXPORT = "EXPORT", "Export"
+        # A POST answered again from its stored response (a reused Idempotency-Key).
+        REPLAY = "REPLAY", "Replay"
+        # A security event: a 403, or a 404 for a record that exists in another clinic.
+        DENIED = "DENIED", "Denied"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     # Null for anonymous requests; PROTECT keeps a user with log entries from being deleted.
@@ -46,6 +63,9 @@ class AccessLogEntry(models.Model):
     object_id = models.BigIntegerField(null=True, blank=True)
     # A plain number, not a foreign key: the log outlives and never joins the record it names.
     patient_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # Every patient a list showed (the page's items), sorted; null when the entry names no list.
+    # Nullable, so adding it left older rows (and their hashes) as they were.
+    patient_ids = models.JSONField("patients shown", null=True, blank=True)
     path = models.CharField(max_length=2048)
     method = models.CharField(max_length=8)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -171,6 +171,22 @@ def _admin_target(url_name: str, kwargs: dict, args: tuple) -> AccessTarget | No
     return AccessTarget(ADMIN_VIEWS[view], object_type, object_id, lookup_type=object_type, lookup_id=object_id)
 
 
+def admin_refused_target(*, url_name: str | None, kwargs: dict, args: tuple = ()) -> AccessTarget:
+    """What a refused request to any admin page asked for: the model ("auth_user") and the object id.
+
+    Patient-data models keep their object type and lead to the patient; other pages name their model.
+    """
+    target = _admin_target(url_name or "", kwargs, tuple(args))
+    if target is not None:
+        return target
+    model = (url_name or "").removesuffix("_simple_history").rpartition("_")[0]
+    object_id = _int(kwargs.get("object_id"))
+    if model in ADMIN_MODELS:
+        object_type = ADMIN_MODELS[model]
+        return AccessTarget(Action.DENIED, object_type, object_id, lookup_type=object_type, lookup_id=object_id)
+    return AccessTarget(Action.DENIED, model[:32] or "admin", object_id)
+
+
 def access_target_resolve(
     *, route: str, url_name: str | None, namespaces: list[str], kwargs: dict, args: tuple = ()
 ) -> AccessTarget | None:

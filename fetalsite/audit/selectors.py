@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from django.apps import apps
@@ -41,12 +42,19 @@ def patient_ref_get(*, object_type: str | None, object_id: int | None) -> Patien
     return PatientRef(*row) if row else PatientRef(None, None)
 
 
+def patient_ids_of(*, object_type: str, object_ids: Iterable[int]) -> set[int]:
+    """The patients behind these objects, in one query."""
+    model_label, patient_path, _ = PATIENT_PATHS[object_type]
+    rows = apps.get_model(model_label).objects.filter(id__in=list(object_ids)).values_list(patient_path, flat=True)
+    return {patient_id for patient_id in rows.distinct() if patient_id is not None}
+
+
 def access_log_list(*, user, filters: dict | None = None) -> QuerySet[AccessLogEntry]:
     """Entries the user may see: their clinic's for clinic staff, all for superusers; newest first."""
     filters = filters or {}
     entries = scope_to_user(AccessLogEntry.objects.select_related("user", "clinic"), user=user)
     if filters.get("patient_id") is not None:
-        entries = entries.filter(patient_id=filters["patient_id"])
+        entries = entries.showing_patient(filters["patient_id"])
     if filters.get("user_id") is not None:
         entries = entries.filter(user_id=filters["user_id"])
     return entries.order_by("-created_at", "-id")
@@ -62,6 +70,7 @@ CSV_COLUMNS = (
     "object_type",
     "object_id",
     "patient_id",
+    "patient_ids",
     "method",
     "path",
     "status_code",
@@ -84,6 +93,8 @@ def access_log_csv_rows(*, entries: QuerySet[AccessLogEntry]) -> Iterator[list[s
     for entry in entries.order_by("id").iterator(chunk_size=2000):
         fields = {name: getattr(entry, name) for name in CSV_COLUMNS}
         fields["created_at"] = entry.created_at.isoformat()
+        if entry.patient_ids is not None:
+            fields["patient_ids"] = json.dumps(entry.patient_ids, separators=(",", ":"))
         yield [_csv_safe(fields[name]) for name in CSV_COLUMNS]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
 from django.db.models import F
@@ -73,6 +74,7 @@ def access_log_record(
     object_type: str,
     object_id: int | None = None,
     patient_id: int | None = None,
+    patient_ids: Iterable[int] | None = None,
     clinic_id: int | None = None,
     path: str,
     method: str,
@@ -80,7 +82,10 @@ def access_log_record(
     ip: str | None = None,
     request_id: str = "",
 ) -> AccessLogEntry:
-    """Append one entry, chained to the previous one; appends are serialised on the chain head."""
+    """Append one entry, chained to the previous one; appends are serialised on the chain head.
+
+    ``patient_ids``: every patient a list showed (stored sorted, once each); None when no list was shown.
+    """
     authenticated = user is not None and user.is_authenticated
     with transaction.atomic():
         prev_hash = _head_lock()
@@ -95,6 +100,7 @@ def access_log_record(
             object_type=object_type,
             object_id=object_id,
             patient_id=patient_id,
+            patient_ids=None if patient_ids is None else sorted({int(value) for value in patient_ids}),
             path=path[:2048],
             method=method.upper()[:8],
             status_code=status_code,

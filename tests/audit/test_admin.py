@@ -78,7 +78,16 @@ class TestReadOnly:
         assert page.status_code == 200 and b'name="_save"' not in page.content
         assert client.post(change_url, {"username": "forged"}).status_code == 403
         entry.refresh_from_db()
-        assert entry.username == "sono_north" and AccessLogEntry.objects.count() == 3
+        assert entry.username == "sono_north" and AccessLogEntry.objects.exclude(action="DENIED").count() == 3
+        # Each refused attempt on the log is itself a security event.
+        refused = AccessLogEntry.objects.filter(action="DENIED").order_by("id")
+        assert [(e.user, e.method, e.status_code, e.object_type) for e in refused] == [
+            (superuser, "GET", 403, "audit_accesslogentry"),
+            (superuser, "GET", 403, "audit_accesslogentry"),
+            (superuser, "POST", 403, "audit_accesslogentry"),
+            (superuser, "POST", 403, "audit_accesslogentry"),
+        ]
+        assert [e.object_id for e in refused][1:] == [entry.id] * 3
 
     def test_no_bulk_delete_action_is_offered(self, client, superuser, logged):
         client.force_login(superuser)

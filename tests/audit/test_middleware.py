@@ -50,14 +50,21 @@ class TestPageReads:
         entry = AccessLogEntry.objects.get()
         assert (entry.method, entry.object_type, entry.patient_id) == ("HEAD", "patient", study.patient_id)
 
-    def test_another_clinics_study_answers_404_and_is_not_logged(self, client, south_sonographer, study):
+    def test_another_clinics_study_answers_404_and_is_logged_only_as_denied(self, client, south_sonographer, study):
         client.force_login(south_sonographer)
 
         response = client.get(f"/studies/{study.id}/")
 
         assert response.status_code == 404
         assert "X-Request-ID" in response
-        assert not AccessLogEntry.objects.exists()
+        entry = AccessLogEntry.objects.get()  # no read: only the refused attempt
+        assert (entry.action, entry.object_type, entry.object_id, entry.patient_id) == (
+            "DENIED",
+            "study",
+            study.id,
+            None,
+        )
+        assert entry.clinic_id == south_sonographer.clinic_id
 
     def test_anonymous_request_is_redirected_and_not_logged(self, client, study):
         response = client.get(f"/studies/{study.id}/")
@@ -114,11 +121,13 @@ class TestApiReads:
 
         assert uuid.UUID(response["X-Request-ID"]).version == 4
 
-    def test_another_clinics_record_answers_404_and_is_not_logged(self, south_api_client, study):
+    def test_another_clinics_record_answers_404_and_is_logged_only_as_denied(self, south_api_client, study):
         response = south_api_client.get(f"/api/v1/studies/{study.id}/")
 
         assert response.status_code == 404
-        assert not AccessLogEntry.objects.exists()
+        assert list(AccessLogEntry.objects.values_list("action", "object_id", "patient_id")) == [
+            ("DENIED", study.id, None)
+        ]
 
     def test_unauthenticated_request_is_not_logged(self, client, study):
         response = client.get(f"/api/v1/studies/{study.id}/")
