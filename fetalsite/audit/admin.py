@@ -14,6 +14,14 @@ from fetalsite.audit.services import access_log_record
 from fetalsite.client_ip import client_ip
 
 
+def _patient_id(value: str | None) -> int | None:
+    """The id in ?patient_id=, or None: ASCII digits only ("²" is a digit to str.isdigit, not to int), and
+    short enough for a bigint."""
+    if value and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
 class PatientIdFilter(admin.SimpleListFilter):
     """Filter by patient id: pick one of the latest patients or put ?patient_id=<id> in the address."""
 
@@ -28,18 +36,18 @@ class PatientIdFilter(admin.SimpleListFilter):
             .values_list("patient_id", flat=True)[:500]
         )
         latest = list(dict.fromkeys(ids))[:20]
-        value = self.value()
-        if value and value.isdigit() and int(value) not in latest:
-            latest.insert(0, int(value))
+        chosen = _patient_id(self.value())
+        if chosen is not None and chosen not in latest:
+            latest.insert(0, chosen)
         return [(str(patient_id), f"Patient #{patient_id}") for patient_id in latest]
 
     def queryset(self, request, queryset):
         value = self.value()
         if value is None:
             return queryset
+        patient_id = _patient_id(value)
         # A list that showed the patient counts as well as an entry about them alone.
-        in_range = value.isdigit() and len(value) <= 18  # a longer number is no id (and overflows bigint)
-        return queryset.showing_patient(int(value)) if in_range else queryset.none()
+        return queryset.showing_patient(patient_id) if patient_id is not None else queryset.none()
 
 
 class _Echo:

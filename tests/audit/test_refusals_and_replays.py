@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from fetalsite.accounts.roles import Role
 from fetalsite.audit.models import AccessLogEntry
 from fetalsite.audit.selectors import access_log_verify
+from fetalsite.audit.services import access_log_record
 from tests.factories import PatientFactory, UserFactory
 from tests.images import png_bytes
 
@@ -236,3 +237,15 @@ def test_patient_filter_in_the_admin_finds_lists_that_showed_the_patient(client,
     missed = client.get(CHANGELIST, {"patient_id": not_shown}).context["cl"].result_list
 
     assert [entry.action for entry in found] == ["LIST"] and list(missed) == []
+
+
+@pytest.mark.parametrize("value", ["²", "99999999999999999999999", "12a"])
+def test_a_patient_filter_value_that_is_no_id_shows_nothing(client, sonographer, value):
+    access_log_record(user=sonographer, action="VIEW", object_type="patient", patient_id=1, path="/", method="GET")
+    superuser = UserFactory(username="root", clinic=None, is_staff=True, is_superuser=True, role=None)
+    client.force_login(superuser)
+
+    response = client.get(CHANGELIST, {"patient_id": value})
+
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
