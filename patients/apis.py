@@ -33,6 +33,7 @@ from fetalsite.api_utils import (
     error_responses,
     idempotent,
 )
+from fetalsite.cache_headers import IMAGE_CACHE_CONTROL
 from patients import selectors, services
 from patients.filters import ImageFilter, PatientFilter, StudyFilter
 from patients.models import Study, UltrasoundImage
@@ -628,7 +629,7 @@ class ImageFileApi(APIView):
             image.file.open("rb"), content_type=IMAGE_CONTENT_TYPES[extension], as_attachment=True, filename=name
         )
         response["X-Content-Type-Options"] = "nosniff"
-        response["Cache-Control"] = "private, max-age=3600"
+        response["Cache-Control"] = IMAGE_CACHE_CONTROL
         return response
 
     def finalize_response(self, request, response, *args, **kwargs):
