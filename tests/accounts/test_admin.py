@@ -26,6 +26,8 @@ class TestClinicAdmin:
         assert "sono_north" in users and "sono_south" not in users
         patients = client.get("/admin/patients/patient/").content.decode()
         assert two_clinics[0].patient.mrn in patients and "SOUTH-1" not in patients
+        # The filter lists name only the admin's own clinic, not every clinic on the server.
+        assert "South Clinic" not in users and "South Clinic" not in patients
 
     def test_another_clinics_records_cannot_be_opened(self, client, north_admin, two_clinics, south_sonographer):
         client.force_login(north_admin)
