@@ -12,6 +12,7 @@ from classifier import selectors, services
 from classifier.filters import JobFilter, PredictionFilter
 from classifier.labels import PLANE_LABELS, FetalPlane
 from fetalsite.accounts.roles import user_can_review
+from fetalsite.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
 from fetalsite.api_utils import READ_ERRORS, HasRequiredPerms, error_responses
 from patients import selectors as patient_selectors
 from patients.apis import JobOutputSerializer, PredictionOutputSerializer, _FilteredListApi
@@ -63,17 +64,22 @@ class JobRetryApi(APIView):
         responses={
             202: JobOutputSerializer,
             **error_responses(
+                400,
                 401,
                 403,
                 404,
                 409,
                 429,
-                examples={409: {"detail": "Only a failed job can be retried.", "code": "job_not_retryable"}},
+                examples={
+                    400: UNKNOWN_FIELD_EXAMPLE,
+                    409: {"detail": "Only a failed job can be retried.", "code": "job_not_retryable"},
+                },
             ),
         },
     )
     def post(self, request, job_id: int):
         job = selectors.job_get(user=request.user, job_id=job_id)
+        validate_empty_body(request)
         job = services.classification_job_retry(job=job)
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -128,7 +134,7 @@ class PredictionReviewApi(APIView):
     permission_classes = [HasRequiredPerms, CanReviewPredictions]
     required_perms = {"POST": ["classifier.view_prediction"]}
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         label = serializers.ChoiceField(choices=FetalPlane.choices)
         comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 

@@ -12,16 +12,16 @@ from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import serializers
 
 UNKNOWN_FIELD = "Unknown field."
+# The 400 a write that takes no body documents (what a write with a body sends is in WRITE_ERRORS).
+UNKNOWN_FIELD_EXAMPLE = {"detail": UNKNOWN_FIELD, "code": "invalid", "fields": {"status": [UNKNOWN_FIELD]}}
 
 
+# An input serializer that answers 400 for every key it does not declare. A client that sends
+# ``clinic``, ``status`` or ``reviewed_by`` believes it sets them; ignoring them silently would leave it
+# believing so. Every write API validates its body through a subclass (a bodiless write through
+# ``validate_empty_body``), and the schema class marks their request bodies ``additionalProperties: false``.
+# (Comments, not docstrings: drf-spectacular would copy a docstring into every subclass's schema.)
 class StrictInputSerializer(serializers.Serializer):
-    """An input serializer that answers 400 for every key it does not declare.
-
-    A client that sends ``clinic``, ``status`` or ``reviewed_by`` believes it sets them; ignoring them
-    silently would leave it believing so. Every write API validates its body through a subclass (a
-    bodiless write through ``EmptyInputSerializer``), and the schema class marks their request bodies
-    ``additionalProperties: false``."""
-
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
             unknown = [key for key in data if key not in self.fields]
@@ -31,7 +31,7 @@ class StrictInputSerializer(serializers.Serializer):
 
 
 class EmptyInputSerializer(StrictInputSerializer):
-    """For writes that take no body (complete, retry, rotate): any field sent is unknown."""
+    pass  # for writes that take no body (complete, retry, rotate): any field sent is unknown
 
 
 def validate_empty_body(request) -> None:

@@ -15,3 +15,12 @@ class ApiAutoSchema(AutoSchema):
             outer, inner = qualname.split(".")[-2:]
             return outer.removesuffix("Api").removesuffix("Serializer") + inner.removesuffix("Serializer")
         return super().get_serializer_name(serializer, direction)
+
+    def _map_basic_serializer(self, serializer, direction):
+        # Input serializers refuse undeclared keys with a 400 (fetalsite.api_input): say so.
+        from fetalsite.api_input import StrictInputSerializer
+
+        schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "request" and isinstance(serializer, StrictInputSerializer):
+            schema["additionalProperties"] = False
+        return schema

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 
 from classifier.labels import FetalPlane
 from classifier.models import ClassificationJob
+from fetalsite.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
 from fetalsite.api_utils import (
     IDEMPOTENCY_PARAMETER,
     READ_ERRORS,
@@ -263,7 +264,7 @@ class PatientListCreateApi(_FilteredListApi):
     required_perms = {"GET": ["patients.view_patient"], "POST": ["patients.add_patient"]}
     filterset_class = PatientFilter
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         mrn = serializers.CharField(max_length=64, help_text="Medical record number, unique within your clinic.")
         given_name = serializers.CharField(max_length=100)
         family_name = serializers.CharField(max_length=100)
@@ -306,7 +307,7 @@ class PatientDetailApi(APIView):
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["patients.view_patient"], "PATCH": ["patients.change_patient"]}
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         mrn = serializers.CharField(max_length=64, required=False)
         given_name = serializers.CharField(max_length=100, required=False)
         family_name = serializers.CharField(max_length=100, required=False)
@@ -346,7 +347,7 @@ class StudyListCreateApi(_FilteredListApi):
     required_perms = {"GET": ["patients.view_study"], "POST": ["patients.add_study"]}
     filterset_class = StudyFilter
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         patient = serializers.IntegerField(min_value=1, help_text="The id of a patient of your clinic.")
         exam_date = serializers.DateField()
         gestational_age_weeks = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=45)
@@ -406,7 +407,7 @@ class StudyDetailApi(APIView):
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["patients.view_study"], "PATCH": ["patients.change_study"]}
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         exam_date = serializers.DateField(required=False)
         gestational_age_weeks = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=45)
         gestational_age_days = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=6)
@@ -446,10 +447,14 @@ class StudyCompleteApi(APIView):
         operation_id="studies_complete",
         summary="Complete a study",
         request=None,
-        responses={200: StudyOutputSerializer, **error_responses(401, 403, 404, 429)},
+        responses={
+            200: StudyOutputSerializer,
+            **error_responses(400, 401, 403, 404, 429, examples={400: UNKNOWN_FIELD_EXAMPLE}),
+        },
     )
     def post(self, request, study_id: int):
         study = selectors.study_get(user=request.user, study_id=study_id)
+        validate_empty_body(request)
         study = services.study_complete(study=study, completed_by=request.user)
         return Response(StudyOutputSerializer(study).data)
 
@@ -492,7 +497,7 @@ class ImageUploadApi(APIView):
     required_perms = {"POST": ["patients.add_ultrasoundimage"]}
     parser_classes = [MultiPartParser, FormParser]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         file = serializers.ListField(
             child=serializers.FileField(allow_empty_file=True),
             min_length=1,

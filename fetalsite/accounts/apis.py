@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from fetalsite.accounts import tokens
+from fetalsite.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
 from fetalsite.api_utils import ApiLoginRateThrottle, error_responses
 from fetalsite.client_ip import client_ip
 
@@ -35,7 +36,7 @@ class TokenObtainApi(APIView):
 
     _login = False
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=128, trim_whitespace=False)
 
@@ -108,10 +109,12 @@ class TokenObtainApi(APIView):
         request=None,
         responses={
             204: OpenApiResponse(description="Revoked: the token no longer works."),
-            **error_responses(401, 403, 429),  # 403: a session without its CSRF token
+            # 403: a session without its CSRF token
+            **error_responses(400, 401, 403, 429, examples={400: UNKNOWN_FIELD_EXAMPLE}),
         },
     )
     def delete(self, request):
+        validate_empty_body(request)
         tokens.token_revoke(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -126,8 +129,12 @@ class TokenRotateApi(APIView):
         summary="Rotate your API token",
         request=None,
         examples=[TOKEN_EXAMPLE],
-        responses={200: TokenOutputSerializer, **error_responses(401, 403, 429)},
+        responses={
+            200: TokenOutputSerializer,
+            **error_responses(400, 401, 403, 429, examples={400: UNKNOWN_FIELD_EXAMPLE}),
+        },
     )
     def post(self, request):
+        validate_empty_body(request)
         token = tokens.token_rotate(user=request.user)
         return Response(TokenOutputSerializer({"token": token.key}).data)
