@@ -7,7 +7,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
-    help = "Evaluate a model card's model on a split; --check-bar fails unless the bar of the model issue is met."
+    help = (
+        "Evaluate a model card's model on a split and list what falls short of the bar of the model issue; "
+        "--check-bar also exits with an error then."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--card", default=None, help="default: the newest card in MODELS_DIR")
@@ -29,8 +32,13 @@ class Command(BaseCommand):
         if options["json_out"]:
             with open(options["json_out"], "w") as handle:
                 json.dump(result, handle, indent=2)
-        if options["check_bar"]:
-            failures = bar_failures(result)
-            if failures:
-                raise CommandError("below the bar: " + "; ".join(failures))
+        # Always say where the model stands against the bar, so a miss is read here, not found in a test.
+        failures = bar_failures(result)
+        if failures:
+            self.stdout.write(self.style.WARNING(f"below the bar of the model issue ({len(failures)}):"))
+            for failure in failures:
+                self.stdout.write(self.style.WARNING(f"  {failure}"))
+        else:
             self.stdout.write(self.style.SUCCESS("the bar is met"))
+        if options["check_bar"] and failures:
+            raise CommandError("below the bar: " + "; ".join(failures))
