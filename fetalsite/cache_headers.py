@@ -19,25 +19,27 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
 
 NO_STORE = "no-store"
 IMAGE_CACHE_CONTROL = "private, no-cache"
+# URL names of the answers that hold no patient data and keep their own caching.
+SCHEMA_URL_NAMES = frozenset({"api-schema", "api-docs"})
 
 
 class CacheControlMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
-        self._cacheable_prefixes: tuple[str, ...] | None = None
-
-    def cacheable_prefixes(self) -> tuple[str, ...]:
-        # Resolved on the first request: the URLconf is not loaded yet when middleware is built.
-        if self._cacheable_prefixes is None:
-            self._cacheable_prefixes = (settings.STATIC_URL, reverse("api-schema"), reverse("api-docs"))
-        return self._cacheable_prefixes
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not response.has_header("Cache-Control") and not request.path.startswith(self.cacheable_prefixes()):
+        if not response.has_header("Cache-Control") and not self.holds_no_patient_data(request):
             response["Cache-Control"] = NO_STORE
         return response
+
+    @staticmethod
+    def holds_no_patient_data(request: HttpRequest) -> bool:
+        # By URL name, not path, so that whatever URLconf serves the request decides (tests swap it).
+        match = getattr(request, "resolver_match", None)
+        return request.path.startswith(settings.STATIC_URL) or (
+            match is not None and match.url_name in SCHEMA_URL_NAMES
+        )
