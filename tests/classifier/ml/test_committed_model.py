@@ -1,6 +1,11 @@
 """The newest committed model (the one `register_models` activates on a new install): its card's figures
-reproduce, it meets the bar, and its heatmaps look at the anatomy."""
+reproduce, it does no worse than its card, and its heatmaps look at the anatomy.
 
+Where it stands against the bar of the model issue is for `manage.py evaluate_classifier` to print (and
+the card to record), not for an expected failure here: every test below can fail.
+"""
+
+import itertools
 import json
 import warnings
 from pathlib import Path
@@ -10,6 +15,7 @@ import pytest
 from django.core.management import call_command
 from PIL import Image
 
+from classifier.ml import metrics
 from classifier.ml.card import newest_card, read_card
 from classifier.ml.data import read_manifest
 from classifier.ml.evaluate import BAR, bar_failures
@@ -69,12 +75,53 @@ class TestEvaluateClassifierCommand:
     def test_flags_blank_and_noise_images(self, evaluation):
         assert evaluation["ood"]["blank_noise"]["flagged_share"] >= BAR["ood_flagged"]
 
-    def test_meets_the_full_bar(self, card, evaluation):
-        failures = bar_failures(evaluation)
-        recorded = bar_failures({**card["metrics"]["test"], "ood": card["metrics"]["ood_test"]})
-        if failures and recorded:
-            pytest.xfail(f"the model card itself records these misses of the bar: {'; '.join(recorded)}")
-        assert failures == []
+    def test_does_no_worse_than_its_card_by_more_than_one_image(self, card, evaluation):
+        test, worse = card["metrics"]["test"], []
+        for name, recorded in _fetal_blocks(test).items():
+            measured = np.array(_fetal_blocks(evaluation)[name]["confusion_matrix"])
+            recorded = np.array(recorded["confusion_matrix"])
+            assert measured.sum(axis=1).tolist() == recorded.sum(axis=1).tolist(), f"{name}: not the same images"
+            achieved, floor = _bar_figures(measured, card["classes"]), _one_image_worse(recorded, card["classes"])
+            worse += [f"{name}: {k} {achieved[k]:.3f} < {v:.3f}" for k, v in floor.items() if achieved[k] < v - 1e-9]
+        for kind, recorded in card["metrics"]["ood_test"].items():
+            floor = recorded["flagged_share"] - 1 / recorded["n"]
+            if evaluation["ood"][kind]["flagged_share"] < floor - 1e-9:
+                worse.append(f"{kind}: flagged share {evaluation['ood'][kind]['flagged_share']:.3f} < {floor:.3f}")
+        assert not worse, f"worse than the card, even allowing one image: {worse}"
+
+
+class TestCardRecordsItsMissesOfTheBar:
+    def test_the_misses_the_card_states_are_those_of_its_own_figures(self, card):
+        figures = {**card["metrics"]["test"], "ood": card["metrics"]["ood_test"]}
+        assert card["metrics"]["bar"]["misses"] == bar_failures(figures)
+        assert card["metrics"]["bar"]["thresholds"] == BAR
+
+
+def _fetal_blocks(result: dict) -> dict[str, dict]:
+    """The blocks the bar judges one by one: all fetal test images, then each source's."""
+    return {"all": result, **{f"source {name}": block for name, block in result["per_source"].items()}}
+
+
+def _bar_figures(matrix: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Accuracy, macro-F1 and each present class's recall, from a confusion matrix (rows true)."""
+    _, recall, f1 = metrics.per_class(matrix)
+    figures = {"accuracy": np.trace(matrix) / matrix.sum(), "macro-F1": f1.mean()}
+    figures.update({f"{label} recall": recall[i] for i, label in enumerate(classes) if matrix[i].sum()})
+    return figures
+
+
+def _one_image_worse(matrix: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Each figure at its lowest once any one image's prediction changes: what another CPU's
+    floating-point order may cost, and no more."""
+    floor = _bar_figures(matrix, classes)
+    for true, predicted, other in itertools.product(range(len(classes)), repeat=3):
+        if matrix[true, predicted] and other != predicted:
+            moved = matrix.copy()
+            moved[true, predicted] -= 1
+            moved[true, other] += 1
+            for name, value in _bar_figures(moved, classes).items():
+                floor[name] = min(floor[name], value)
+    return floor
 
 
 def _sector_mask(image: Image.Image) -> np.ndarray:
