@@ -1,26 +1,20 @@
 """End to end through the real Redis broker and a real Celery worker thread."""
 
 import shutil
-import time
 
 import pytest
+from celery.signals import task_postrun
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from classifier.models import ClassificationJob, Prediction
 from classifier.services import model_version_register
 from classifier.tasks import classify_image
-from fetalsite.celery import app as celery_app
 from patients.models import UltrasoundImage
 from patients.services import image_upload
 from tests.conftest import wait_for
 from tests.images import png_bytes
 
 pytestmark = pytest.mark.e2e
-
-
-def queue_length() -> int:
-    with celery_app.connection_for_write() as connection:
-        return connection.default_channel.client.llen(celery_app.conf.task_default_queue)
 
 
 def finished_job(job_id: int):
@@ -66,12 +60,22 @@ class TestClassifyImageTask:
         assert not Prediction.objects.exists()
 
     def test_a_duplicated_message_leaves_one_prediction(self, celery_worker, active_model, study, sonographer):
-        image = image_upload(study=study, data=png_bytes(), filename="a.png", uploaded_by=sonographer).image
-        job_id = image.jobs.get().id
-        classify_image.delay(job_id=job_id)
-        classify_image.delay(job_id=job_id)
-        wait_for(lambda: finished_job(job_id))
-        wait_for(lambda: queue_length() == 0)
-        time.sleep(1)  # the last duplicate may still be in the worker's hands
+        runs = []
+
+        def count_run(sender=None, kwargs=None, **_):
+            if sender.name == classify_image.name and kwargs == {"job_id": job_id}:
+                runs.append(1)
+
+        task_postrun.connect(count_run)
+        try:
+            image = image_upload(study=study, data=png_bytes(), filename="a.png", uploaded_by=sonographer).image
+            job_id = image.jobs.get().id
+            classify_image.delay(job_id=job_id)
+            classify_image.delay(job_id=job_id)
+            # The upload's message and both duplicates have each been through the worker.
+            wait_for(lambda: len(runs) >= 3)
+        finally:
+            task_postrun.disconnect(count_run)
+        assert len(runs) == 3 and finished_job(job_id)
         assert Prediction.objects.filter(job_id=job_id).count() == 1
         assert ClassificationJob.objects.get(id=job_id).attempts == 1
