@@ -80,7 +80,7 @@ class JobRetryApi(APIView):
     def post(self, request, job_id: int):
         job = selectors.job_get(user=request.user, job_id=job_id)
         validate_empty_body(request)
-        job = services.classification_job_retry(job=job)
+        job = services.classification_job_retry(job=job, retried_by=request.user)
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
