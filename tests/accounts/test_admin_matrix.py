@@ -10,10 +10,7 @@ every refused write leaves the whole database as it was."""
 from __future__ import annotations
 
 import pytest
-from django.apps import apps
 from django.contrib import admin
-from django.contrib.admin.models import LogEntry
-from django.core import serializers
 from django.db.models.fields.files import FieldFile
 from django.forms.models import model_to_dict
 from django.urls import reverse
@@ -24,16 +21,14 @@ from classifier.labels import PLANE_LABELS
 from classifier.ml.inference import ClassifierResult
 from classifier.models import ModelVersion, WebhookDelivery, WebhookEndpoint
 from fetalsite.accounts.roles import ROLE_PERMISSIONS, Role
-from fetalsite.audit.models import AccessLogEntry, AccessLogHead
 from fetalsite.audit.services import access_log_record
 from patients.services import image_upload
+from tests.dbstate import database_snapshot
 from tests.factories import StudyFactory, UserFactory
 from tests.images import png_bytes
 
 REGISTERED = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label)
 CLINIC_ADMIN_PERMS = {f"{app}.{codename}" for app, codename in ROLE_PERMISSIONS[Role.CLINIC_ADMIN]}
-# Rows that reading or being refused may add; everything else must stay exactly as it was.
-NOT_COMPARED = {AccessLogEntry, AccessLogHead, LogEntry}
 # What an attacker would post: the probe's escalation (clinic, superuser) and a change to every name-like field.
 FORGED = {
     "is_superuser": "on",
@@ -132,14 +127,6 @@ def _targets(model, world) -> list[tuple[str, object]]:
         pytest.fail(f"{key} is clinic data registered in the admin: add its records to the matrix's world")
     record = _global_object(model)
     return [("global", record)] if record is not None else []
-
-
-def _snapshot() -> dict[str, str]:
-    return {
-        model._meta.label: serializers.serialize("json", model._default_manager.order_by("pk"))
-        for model in apps.get_models()
-        if model not in NOT_COMPARED and not model._meta.label.startswith(("axes.", "sessions."))
-    }
 
 
 def _form_value(value):
@@ -241,10 +228,10 @@ class TestClinicAdminAgainstEveryAdminUrl:
                 url = _url(name, arity, record if arity else None)
                 if url is None or _write_allowed(model, name, kind):
                     continue
-                before = _snapshot()
+                before = database_snapshot()
                 response = client.post(url, _forged_body(record, world) if record is not None else dict(FORGED))
                 assert response.status_code != 500, url
-                assert _snapshot() == before, f"POST {url} ({kind}) changed the database"
+                assert database_snapshot() == before, f"POST {url} ({kind}) changed the database"
 
 
 @pytest.mark.parametrize(("model", "model_admin"), PARAMS)
@@ -258,6 +245,6 @@ def test_history_pages_write_nothing_even_for_a_superuser(client, world, model, 
             if url is None:
                 continue
             assert client.get(url).status_code == 200, url
-            before = _snapshot()
+            before = database_snapshot()
             assert client.post(url, _forged_body(record, world)).status_code == 403, url
-            assert _snapshot() == before, url
+            assert database_snapshot() == before, url
