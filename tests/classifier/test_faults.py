@@ -5,6 +5,7 @@ Each test would fail without the protection it names.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -135,6 +136,16 @@ def _worker_process(env: dict, log: Path) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def _unacknowledged_since(task_id: str) -> float | None:
+    """When Redis handed out the still unacknowledged message of ``task_id`` (kombu's own record), or None."""
+    with celery_app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for tag, payload in channel.client.hgetall(channel.unacked_key).items():
+            if json.loads(payload)[0]["headers"].get("id") == task_id:
+                return channel.client.zscore(channel.unacked_index_key, tag)
+    return None
+
+
 class TestWorkerKilled:
     def test_a_job_whose_worker_is_sigkilled_is_delivered_again_and_completes_once(
         self, transactional_db, active_model, study, sonographer, settings, media_root
@@ -167,11 +178,16 @@ class TestWorkerKilled:
             if first.poll() is None:
                 os.killpg(first.pid, signal.SIGKILL)
 
-        # Redis hands an unacknowledged message out again once it is older than the visibility
-        # timeout (twice the task time limit); a replacement worker started after that picks it up.
-        time.sleep(2 * int(env["CELERY_TASK_TIME_LIMIT"]) + 1)
+        # Redis hands an unacknowledged message out again once it has been out for longer than the
+        # visibility timeout (twice the task time limit, as base.py sets it): a worker restores such
+        # messages when it starts. Wait until the killed worker's message is that old, then start one.
+        visibility_timeout = 2 * int(env["CELERY_TASK_TIME_LIMIT"])
+        handed_out_at = _unacknowledged_since(job_of(image).celery_task_id)
+        assert handed_out_at is not None, "the killed worker's message should still be unacknowledged in Redis"
+        wait_for(lambda: time.time() - handed_out_at > visibility_timeout, timeout=visibility_timeout + 10)
         second = _worker_process(env, log)
         try:
+            wait_for(lambda: job_of(image).attempts == 2, timeout=60)  # picked up again
             job = wait_for(lambda: job_of(image) if job_of(image).is_finished else None, timeout=90)
         finally:
             os.killpg(second.pid, signal.SIGKILL)
