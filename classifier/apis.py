@@ -12,13 +12,14 @@ from classifier import selectors, services
 from classifier.filters import JobFilter, PredictionFilter
 from classifier.labels import PLANE_LABELS, FetalPlane
 from fetalsite.accounts.roles import user_can_review
-from fetalsite.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
-from fetalsite.api_utils import READ_ERRORS, HasRequiredPerms, error_responses
+from fetalsite.core.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
+from fetalsite.core.api_utils import READ_ERRORS, HasRequiredPerms, error_responses
+from fetalsite.core.lists import FilteredListApi
 from patients import selectors as patient_selectors
-from patients.apis import JobOutputSerializer, PredictionOutputSerializer, _FilteredListApi
+from patients.apis import JobOutputSerializer, PredictionOutputSerializer
 
 
-class JobListApi(_FilteredListApi):
+class JobListApi(FilteredListApi):
     """Your clinic's classification jobs; `?status=FAILED` finds the ones to look at."""
 
     permission_classes = [HasRequiredPerms]
@@ -84,7 +85,7 @@ class JobRetryApi(APIView):
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
-class PredictionListApi(_FilteredListApi):
+class PredictionListApi(FilteredListApi):
     """Your clinic's predictions, newest first."""
 
     permission_classes = [HasRequiredPerms]
@@ -223,7 +224,7 @@ class ModelVersionOutputSerializer(serializers.Serializer):
         return f"{model_version.name}:{model_version.version}"
 
 
-class ModelVersionListApi(_FilteredListApi):
+class ModelVersionListApi(FilteredListApi):
     """The registered model versions (the same for every clinic); one of them is active."""
 
     permission_classes = [HasRequiredPerms]

@@ -6,7 +6,7 @@ import django_filters
 
 from classifier.labels import FetalPlane
 from classifier.models import ClassificationJob, Prediction
-from patients.filters import IdFilter, StableOrderingFilter
+from fetalsite.core.filters import IdFilter, StableOrderingFilter
 
 
 class JobFilter(django_filters.FilterSet):

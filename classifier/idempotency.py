@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from classifier.models import IdempotencyKey
-from fetalsite.errors import ApplicationError
+from fetalsite.core.errors import ApplicationError
 
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 

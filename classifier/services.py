@@ -20,7 +20,7 @@ from classifier.ml.inference import file_sha256
 from classifier.models import ClassificationJob, ModelVersion, Prediction
 from classifier.selectors import active_model_version
 from fetalsite.accounts.roles import require_permission, user_can_review
-from fetalsite.errors import ApplicationError
+from fetalsite.core.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from classifier.apis import (
     PredictionReviewApi,
 )
 from fetalsite.accounts.apis import TokenObtainApi, TokenRotateApi
-from fetalsite.api_errors import api_not_found
+from fetalsite.core.api_errors import api_not_found
 from patients.apis import (
     ImageDetailApi,
     ImageFileApi,

@@ -18,5 +18,5 @@ urlpatterns = [
     path("", include("patients.urls")),
 ]
 
-handler404 = "fetalsite.api_errors.not_found"
-handler500 = "fetalsite.api_errors.server_error"
+handler404 = "fetalsite.core.api_errors.not_found"
+handler500 = "fetalsite.core.api_errors.server_error"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import FileResponse
 from django.urls import reverse
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -15,7 +14,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
     extend_schema_serializer,
 )
-from rest_framework import generics, serializers, status
+from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -23,8 +22,8 @@ from rest_framework.views import APIView
 
 from classifier.labels import FetalPlane
 from classifier.models import ClassificationJob
-from fetalsite.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
-from fetalsite.api_utils import (
+from fetalsite.core.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
+from fetalsite.core.api_utils import (
     IDEMPOTENCY_PARAMETER,
     READ_ERRORS,
     WRITE_ERRORS,
@@ -34,7 +33,8 @@ from fetalsite.api_utils import (
     error_responses,
     idempotent,
 )
-from fetalsite.cache_headers import IMAGE_CACHE_CONTROL
+from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
+from fetalsite.core.lists import FilteredListApi
 from patients import selectors, services
 from patients.filters import ImageFilter, PatientFilter, StudyFilter
 from patients.models import Study, UltrasoundImage
@@ -244,20 +244,10 @@ class ImageOutputSerializer(serializers.Serializer):
         return PredictionOutputSerializer(prediction).data if prediction else None
 
 
-class _FilteredListApi(generics.GenericAPIView):
-    # A list: the selector scopes to the clinic, the FilterSet narrows and orders, the paginator pages.
-
-    filter_backends = [DjangoFilterBackend]
-
-    def list_response(self, serializer_class):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(serializer_class(page, many=True).data)
-
-
 # ---- Patients ----------------------------------------------------------------------------------
 
 
-class PatientListCreateApi(_FilteredListApi):
+class PatientListCreateApi(FilteredListApi):
     """Your clinic's patients (search by MRN or name), and registering a new one."""
 
     permission_classes = [HasRequiredPerms]
@@ -340,7 +330,7 @@ class PatientDetailApi(APIView):
 # ---- Studies -----------------------------------------------------------------------------------
 
 
-class StudyListCreateApi(_FilteredListApi):
+class StudyListCreateApi(FilteredListApi):
     """Your clinic's studies (by patient, status, exam date range), and opening a new one."""
 
     permission_classes = [HasRequiredPerms]
@@ -561,7 +551,7 @@ class ImageUploadApi(APIView):
         return Response(ImageBatchOutputSerializer(body).data, status=response_status)
 
 
-class ImageListApi(_FilteredListApi):
+class ImageListApi(FilteredListApi):
     """Your clinic's images with their latest job and prediction; filter for the review worklist with
     `?needs_review=true&reviewed=false`."""
 

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from fetalsite.accounts.roles import require_permission
-from fetalsite.errors import ApplicationError
+from fetalsite.core.errors import ApplicationError
 from patients.imaging import ImageFacts, inspect_image_bytes, sanitize_filename
 from patients.models import Patient, Study, UltrasoundImage
 

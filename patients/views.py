@@ -26,9 +26,9 @@ from classifier import services as classifier_services
 from classifier.labels import FetalPlane
 from fetalsite.accounts.mixins import StaffPageMixin
 from fetalsite.accounts.roles import user_can_review
-from fetalsite.audit.notes import note_patients
-from fetalsite.cache_headers import IMAGE_CACHE_CONTROL
-from fetalsite.errors import ApplicationError
+from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
+from fetalsite.core.errors import ApplicationError
+from fetalsite.core.shown import note_patients
 from patients import selectors, services
 from patients.apis import ImageOutputSerializer, job_prediction
 from patients.forms import (

@@ -10,7 +10,7 @@ from django.test import Client
 from classifier import services as classifier_services
 from classifier.ml.inference import ClassifierResult
 from classifier.models import ModelVersion
-from fetalsite.cache_headers import IMAGE_CACHE_CONTROL
+from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
 from patients import services as patient_services
 from tests.images import png_bytes
 

@@ -3,7 +3,7 @@
 import pytest
 
 from fetalsite.audit.models import AccessLogEntry
-from fetalsite.client_ip import client_ip
+from fetalsite.core.client_ip import client_ip
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from fetalsite.accounts import tokens
-from fetalsite.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
-from fetalsite.api_utils import ApiLoginRateThrottle, error_responses
-from fetalsite.client_ip import client_ip
+from fetalsite.core.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
+from fetalsite.core.api_utils import ApiLoginRateThrottle, error_responses
+from fetalsite.core.client_ip import client_ip
 
 logger = logging.getLogger("fetalsite.api")
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from fetalsite.accounts.roles import api_token_roles
-from fetalsite.errors import ApplicationError
+from fetalsite.core.errors import ApplicationError
 
 logger = logging.getLogger("fetalsite.api")
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from fetalsite.audit.models import AccessLogEntry
 from fetalsite.audit.selectors import access_log_csv_rows, access_log_list
 from fetalsite.audit.services import access_log_record
-from fetalsite.client_ip import client_ip
+from fetalsite.core.client_ip import client_ip
 
 
 def _patient_id(value: str | None) -> int | None:

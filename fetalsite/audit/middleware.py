@@ -9,11 +9,11 @@ import uuid
 
 from fetalsite.accounts.selectors import visible_clinic_ids
 from fetalsite.audit.models import AccessLogEntry
-from fetalsite.audit.notes import note_listed, shown_records
 from fetalsite.audit.routes import AccessTarget, access_target_resolve, admin_refused_target
-from fetalsite.audit.selectors import PatientRef, patient_ids_of, patient_ref_get
+from fetalsite.audit.selectors import PatientRef, patient_ids_listed, patient_ref_get
 from fetalsite.audit.services import access_log_record
-from fetalsite.client_ip import client_ip
+from fetalsite.core.client_ip import client_ip
+from fetalsite.core.shown import note_listed, shown_records
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is kept only when it is short and plain; anything else is replaced by a fresh uuid4.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 READ_METHODS = ("GET", "HEAD")
-REPLAY_HEADER = "Idempotent-Replayed"  # set by fetalsite.api_utils.idempotent on a stored answer
+REPLAY_HEADER = "Idempotent-Replayed"  # set by fetalsite.core.api_utils.idempotent on a stored answer
 Action = AccessLogEntry.Action
 NO_PATIENT = PatientRef(None, None)
 
@@ -179,7 +179,5 @@ def _shown_patient_ids(request, target: AccessTarget, ref: PatientRef) -> list[i
         return None
     patient_ids = set() if nested_patient is None else {nested_patient}
     if shown is not None:
-        patient_ids |= shown.patient_ids
-        for object_type, object_ids in shown.object_ids.items():
-            patient_ids |= patient_ids_of(object_type=object_type, object_ids=object_ids)
+        patient_ids |= shown.patient_ids | patient_ids_listed(shown.listed)
     return sorted(patient_ids)

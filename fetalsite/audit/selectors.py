@@ -49,6 +49,27 @@ def patient_ids_of(*, object_type: str, object_ids: Iterable[int]) -> set[int]:
     return {patient_id for patient_id in rows.distinct() if patient_id is not None}
 
 
+# model label ("patients.Study") -> object type ("study")
+_LISTED_TYPES: dict[str, str] = {model_label: object_type for object_type, (model_label, _, _) in PATIENT_PATHS.items()}
+
+
+def patient_ids_listed(listed: dict[str, list]) -> set[int]:
+    """The patients behind the instances a response listed (``fetalsite.core.shown``), model label by label.
+
+    Patients and studies carry their patient's id (no query); the others cost one query per model."""
+    patient_ids: set[int] = set()
+    for label, items in listed.items():
+        object_type = _LISTED_TYPES.get(label)
+        if object_type is None:
+            continue  # holds no patient data
+        patient_path = PATIENT_PATHS[object_type][1]
+        if "__" not in patient_path:
+            patient_ids.update(getattr(item, patient_path) for item in items)
+        else:
+            patient_ids |= patient_ids_of(object_type=object_type, object_ids=[item.pk for item in items])
+    return patient_ids
+
+
 def access_log_list(*, user, filters: dict | None = None) -> QuerySet[AccessLogEntry]:
     """Entries the user may see: their clinic's for clinic staff, all for superusers; newest first."""
     filters = filters or {}

@@ -40,7 +40,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # After WhiteNoise (static files keep their own caching), before everything that may answer.
-    "fetalsite.cache_headers.CacheControlMiddleware",
+    "fetalsite.core.cache_headers.CacheControlMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -160,7 +160,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "fetalsite.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "fetalsite.core.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
 }
 SPECTACULAR_SETTINGS = {
@@ -183,15 +183,15 @@ REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
     "fetalsite.api_auth.LoggedTokenAuthentication",
     "rest_framework.authentication.SessionAuthentication",
 ]
-REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "fetalsite.api_utils.ApiPagination"
+REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "fetalsite.core.api_utils.ApiPagination"
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
-    "fetalsite.api_utils.LimitedJSONParser",
+    "fetalsite.core.api_utils.LimitedJSONParser",
     "rest_framework.parsers.FormParser",
     "rest_framework.parsers.MultiPartParser",
 ]
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
-    "fetalsite.api_utils.ApiUserRateThrottle",
-    "fetalsite.api_utils.ApiAnonRateThrottle",
+    "fetalsite.core.api_utils.ApiUserRateThrottle",
+    "fetalsite.core.api_utils.ApiAnonRateThrottle",
 ]
 # Per user (token) and per client address for anonymous requests and password attempts.
 API_THROTTLE_RATES = {
@@ -277,7 +277,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
-AXES_CLIENT_IP_CALLABLE = "fetalsite.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "fetalsite.core.client_ip.client_ip"
 # Content Security Policy: everything from this origin, nothing inline, no framing.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -292,6 +292,6 @@ CONTENT_SECURITY_POLICY = {
         "object-src": ["'none'"],
     },
 }
-REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "fetalsite.api_schema.ApiAutoSchema"
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "fetalsite.core.api_schema.ApiAutoSchema"
 # No OPTIONS metadata: the API is described by its OpenAPI schema (OPTIONS answers 405).
 REST_FRAMEWORK["DEFAULT_METADATA_CLASS"] = None

@@ -1,6 +1,6 @@
 """Under /api/ but outside /api/v1/, errors are JSON too; people still get pages."""
 
-from fetalsite.api_errors import server_error
+from fetalsite.core.api_errors import server_error
 
 
 def test_unknown_api_path_outside_v1_is_a_json_404(client):

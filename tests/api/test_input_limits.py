@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from fetalsite.api_utils import JSON_MAX_DEPTH, LimitedJSONParser, RequestTooLarge, json_nesting_depth
+from fetalsite.core.api_utils import JSON_MAX_DEPTH, LimitedJSONParser, RequestTooLarge, json_nesting_depth
 from patients.models import Patient
 
 BIGINT_MAX = 2**63 - 1

@@ -18,7 +18,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from fetalsite.errors import ApplicationError
+from fetalsite.core.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 

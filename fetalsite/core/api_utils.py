@@ -23,6 +23,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from rest_framework.utils import json
 
+from fetalsite.core.shown import note_listed
+
 logger = logging.getLogger("fetalsite.api")
 
 
@@ -77,8 +79,6 @@ class ApiPagination(LimitOffsetPagination):
                 raise exceptions.ValidationError({parameter: [message]})
         page = super().paginate_queryset(queryset, request, view)
         # The access log records the patients of every page an API list shows.
-        from fetalsite.audit.notes import note_listed
-
         note_listed(request, page or [])
         return page
 
@@ -219,7 +219,7 @@ def idempotent(view_method):
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:
             return view_method(self, request, *args, **kwargs)
-        from fetalsite.api_input import request_fingerprint
+        from fetalsite.core.api_input import request_fingerprint
 
         claim = idempotency.idempotency_key_claim(
             user=request.user, key=key, request_path=request.path, request_hash=request_fingerprint(request)

@@ -17,8 +17,8 @@ class ApiAutoSchema(AutoSchema):
         return super().get_serializer_name(serializer, direction)
 
     def _map_basic_serializer(self, serializer, direction):
-        # Input serializers refuse undeclared keys with a 400 (fetalsite.api_input): say so.
-        from fetalsite.api_input import StrictInputSerializer
+        # Input serializers refuse undeclared keys with a 400 (fetalsite.core.api_input): say so.
+        from fetalsite.core.api_input import StrictInputSerializer
 
         schema = super()._map_basic_serializer(serializer, direction)
         if direction == "request" and isinstance(serializer, StrictInputSerializer):
