@@ -31,27 +31,58 @@ def png(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def run(url: str, username: str, password: str, uploads: int, clients: int, wait_s: float) -> dict:
-    api = url.rstrip("/") + "/api/v1"
-    token = requests.post(f"{api}/auth/token/", json={"username": username, "password": password}, timeout=30)
-    token.raise_for_status()
-    session_headers = {"Authorization": f"Token {token.json()['token']}"}
-    run_id = uuid.uuid4().hex[:8]
+def _create_study(api: str, headers: dict[str, str], run_id: str) -> int:
+    """A fresh patient and study for this run, so its figures count only its own images."""
     patient = requests.post(
         f"{api}/patients/",
         json={"mrn": f"LOAD-{run_id}", "given_name": "Load", "family_name": "Test"},
-        headers=session_headers,
+        headers=headers,
         timeout=30,
     )
     patient.raise_for_status()
     study = requests.post(
         f"{api}/studies/",
         json={"patient": patient.json()["id"], "exam_date": time.strftime("%Y-%m-%d")},
-        headers=session_headers,
+        headers=headers,
         timeout=30,
     )
     study.raise_for_status()
-    study_id = study.json()["id"]
+    return study.json()["id"]
+
+
+def _study_images(api: str, headers: dict[str, str], study_id: int) -> list[dict]:
+    """Every image of the study, following the list's pages."""
+    listing = requests.get(
+        f"{api}/images/", params={"study": study_id, "limit": 200, "offset": 0}, headers=headers, timeout=60
+    ).json()
+    images = listing["results"]
+    while listing.get("next"):
+        listing = requests.get(listing["next"], headers=headers, timeout=60).json()
+        images += listing["results"]
+    return images
+
+
+def _wait_until_classified(
+    api: str, headers: dict[str, str], *, study_id: int, uploads: int, wait_s: float
+) -> list[dict]:
+    """The study's images once every upload has a finished job, or as they are after ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    images: list[dict] = []
+    while time.monotonic() < deadline:
+        images = _study_images(api, headers, study_id)
+        if len(images) >= uploads and all(i["job"] and i["job"]["status"] in ("SUCCEEDED", "FAILED") for i in images):
+            break
+        time.sleep(1)
+    return images
+
+
+def run(url: str, username: str, password: str, *, uploads: int, clients: int, wait_s: float) -> dict:
+    api = url.rstrip("/") + "/api/v1"
+    token = requests.post(f"{api}/auth/token/", json={"username": username, "password": password}, timeout=30)
+    token.raise_for_status()
+    session_headers = {"Authorization": f"Token {token.json()['token']}"}
+    run_id = uuid.uuid4().hex[:8]
+    study_id = _create_study(api, session_headers, run_id)
     payloads = [png(index + int(run_id, 16) % 10_000_000) for index in range(uploads)]
 
     def upload(index: int) -> tuple[int, int, float]:
@@ -69,26 +100,12 @@ def run(url: str, username: str, password: str, uploads: int, clients: int, wait
     with ThreadPoolExecutor(max_workers=clients) as pool:
         results = list(pool.map(upload, range(uploads)))
     upload_wall = time.perf_counter() - started
+    images = _wait_until_classified(api, session_headers, study_id=study_id, uploads=uploads, wait_s=wait_s)
+    all_done = time.perf_counter() - started
 
     statuses = [status for status, _, _ in results]
     image_ids = [image_id for _, image_id, _ in results]
     latencies = sorted(elapsed for _, _, elapsed in results)
-
-    deadline = time.monotonic() + wait_s
-    images: list[dict] = []
-    while time.monotonic() < deadline:
-        listing = requests.get(
-            f"{api}/images/", params={"study": study_id, "limit": 200, "offset": 0}, headers=session_headers, timeout=60
-        ).json()
-        images = listing["results"]
-        while listing.get("next"):
-            listing = requests.get(listing["next"], headers=session_headers, timeout=60).json()
-            images += listing["results"]
-        if len(images) >= uploads and all(i["job"] and i["job"]["status"] in ("SUCCEEDED", "FAILED") for i in images):
-            break
-        time.sleep(1)
-    all_done = time.perf_counter() - started
-
     jobs = {i["id"]: i["job"] for i in images}
     return {
         "uploads": uploads,
@@ -117,7 +134,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--wait", type=float, default=600, help="seconds to wait for every job to finish")
     args = parser.parse_args()
-    figures = run(args.url, args.username, args.password, args.uploads, args.clients, args.wait)
+    figures = run(args.url, args.username, args.password, uploads=args.uploads, clients=args.clients, wait_s=args.wait)
     for key, value in figures.items():
         print(f"{key:>20}: {value}")
     lossless = (

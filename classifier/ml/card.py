@@ -59,12 +59,25 @@ def _bar_lines(bar: dict | None) -> list[str]:
     return ["- It misses the bar of the model issue on:", *[f"  - {miss}" for miss in bar["misses"]], ""]
 
 
-def render_markdown(card: dict) -> str:
-    classes = card["classes"]
-    metrics = card["metrics"]
-    test = metrics["test"]
-    ci = test.get("ci", {})
-    lines = [
+def _ci(ci: dict, key: str) -> str:
+    low, high = ci.get(key, ["?", "?"])
+    return f"{low:.3f}–{high:.3f}"
+
+
+def _header_lines(card: dict) -> list[str]:
+    """Title, intended use, inputs and outputs with both needs-review thresholds."""
+    novelty = (
+        [
+            f"- Novelty threshold: **{card['novelty_threshold']:.3f}** (chosen on val as a fixed budget: about "
+            f"{_pct(card.get('training', {}).get('novelty_false_alarm', 0.02))} of fetal images fall below it). "
+            "The model's second output is the cosine similarity of the image's features to the nearest "
+            "training image's; below the threshold the image is unlike anything the model was trained on and "
+            "is flagged for a human, however confident the softmax is.",
+        ]
+        if card.get("novelty_threshold") is not None
+        else []
+    )
+    return [
         f"# Model card: {card['name']} v{card['version']}",
         "",
         f"File `{card['file']}` (sha256 `{card['sha256']}`), {card.get('architecture', '')}.",
@@ -75,28 +88,24 @@ def render_markdown(card: dict) -> str:
         "",
         "## Inputs and outputs",
         "",
-        f"- Classes, in output order: {', '.join(f'`{c}`' for c in classes)}.",
+        f"- Classes, in output order: {', '.join(f'`{c}`' for c in card['classes'])}.",
         f"- Input: {card.get('preprocessing', '')}",
         f"- Needs-review threshold: **{card['needs_review_threshold']:.2f}** (chosen on val; a prediction whose "
         "top probability is below it is flagged for a human).",
-        *(
-            [
-                f"- Novelty threshold: **{card['novelty_threshold']:.3f}** (chosen on val as a fixed budget: about "
-                f"{_pct(card.get('training', {}).get('novelty_false_alarm', 0.02))} of fetal images fall below it). "
-                "The model's second output is the cosine similarity of the image's features to the nearest "
-                "training image's; below the threshold the image is unlike anything the model was trained on and "
-                "is flagged for a human, however confident the softmax is.",
-            ]
-            if card.get("novelty_threshold") is not None
-            else []
-        ),
+        *novelty,
         "",
+    ]
+
+
+def _test_lines(metrics: dict, classes: list[str]) -> list[str]:
+    """Test figures with their intervals, the bar, per class, the confusion matrix and per source."""
+    test = metrics["test"]
+    ci = test.get("ci", {})
+    lines = [
         "## Test results (no choice was made on them; see docs/model.md for the development runs)",
         "",
-        f"- Accuracy **{test['accuracy']:.3f}** (95% CI {ci.get('accuracy', ['?', '?'])[0]:.3f}–"
-        f"{ci.get('accuracy', ['?', '?'])[1]:.3f}), macro-F1 **{test['macro_f1']:.3f}** "
-        f"(95% CI {ci.get('macro_f1', ['?', '?'])[0]:.3f}–{ci.get('macro_f1', ['?', '?'])[1]:.3f}), "
-        f"n = {test['n']} fetal images; CI: {ci.get('method', '')}.",
+        f"- Accuracy **{test['accuracy']:.3f}** (95% CI {_ci(ci, 'accuracy')}), macro-F1 **{test['macro_f1']:.3f}** "
+        f"(95% CI {_ci(ci, 'macro_f1')}), n = {test['n']} fetal images; CI: {ci.get('method', '')}.",
         "",
         *_bar_lines(metrics.get("bar")),
         *_metrics_table(test, classes),
@@ -117,7 +126,12 @@ def render_markdown(card: dict) -> str:
         lines.append(
             f"| {source} | {block['n']} | {block['accuracy']:.3f} | {block['macro_f1']:.3f} | {lowest['recall']:.3f} |"
         )
-    lines += [
+    return lines
+
+
+def _review_lines(metrics: dict) -> list[str]:
+    """What the needs-review flag catches out of distribution and costs on fetal images; the val figures."""
+    lines = [
         "",
         "Out of distribution (share flagged for review; in brackets, by the confidence threshold alone):",
         "",
@@ -128,7 +142,7 @@ def render_markdown(card: dict) -> str:
         alone = block.get("flagged_by_confidence_share")
         extra = f" ({_pct(alone)})" if alone is not None else ""
         lines.append(f"| {kind} | {block['n']} | {_pct(block['flagged_share'])}{extra} |")
-    selective = test.get("selective", {})
+    selective = metrics["test"].get("selective", {})
     if selective:
         lines += [
             "",
@@ -142,25 +156,48 @@ def render_markdown(card: dict) -> str:
             f"Validation (used for early stopping and the threshold): accuracy {val['accuracy']:.3f}, "
             f"macro-F1 {val['macro_f1']:.3f}, n = {val['n']}.",
         ]
-    lines += ["", "## Data", "", "Images per split, source and label:", ""]
-    for split, sources in card.get("data", {}).get("counts", {}).items():
+    return lines
+
+
+def _data_lines(data: dict) -> list[str]:
+    lines = ["", "## Data", "", "Images per split, source and label:", ""]
+    for split, sources in data.get("counts", {}).items():
         for source, labels in sources.items():
             lines.append(f"- {split} / {source}: " + ", ".join(f"{k} {v}" for k, v in labels.items()))
     lines += ["", "Citations (both CC BY 4.0):", ""]
-    lines += [f"- {c}" for c in card.get("data", {}).get("citations", [])]
-    lines += ["", "## Training", ""]
-    for key, value in card.get("training", {}).items():
-        if key == "members":
-            for member in value:
-                curve = ", ".join(f"{row['val_loss']:.3f}" for row in member.get("history", []))
-                lines.append(
-                    f"- member seed {member['seed']}: {member['kind']}, val loss {member['val_loss']:.4f} "
-                    f"(per epoch: {curve})"
-                )
-        else:
+    lines += [f"- {c}" for c in data.get("citations", [])]
+    return lines
+
+
+def _training_lines(training: dict) -> list[str]:
+    lines = ["", "## Training", ""]
+    for key, value in training.items():
+        if key != "members":
             lines.append(f"- {key}: `{value}`")
-    lines += ["", "## Known limits", ""]
-    lines += [f"- {item}" for item in card.get("limits", [])]
-    lines += ["", "## Library versions", ""]
-    lines += [f"- {k} {v}" for k, v in card.get("library_versions", {}).items()]
+            continue
+        for member in value:
+            curve = ", ".join(f"{row['val_loss']:.3f}" for row in member.get("history", []))
+            lines.append(
+                f"- member seed {member['seed']}: {member['kind']}, val loss {member['val_loss']:.4f} "
+                f"(per epoch: {curve})"
+            )
+    return lines
+
+
+def render_markdown(card: dict) -> str:
+    lines = [
+        *_header_lines(card),
+        *_test_lines(card["metrics"], card["classes"]),
+        *_review_lines(card["metrics"]),
+        *_data_lines(card.get("data", {})),
+        *_training_lines(card.get("training", {})),
+        "",
+        "## Known limits",
+        "",
+        *[f"- {item}" for item in card.get("limits", [])],
+        "",
+        "## Library versions",
+        "",
+        *[f"- {k} {v}" for k, v in card.get("library_versions", {}).items()],
+    ]
     return "\n".join(lines) + "\n"

@@ -29,7 +29,7 @@ def patient_folds(groups: list[str], folds: int, seed: int) -> dict[str, int]:
 
 
 def fold_records(
-    records: list[Record], fold: int, folds: int, seed: int, val_share: float, train_share: float = 1.0
+    records: list[Record], fold: int, folds: int, *, seed: int, val_share: float, train_share: float = 1.0
 ) -> list[Record]:
     """Train + val rows with their splits reassigned: the fold's patients become "test", a ``val_share`` of the
     remaining patients "val", the rest "train". Rows of the manifest's test split are dropped.
@@ -91,7 +91,7 @@ def study_out_of_fold(rows: list[dict]) -> dict:
     }
 
 
-def _held_out_predictions(model_path: Path, data_dir, records: list[Record], card: dict, fold: int) -> list[dict]:
+def _held_out_predictions(model_path: Path, data_dir, records: list[Record], *, card: dict, fold: int) -> list[dict]:
     """Each held-out image's probabilities, as is and mirrored left-right, and its novelty similarity: the
     out-of-fold predictions that post-hoc choices (class offsets, test-time flips) can be studied on."""
     import keras
@@ -136,7 +136,7 @@ def cross_validate(
     per_fold: list[dict] = []
     out_of_fold: list[dict] = []
     for fold in range(folds):
-        assigned = fold_records(records, fold, folds, seed, val_share, train_share)
+        assigned = fold_records(records, fold, folds, seed=seed, val_share=val_share, train_share=train_share)
         held_out_records = [
             r for r in limit_per_label(assigned, config.limit_per_label) if r.split == "test" and r.is_fetal
         ]
@@ -150,7 +150,7 @@ def cross_validate(
                 log=lambda message, fold=fold: log(f"[fold {fold + 1}/{folds}] {message}"),
             )
             out_of_fold.extend(
-                _held_out_predictions(Path(out_dir) / card["file"], data_dir, held_out_records, card, fold)
+                _held_out_predictions(Path(out_dir) / card["file"], data_dir, held_out_records, card=card, fold=fold)
             )
         held_out = card["metrics"]["test"]
         per_fold.append(

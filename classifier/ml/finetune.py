@@ -47,6 +47,93 @@ def cross_entropy(targets: np.ndarray, probabilities: np.ndarray) -> float:
     return float(-np.mean(np.sum(targets * np.log(np.clip(probabilities, 1e-7, 1.0)), axis=1)))
 
 
+@dataclass(frozen=True)
+class FinetuneData:
+    """What every member trains and is judged on: fetal train images with their labels and class weights, the
+    outlier pool (uniform targets), and the val images."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    outliers: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    class_weight: np.ndarray
+
+
+@dataclass(frozen=True)
+class FinetuneSchedule:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    patience: int  # epochs without a better val loss before stopping
+    swa_start_epoch: int  # average the weights of every epoch from here on
+    outliers_per_epoch: int
+    outlier_weight: float
+
+
+def _train_epoch(
+    model, data: FinetuneData, schedule: FinetuneSchedule, *, augmenter: Augmenter, rng: np.random.Generator
+) -> float:
+    """One epoch over the fetal images and a fresh draw of outliers, in ``rng``'s order; the mean batch loss."""
+    num_classes = len(CLASS_NAMES)
+    x_train, y_train, outliers = data.x_train, data.y_train, data.outliers
+    chosen = rng.choice(len(outliers), min(schedule.outliers_per_epoch, len(outliers)), replace=False)
+    order = rng.permutation(len(x_train) + len(chosen))
+    losses = []
+    for start in range(0, len(order), schedule.batch_size):
+        batch = order[start : start + schedule.batch_size]
+        fetal = batch[batch < len(x_train)]
+        other = chosen[batch[batch >= len(x_train)] - len(x_train)]
+        images = np.concatenate([x_train[fetal].astype(np.float32), outliers[other]])
+        targets = np.concatenate([one_hot(y_train[fetal], num_classes), uniform_targets(len(other), num_classes)])
+        weights = np.concatenate([data.class_weight[y_train[fetal]], np.full(len(other), schedule.outlier_weight)])
+        losses.append(float(model.train_on_batch(augmenter(images), targets, sample_weight=weights.astype(np.float32))))
+    return float(np.mean(losses))
+
+
+class _WeightSum:
+    """The running sum of the weights of the epochs from ``swa_start_epoch`` on (stochastic weight averaging)."""
+
+    def __init__(self) -> None:
+        self.total: list[np.ndarray] | None = None
+        self.count = 0
+
+    def add(self, weights: list[np.ndarray]) -> None:
+        self.total = weights if self.total is None else [a + b for a, b in zip(self.total, weights, strict=True)]
+        self.count += 1
+
+    def mean(self) -> list[np.ndarray]:
+        return [w / self.count for w in self.total]
+
+
+def _prefer_weight_average(
+    model,
+    result: MemberResult,
+    *,
+    best_epoch: int,
+    weight_sum: _WeightSum,
+    data: FinetuneData,
+    predict: Callable[[object, np.ndarray], np.ndarray],
+    log: Callable[[str], None],
+) -> MemberResult:
+    """The average of the epochs' weights instead of ``result``'s best epoch when it has the lower val loss
+    (two epochs or more only); leaves ``model`` with the averaged weights when it tried them."""
+    if weight_sum.count < 2:
+        return result
+    averaged = weight_sum.mean()
+    model.set_weights(averaged)
+    swa_loss = cross_entropy(one_hot(data.y_val, len(CLASS_NAMES)), predict(model, data.x_val))
+    log(
+        f"seed {result.seed}: best epoch {best_epoch} val loss {result.val_loss:.4f}; "
+        f"average of {weight_sum.count} epochs {swa_loss:.4f}"
+    )
+    if swa_loss > result.val_loss:
+        return result
+    return MemberResult(
+        seed=result.seed, weights=averaged, val_loss=swa_loss, kind="weight_average", history=result.history
+    )
+
+
 def finetune_member(
     model,
     *,
@@ -54,94 +141,60 @@ def finetune_member(
     augmenter: Augmenter,
     rng: np.random.Generator,
     start_weights: list[np.ndarray],
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    outliers: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    class_weight: np.ndarray,
+    data: FinetuneData,
+    schedule: FinetuneSchedule,
     loss,
     predict: Callable[[object, np.ndarray], np.ndarray],
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    patience: int,
-    swa_start_epoch: int,
-    outliers_per_epoch: int,
-    outlier_weight: float,
     log: Callable[[str], None],
 ) -> MemberResult:
     """Fine-tune ``model`` (backbone unfrozen) from ``start_weights``, drawing augmentation from ``augmenter``
     and outlier sampling and batch order from ``rng``; ``seed`` names the member."""
     import keras
 
-    num_classes = len(CLASS_NAMES)
     model.set_weights(start_weights)
-    per_epoch = min(outliers_per_epoch, len(outliers))
-    steps_per_epoch = -(-(len(x_train) + per_epoch) // batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps_per_epoch * epochs, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
-    val_targets = one_hot(y_val, num_classes)
+    per_epoch = min(schedule.outliers_per_epoch, len(data.outliers))
+    steps_per_epoch = -(-(len(data.x_train) + per_epoch) // schedule.batch_size)
+    decay = keras.optimizers.schedules.CosineDecay(
+        schedule.learning_rate, decay_steps=steps_per_epoch * schedule.epochs, alpha=0.05
+    )
+    model.compile(optimizer=keras.optimizers.Adam(decay), loss=loss)
+    val_targets = one_hot(data.y_val, len(CLASS_NAMES))
 
     best_loss, best_weights, best_epoch, waited = np.inf, model.get_weights(), 0, 0
-    swa_sum, swa_count, history = None, 0, []
-    for epoch in range(1, epochs + 1):
+    weight_sum, history = _WeightSum(), []
+    for epoch in range(1, schedule.epochs + 1):
         started = time.perf_counter()
-        chosen = rng.choice(len(outliers), per_epoch, replace=False)
-        order = rng.permutation(len(x_train) + len(chosen))
-        losses = []
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            fetal = batch[batch < len(x_train)]
-            other = chosen[batch[batch >= len(x_train)] - len(x_train)]
-            images = np.concatenate([x_train[fetal].astype(np.float32), outliers[other]])
-            targets = np.concatenate([one_hot(y_train[fetal], num_classes), uniform_targets(len(other), num_classes)])
-            weights = np.concatenate([class_weight[y_train[fetal]], np.full(len(other), outlier_weight)])
-            losses.append(
-                float(model.train_on_batch(augmenter(images), targets, sample_weight=weights.astype(np.float32)))
-            )
-        probabilities = predict(model, x_val)
+        train_loss = _train_epoch(model, data, schedule, augmenter=augmenter, rng=rng)
+        probabilities = predict(model, data.x_val)
         val_loss = cross_entropy(val_targets, probabilities)
-        summary = metrics.summary(y_val, probabilities.argmax(1), CLASS_NAMES)
+        summary = metrics.summary(data.y_val, probabilities.argmax(1), CLASS_NAMES)
         history.append(
             {
                 "epoch": epoch,
-                "train_loss": float(np.mean(losses)),
+                "train_loss": train_loss,
                 "val_loss": val_loss,
                 "val_accuracy": summary["accuracy"],
                 "val_macro_f1": summary["macro_f1"],
             }
         )
         log(
-            f"seed {seed} epoch {epoch}/{epochs}: train loss {np.mean(losses):.4f}, val loss {val_loss:.4f}, "
+            f"seed {seed} epoch {epoch}/{schedule.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
             f"val accuracy {summary['accuracy']:.3f}, macro-F1 {summary['macro_f1']:.3f} "
             f"({time.perf_counter() - started:.0f}s)"
         )
-        if epoch >= swa_start_epoch:
-            now = model.get_weights()
-            swa_sum = now if swa_sum is None else [a + b for a, b in zip(swa_sum, now, strict=True)]
-            swa_count += 1
+        if epoch >= schedule.swa_start_epoch:
+            weight_sum.add(model.get_weights())
         if val_loss < best_loss - 1e-4:
             best_loss, best_weights, best_epoch, waited = val_loss, model.get_weights(), epoch, 0
         else:
             waited += 1
-            if waited >= patience:
+            if waited >= schedule.patience:
                 log(f"seed {seed}: early stop, best epoch {best_epoch}")
                 break
     result = MemberResult(seed=seed, weights=best_weights, val_loss=best_loss, kind="best_epoch", history=history)
-    if swa_count >= 2:
-        averaged = [w / swa_count for w in swa_sum]
-        model.set_weights(averaged)
-        swa_loss = cross_entropy(val_targets, predict(model, x_val))
-        log(
-            f"seed {seed}: best epoch {best_epoch} val loss {best_loss:.4f}; "
-            f"average of {swa_count} epochs {swa_loss:.4f}"
-        )
-        if swa_loss <= best_loss:
-            result = MemberResult(
-                seed=seed, weights=averaged, val_loss=swa_loss, kind="weight_average", history=history
-            )
-    return result
+    return _prefer_weight_average(
+        model, result, best_epoch=best_epoch, weight_sum=weight_sum, data=data, predict=predict, log=log
+    )
 
 
 def choose_soup(

@@ -64,15 +64,19 @@ def fold_batchnorm(model):
         if layer.name not in convolutions:
             folded.get_layer(layer.name).set_weights(layer.get_weights())
             continue
-        bn = model.get_layer(convolutions[layer.name])
-        gamma, beta, mean, variance = (np.asarray(w, dtype=np.float64) for w in bn.get_weights())
-        scale = gamma / np.sqrt(variance + bn.epsilon)
-        kernel = np.asarray(layer.get_weights()[0], dtype=np.float64)
-        if type(layer).__name__ == "DepthwiseConv2D":
-            # (kh, kw, channels, multiplier): output channel c * multiplier + m
-            kernel = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
-        else:
-            kernel = kernel * scale  # (kh, kw, in, out): scale the output axis
-        bias = beta - mean * scale
-        folded.get_layer(layer.name).set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+        folded.get_layer(layer.name).set_weights(_folded_weights(layer, model.get_layer(convolutions[layer.name])))
     return folded
+
+
+def _folded_weights(conv, bn) -> list[np.ndarray]:
+    """Kernel and bias of ``conv`` with the inference-mode ``bn`` after it merged in (float64, then float32)."""
+    gamma, beta, mean, variance = (np.asarray(w, dtype=np.float64) for w in bn.get_weights())
+    scale = gamma / np.sqrt(variance + bn.epsilon)
+    kernel = np.asarray(conv.get_weights()[0], dtype=np.float64)
+    if type(conv).__name__ == "DepthwiseConv2D":
+        # (kh, kw, channels, multiplier): output channel c * multiplier + m
+        kernel = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
+    else:
+        kernel = kernel * scale  # (kh, kw, in, out): scale the output axis
+    bias = beta - mean * scale
+    return [kernel.astype(np.float32), bias.astype(np.float32)]

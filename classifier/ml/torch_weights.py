@@ -85,7 +85,10 @@ class _LazyTensor:
         return np.array(view)  # a compact copy that owns its memory
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
+# The unpickler calls this with torch._utils._rebuild_tensor_v2's positional signature, so it must keep it.
+def _rebuild_tensor_v2(  # noqa: PLR0917
+    storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None
+):
     if not isinstance(storage, _Storage):
         raise UnsafePickleError("tensor rebuilt from something that is not a storage")
     return _LazyTensor(storage, int(storage_offset), tuple(size), tuple(stride))
@@ -103,7 +106,7 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle.Unpickler):  # noqa: S301 - find_class below is the allow-list that makes it safe
     """An unpickler that resolves only :data:`ALLOWED_GLOBALS`.
 
     ``storage_factory`` turns a persistent id (a torch storage reference) into
@@ -173,7 +176,8 @@ def _load_zip(archive: zipfile.ZipFile) -> dict[str, np.ndarray]:
     return _materialise(state)
 
 
-def _load_legacy(handle: BinaryIO) -> dict[str, np.ndarray]:
+def _check_legacy_header(handle: BinaryIO) -> None:
+    """Magic number, protocol version and system info: the three pickles before a legacy state dict."""
     if restricted_loads_from(handle) != LEGACY_MAGIC_NUMBER:
         raise pickle.UnpicklingError("not a PyTorch checkpoint (bad magic number)")
     if restricted_loads_from(handle) != LEGACY_PROTOCOL_VERSION:
@@ -181,20 +185,10 @@ def _load_legacy(handle: BinaryIO) -> dict[str, np.ndarray]:
     sys_info = restricted_loads_from(handle)
     if not sys_info.get("little_endian", False):
         raise pickle.UnpicklingError("big-endian checkpoints are not supported")
-    storages: dict[str, _Storage] = {}
 
-    def storage_factory(pid) -> _Storage:
-        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
-            raise UnsafePickleError(f"unexpected persistent id {pid!r}")
-        _, storage_type, key, _location, numel, view_metadata = pid
-        if view_metadata is not None:
-            raise UnsafePickleError("storage views are not supported")
-        key = str(key)
-        if key not in storages:
-            storages[key] = _Storage(_storage_type(storage_type).dtype, int(numel))
-        return storages[key]
 
-    state = RestrictedUnpickler(handle, storage_factory).load()
+def _read_legacy_storages(handle: BinaryIO, storages: dict[str, _Storage]) -> None:
+    """Fill each storage the state dict referenced from the raw bytes after it, in the key list's order."""
     keys = restricted_loads_from(handle)
     if not isinstance(keys, list):
         raise pickle.UnpicklingError("storage key list missing")
@@ -209,6 +203,25 @@ def _load_legacy(handle: BinaryIO) -> dict[str, np.ndarray]:
         if len(raw) != numel * storage.dtype.itemsize:
             raise pickle.UnpicklingError(f"storage {key!r} is truncated")
         storage.array = np.frombuffer(raw, dtype=storage.dtype)
+
+
+def _load_legacy(handle: BinaryIO) -> dict[str, np.ndarray]:
+    _check_legacy_header(handle)
+    storages: dict[str, _Storage] = {}
+
+    def storage_factory(pid) -> _Storage:
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
+            raise UnsafePickleError(f"unexpected persistent id {pid!r}")
+        _, storage_type, key, _location, numel, view_metadata = pid
+        if view_metadata is not None:
+            raise UnsafePickleError("storage views are not supported")
+        key = str(key)
+        if key not in storages:
+            storages[key] = _Storage(_storage_type(storage_type).dtype, int(numel))
+        return storages[key]
+
+    state = RestrictedUnpickler(handle, storage_factory).load()
+    _read_legacy_storages(handle, storages)
     return _materialise(state)
 
 

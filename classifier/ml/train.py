@@ -42,7 +42,14 @@ from classifier.ml.data import (
     read_manifest,
 )
 from classifier.ml.efficientnet_lite import default_weights_path, weights_package
-from classifier.ml.finetune import choose_soup, finetune_member, one_hot, uniform_targets
+from classifier.ml.finetune import (
+    FinetuneData,
+    FinetuneSchedule,
+    choose_soup,
+    finetune_member,
+    one_hot,
+    uniform_targets,
+)
 from classifier.ml.inference import ReviewRule
 from classifier.ml.model import (
     add_logit_offsets,
@@ -146,31 +153,34 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def train(
-    *,
-    data_dir: str | Path,
-    out_dir: str | Path,
-    version: str = "1",
-    config: TrainConfig | None = None,
-    weights_path: str | Path | None = None,
-    records: list[Record] | None = None,
-    log: Callable[[str], None] = _log_default,
-) -> dict:
-    """Train, evaluate and write ``<out_dir>/fetal-planes-v<version>.{keras,card.json,card.md}``; return the card.
+@dataclass(frozen=True)
+class _Splits:
+    """The decoded images of one run: fetal train and val images, the training outliers."""
 
-    ``records`` overrides the manifest's rows and their splits (cross-validation reassigns them).
-    """
-    import keras
-    import tensorflow as tf
+    records: list[Record]
+    train_fetal: list[Record]
+    val_fetal: list[Record]
+    val_other: list[Record]
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    outliers: np.ndarray
 
-    config = config or TrainConfig()
-    started = time.perf_counter()
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-    num_classes, size = len(CLASS_NAMES), config.input_size
 
-    records = records if records is not None else read_manifest(data_dir)
-    records = limit_per_label(records, config.limit_per_label)
+@dataclass(frozen=True)
+class _Thresholds:
+    """Both needs-review thresholds and the val predictions they were chosen on."""
+
+    confidence: float
+    novelty: float
+    stats: dict
+    val_probabilities: np.ndarray
+    val_similarity: np.ndarray
+
+
+def _load_splits(data_dir: str | Path, records: list[Record], size: int) -> _Splits:
+    """Phase 1: decode every image the run needs once."""
     train_fetal = [r for r in records if r.split == "train" and r.is_fetal]
     train_other = [r for r in records if r.split == "train" and not r.is_fetal]
     val_fetal = [r for r in records if r.split == "val" and r.is_fetal]
@@ -185,41 +195,36 @@ def train(
             ood.training_outliers(size, evaluation.OOD_SEEDS["train"]),
         ]
     )
-    log(
-        f"data: {len(train_fetal)} train, {len(val_fetal)} val fetal images; {len(outliers)} training outliers; "
-        f"loaded in {time.perf_counter() - started:.0f}s"
-    )
+    return _Splits(records, train_fetal, val_fetal, val_other, x_train, y_train, x_val, y_val, outliers)
 
-    class_weight = _class_weights(y_train, num_classes)
-    model = build_classifier(
-        num_classes=num_classes,
-        input_size=size,
-        weights_path=weights_path or default_weights_path(config.backbone),
-        dropout=config.dropout,
-        backbone=config.backbone,
-    )
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
 
-    # Phase 1: the head on cached features of the frozen backbone.
+def _train_head(
+    model, data: _Splits, config: TrainConfig, *, augmenter: Augmenter, loss, class_weight: np.ndarray, log
+) -> dict:
+    """Phase 2: the dropout + softmax head on cached features of the frozen backbone (several augmented views of
+    each training image); its weights go into ``model``. Returns its val summary."""
+    import keras
+
+    num_classes = len(CLASS_NAMES)
     phase_started = time.perf_counter()
     extractor = feature_extractor(model)
-    augmenter = Augmenter(config.seed)
+    x_train, y_train = data.x_train, data.y_train
     views = [x_train.astype(np.float32)] + [
         augmenter(x_train[i : i + 64].astype(np.float32))
         for _ in range(config.head_views - 1)
         for i in range(0, len(x_train), 64)
     ]
     train_features = evaluation.predict(extractor, np.concatenate(views), batch_size=64)
-    outlier_features = evaluation.predict(extractor, outliers, batch_size=64)
-    val_features = evaluation.predict(extractor, x_val.astype(np.float32), batch_size=64)
+    outlier_features = evaluation.predict(extractor, data.outliers, batch_size=64)
+    val_features = evaluation.predict(extractor, data.x_val.astype(np.float32), batch_size=64)
     head_x = np.concatenate([train_features, outlier_features])
     head_y = np.concatenate(
-        [one_hot(np.tile(y_train, config.head_views), num_classes), uniform_targets(len(outliers), num_classes)]
+        [one_hot(np.tile(y_train, config.head_views), num_classes), uniform_targets(len(data.outliers), num_classes)]
     )
     head_w = np.concatenate(
         [
             class_weight[np.tile(y_train, config.head_views)],
-            np.full(len(outliers), config.outlier_weight * config.head_views),
+            np.full(len(data.outliers), config.outlier_weight * config.head_views),
         ]
     ).astype(np.float32)
     log(f"head: features of {len(head_x)} views in {time.perf_counter() - phase_started:.0f}s")
@@ -235,32 +240,52 @@ def train(
         batch_size=64,
         epochs=config.head_epochs,
         shuffle=True,
-        validation_data=(val_features, one_hot(y_val, num_classes)),
+        validation_data=(val_features, one_hot(data.y_val, num_classes)),
         callbacks=[keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True)],
         verbose=0,
     )
     model.get_layer("predictions").set_weights(head.layers[-1].get_weights())
-    head_val = metrics.summary(y_val, head.predict(val_features, verbose=0).argmax(1), CLASS_NAMES)
+    head_val = metrics.summary(data.y_val, head.predict(val_features, verbose=0).argmax(1), CLASS_NAMES)
     log(
         f"head: val accuracy {head_val['accuracy']:.3f}, macro-F1 {head_val['macro_f1']:.3f} "
         f"({time.perf_counter() - phase_started:.0f}s)"
     )
+    return head_val
 
-    # Phase 2: fine-tune one member per seed from the same start, then average their weights;
-    # validation loss decides between the soup and the best member.
-    phase_started = time.perf_counter()
+
+def _finetune(
+    model, data: _Splits, config: TrainConfig, *, augmenter: Augmenter, loss, class_weight: np.ndarray, log
+) -> dict:
+    """Phase 3: fine-tune one member per seed from the same start, then average their weights; validation loss
+    decides between the soup and the best member. Adds the class logit offsets. Returns the selection."""
+    import keras
+
     set_backbone_trainable(model, config.finetune_from_block)
     start_weights = model.get_weights()
-
-    def member_streams(index: int) -> tuple[Augmenter, np.random.Generator]:
-        if index == 0:  # the first member continues the head phase's random streams, as model v1 was trained
-            return augmenter, np.random.default_rng(config.seed)
-        keras.utils.set_random_seed(config.seed + index)
-        return Augmenter(config.seed + index), np.random.default_rng(config.seed + index)
-
+    member_data = FinetuneData(
+        x_train=data.x_train,
+        y_train=data.y_train,
+        outliers=data.outliers,
+        x_val=data.x_val,
+        y_val=data.y_val,
+        class_weight=class_weight,
+    )
+    schedule = FinetuneSchedule(
+        epochs=config.finetune_epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.finetune_learning_rate,
+        patience=config.patience,
+        swa_start_epoch=config.swa_start_epoch,
+        outliers_per_epoch=config.outliers_per_epoch,
+        outlier_weight=config.outlier_weight,
+    )
     members = []
     for index in range(config.members):
-        member_augmenter, member_rng = member_streams(index)
+        if index == 0:  # the first member continues the head phase's random streams, as model v1 was trained
+            member_augmenter, member_rng = augmenter, np.random.default_rng(config.seed)
+        else:
+            keras.utils.set_random_seed(config.seed + index)
+            member_augmenter, member_rng = Augmenter(config.seed + index), np.random.default_rng(config.seed + index)
         members.append(
             finetune_member(
                 model,
@@ -268,161 +293,316 @@ def train(
                 augmenter=member_augmenter,
                 rng=member_rng,
                 start_weights=start_weights,
-                x_train=x_train,
-                y_train=y_train,
-                outliers=outliers,
-                x_val=x_val,
-                y_val=y_val,
-                class_weight=class_weight,
+                data=member_data,
+                schedule=schedule,
                 loss=loss,
                 predict=evaluation.predict,
-                epochs=config.finetune_epochs,
-                batch_size=config.batch_size,
-                learning_rate=config.finetune_learning_rate,
-                patience=config.patience,
-                swa_start_epoch=config.swa_start_epoch,
-                outliers_per_epoch=config.outliers_per_epoch,
-                outlier_weight=config.outlier_weight,
                 log=log,
             )
         )
-    selected = choose_soup(model, members, x_val=x_val, y_val=y_val, predict=evaluation.predict, log=log)
+    selected = choose_soup(model, members, x_val=data.x_val, y_val=data.y_val, predict=evaluation.predict, log=log)
     log(f"selected on val: {selected['kind']} (val loss {selected['val_loss']:.4f})")
     if any(config.class_offsets):
         add_logit_offsets(model, config.class_offsets)
         log(f"class logit offsets {config.class_offsets} added to the classifier's bias")
-    finetune_seconds = time.perf_counter() - phase_started
+    return selected
 
-    # Novelty: similarity to the nearest training image, its threshold a fixed false-alarm budget on val.
-    bank = evaluation.predict(feature_extractor(model), x_train.astype(np.float32), batch_size=64)
-    model = with_novelty_output(model, bank)
-    val_probabilities, val_similarity = evaluation.predict_outputs(model, x_val)
-    novelty_threshold = metrics.novelty_threshold(val_similarity, config.novelty_false_alarm)
 
-    # The confidence threshold on validation only, counting what novelty already flags as flagged.
-    val_ood = [load_array(data_dir, val_other, size).astype(np.float32)] if val_other else []
+def _val_outliers(data_dir: str | Path, data: _Splits, size: int) -> np.ndarray:
+    """The out-of-distribution images the confidence threshold is chosen on: val non-fetal ultrasound,
+    blank/noise images, synthetic scenes and the val photographs (when scikit-image is there)."""
+    val_ood = [load_array(data_dir, data.val_other, size).astype(np.float32)] if data.val_other else []
     val_ood.append(ood.blank_noise_batch(64, size, evaluation.OOD_SEEDS["val"])[0])
     scene_rng = np.random.default_rng(evaluation.OOD_SEEDS["val"])
     val_ood.append(np.stack([ood.synthetic_scene(size, scene_rng) for _ in range(32)]))
     with contextlib.suppress(ImportError):
         val_ood.append(ood.photo_crops(ood.VAL_PHOTOS, size, 8, evaluation.OOD_SEEDS["val"]))
-    ood_probabilities, ood_similarity = evaluation.predict_outputs(model, np.concatenate(val_ood))
+    return np.concatenate(val_ood)
+
+
+def _review_thresholds(model, data_dir: str | Path, data: _Splits, *, config: TrainConfig, log) -> _Thresholds:
+    """Phase 4, on validation only: the novelty threshold as a fixed false-alarm budget, then the confidence
+    threshold, counting what novelty already flags as flagged."""
+    val_probabilities, val_similarity = evaluation.predict_outputs(model, data.x_val)
+    novelty_threshold = metrics.novelty_threshold(val_similarity, config.novelty_false_alarm)
+    ood_probabilities, ood_similarity = evaluation.predict_outputs(
+        model, _val_outliers(data_dir, data, config.input_size)
+    )
     threshold, threshold_stats = metrics.choose_threshold(
         np.where(val_similarity < novelty_threshold, 0.0, val_probabilities.max(axis=1)),
-        val_probabilities.argmax(1) == y_val,
+        val_probabilities.argmax(1) == data.y_val,
         np.where(ood_similarity < novelty_threshold, 0.0, ood_probabilities.max(axis=1)),
     )
     threshold_stats["novelty_flagged_val_fetal"] = float(np.mean(val_similarity < novelty_threshold))
     log(
         f"needs-review thresholds: confidence {threshold:.2f}, novelty {novelty_threshold:.3f} (val: {threshold_stats})"
     )
+    return _Thresholds(threshold, novelty_threshold, threshold_stats, val_probabilities, val_similarity)
 
-    # Save a fresh, optimizer-free copy of the model.
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model_path, json_path, md_path = card_paths(out_dir, MODEL_NAME, version)
+
+def _save_export(model, bank: np.ndarray, config: TrainConfig, model_path: Path):
+    """Save a fresh, optimizer-free copy of ``model`` (with its novelty output) and return it."""
     export = with_novelty_output(
-        build_classifier(num_classes=num_classes, input_size=size, dropout=config.dropout, backbone=config.backbone),
+        build_classifier(
+            num_classes=len(CLASS_NAMES),
+            input_size=config.input_size,
+            dropout=config.dropout,
+            backbone=config.backbone,
+        ),
         bank,
     )
     export.set_weights(model.get_weights())
     export.save(model_path)
-    train_seconds = time.perf_counter() - started
+    return export
 
-    review = ReviewRule(threshold, novelty_threshold)
+
+def _evaluate(
+    export, data_dir: str | Path, data: _Splits, thresholds: _Thresholds, *, input_size: int, log
+) -> tuple[dict, dict]:
+    """The saved model's val and test figures, fetal and out-of-distribution."""
+    review = ReviewRule(thresholds.confidence, thresholds.novelty)
     val_metrics = evaluation.fetal_metrics(
-        val_probabilities, val_fetal, class_names=CLASS_NAMES, review=review, similarity=val_similarity
+        thresholds.val_probabilities,
+        data.val_fetal,
+        class_names=CLASS_NAMES,
+        review=review,
+        similarity=thresholds.val_similarity,
     )
     val_metrics["ood"] = evaluation.ood_metrics(
         export,
         data_dir=data_dir,
-        records=[r for r in records if r.split == "val"],
+        records=[r for r in data.records if r.split == "val"],
         split="val",
-        input_size=size,
+        input_size=input_size,
         review=review,
     )
     test_metrics = evaluation.evaluate(
-        export, data_dir=data_dir, split="test", input_size=size, review=review, records=records
+        export, data_dir=data_dir, split="test", input_size=input_size, review=review, records=data.records
     )
     log(
         f"test: accuracy {test_metrics['accuracy']:.3f} {test_metrics['ci']['accuracy']}, "
         f"macro-F1 {test_metrics['macro_f1']:.3f}; OOD flagged "
         + ", ".join(f"{k} {v['flagged_share']:.2f}" for k, v in test_metrics["ood"].items())
     )
-    card = {
+    return val_metrics, test_metrics
+
+
+INTENDED_USE = (
+    "Decision support for trained sonographers and clinicians: it proposes which standard fetal "
+    "plane (brain, thorax, abdomen, femur) an ultrasound image shows, with a heatmap and a needs-review flag. "
+    "It is not a diagnosis, does not measure biometry or detect anomalies, and every result may be corrected "
+    "by a person."
+)
+OUTPUT = (
+    "softmax probabilities over the classes and the cosine similarity of the image's features to "
+    "the nearest training image's; needs_review when the top probability is below needs_review_threshold "
+    "or the similarity is below novelty_threshold"
+)
+KNOWN_LIMITS = (
+    "Trained on 385 fetal images from two public data sets (Barcelona; Algeria, Egypt, Ghana, Malawi, "
+    "Uganda); other machines, presets, populations and gestational ages may perform worse.",
+    "The test split is small (116 fetal images): see the confidence intervals.",
+    "Only four planes; any other view should come out flagged for review, but the out-of-distribution "
+    "figures come from small or synthetic sets and are not a guarantee.",
+    "Confidence is a softmax probability, not a calibrated clinical probability.",
+    "Brain sub-planes (trans-thalamic, trans-cerebellar, trans-ventricular) are not distinguished.",
+    "The novelty check compares each image with the training images only; images from machines or presets "
+    "unlike any of them may be flagged more often (more review work, not less safety).",
+)
+
+
+def _card_metrics(*, val_metrics: dict, test_metrics: dict, head_val: dict, threshold_stats: dict) -> dict:
+    return {
+        "bar": {"misses": evaluation.bar_failures(test_metrics), "thresholds": evaluation.BAR},
+        "test": {k: v for k, v in test_metrics.items() if k != "ood"},
+        "ood_test": test_metrics["ood"],
+        "val": {k: v for k, v in val_metrics.items() if k != "ood"},
+        "ood_val": val_metrics["ood"],
+        "head_only_val": {"accuracy": head_val["accuracy"], "macro_f1": head_val["macro_f1"]},
+        "threshold_selection_val": threshold_stats,
+    }
+
+
+def _architecture(config: TrainConfig) -> str:
+    package = weights_package(config.backbone)
+    offsets = (
+        f"; class logit offsets {list(config.class_offsets)} (fitted on cross-validated out-of-fold "
+        "predictions of train + val) added to its bias"
+        if any(config.class_offsets)
+        else ""
+    )
+    return (
+        f"EfficientNet-{config.backbone.capitalize()} (ImageNet weights from "
+        f"{package} {_versions(config.backbone).get(package, '?')}) with a dropout + dense softmax head{offsets}"
+    )
+
+
+def _preprocessing(size: int) -> str:
+    return (
+        "classifier.ml.preprocessing.preprocess: EXIF orientation, any mode to RGB, letterbox "
+        f"(aspect kept, black padding) to {size}x{size}, float32 0..255; normalisation (x - 127) / 128 is a layer "
+        "inside the model."
+    )
+
+
+def _card_data(records: list[Record]) -> dict:
+    return {
+        "source": "../shared/data/fetal-planes (manifest.csv; splits by patient)",
+        "counts": counts(records),
+        "citations": list(DATASET_CITATIONS),
+        "out_of_distribution": {
+            "training": "non-fetal ultrasound of the train split (other, maternal_cervix), synthetic blank/noise "
+            f"images (seed {evaluation.OOD_SEEDS['train']}), synthetic scenes, scikit-image photographs "
+            f"{', '.join(ood.TRAIN_PHOTOS)} with 8 random crops each (half grey)",
+            "validation": f"val non-fetal ultrasound, blank/noise seed {evaluation.OOD_SEEDS['val']}, "
+            f"synthetic scenes, scikit-image photographs {', '.join(ood.VAL_PHOTOS)} with 8 crops each",
+            "test": f"test non-fetal ultrasound, blank/noise seed {evaluation.OOD_SEEDS['test']}, held-out "
+            f"scikit-image photographs {', '.join(ood.EVAL_PHOTOS)} (whole and 4 random crops each)",
+        },
+    }
+
+
+def _card_training(*, config: TrainConfig, selected: dict, seconds: dict[str, float], command: str) -> dict:
+    return {
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+        "selected": {k: v for k, v in selected.items() if k != "members"},
+        "members": selected["members"],
+        "wall_seconds": round(seconds["wall"], 1),
+        "finetune_seconds": round(seconds["finetune"], 1),
+        "command": command,
+        "machine": f"{platform.machine()}, {platform.system()}",
+    }
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """The trained model (with its novelty output) and what its phases chose and measured on val."""
+
+    model: object
+    bank: np.ndarray  # pooled features of the training images, the novelty output's reference
+    head_val: dict
+    selected: dict
+    finetune_seconds: float
+    thresholds: _Thresholds
+
+
+def _fit(data_dir: str | Path, data: _Splits, config: TrainConfig, *, weights_path, log) -> _Fitted:
+    """Phases 2 to 4: the head, fine-tuning, the novelty output and both needs-review thresholds."""
+    import keras
+
+    class_weight = _class_weights(data.y_train, len(CLASS_NAMES))
+    model = build_classifier(
+        num_classes=len(CLASS_NAMES),
+        input_size=config.input_size,
+        weights_path=weights_path or default_weights_path(config.backbone),
+        dropout=config.dropout,
+        backbone=config.backbone,
+    )
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    augmenter = Augmenter(config.seed)  # the head's views and then the first member draw from it
+    head_val = _train_head(model, data, config, augmenter=augmenter, loss=loss, class_weight=class_weight, log=log)
+    finetune_started = time.perf_counter()
+    selected = _finetune(model, data, config, augmenter=augmenter, loss=loss, class_weight=class_weight, log=log)
+    finetune_seconds = time.perf_counter() - finetune_started
+
+    # Novelty: similarity to the nearest training image.
+    bank = evaluation.predict(feature_extractor(model), data.x_train.astype(np.float32), batch_size=64)
+    model = with_novelty_output(model, bank)
+    thresholds = _review_thresholds(model, data_dir, data, config=config, log=log)
+    return _Fitted(model, bank, head_val, selected, finetune_seconds, thresholds)
+
+
+def _card(
+    *,
+    model_path: Path,
+    version: str,
+    config: TrainConfig,
+    records: list[Record],
+    fitted: _Fitted,
+    evaluated: tuple[dict, dict],
+    training: dict,
+) -> dict:
+    """The model card: what the registry reads (file, hash, classes, thresholds) and what people need to judge
+    the model (figures, intended use, limits, data, recipe)."""
+    val_metrics, test_metrics = evaluated
+    return {
         "name": MODEL_NAME,
         "version": str(version),
         "file": model_path.name,
         "sha256": _sha256(model_path),
         "classes": list(CLASS_NAMES),
-        "input_size": size,
-        "needs_review_threshold": threshold,
-        "novelty_threshold": novelty_threshold,
-        "metrics": {
-            "bar": {"misses": evaluation.bar_failures(test_metrics), "thresholds": evaluation.BAR},
-            "test": {k: v for k, v in test_metrics.items() if k != "ood"},
-            "ood_test": test_metrics["ood"],
-            "val": {k: v for k, v in val_metrics.items() if k != "ood"},
-            "ood_val": val_metrics["ood"],
-            "head_only_val": {"accuracy": head_val["accuracy"], "macro_f1": head_val["macro_f1"]},
-            "threshold_selection_val": threshold_stats,
-        },
-        "architecture": f"EfficientNet-{config.backbone.capitalize()} (ImageNet weights from "
-        f"{weights_package(config.backbone)} {_versions(config.backbone).get(weights_package(config.backbone), '?')}) "
-        "with a dropout + dense softmax head"
-        + (
-            f"; class logit offsets {list(config.class_offsets)} (fitted on cross-validated out-of-fold "
-            "predictions of train + val) added to its bias"
-            if any(config.class_offsets)
-            else ""
+        "input_size": config.input_size,
+        "needs_review_threshold": fitted.thresholds.confidence,
+        "novelty_threshold": fitted.thresholds.novelty,
+        "metrics": _card_metrics(
+            val_metrics=val_metrics,
+            test_metrics=test_metrics,
+            head_val=fitted.head_val,
+            threshold_stats=fitted.thresholds.stats,
         ),
-        "preprocessing": f"classifier.ml.preprocessing.preprocess: EXIF orientation, any mode to RGB, letterbox "
-        f"(aspect kept, black padding) to {size}x{size}, float32 0..255; normalisation (x - 127) / 128 is a layer "
-        "inside the model.",
-        "output": "softmax probabilities over the classes and the cosine similarity of the image's features to "
-        "the nearest training image's; needs_review when the top probability is below needs_review_threshold "
-        "or the similarity is below novelty_threshold",
-        "intended_use": "Decision support for trained sonographers and clinicians: it proposes which standard fetal "
-        "plane (brain, thorax, abdomen, femur) an ultrasound image shows, with a heatmap and a needs-review flag. "
-        "It is not a diagnosis, does not measure biometry or detect anomalies, and every result may be corrected "
-        "by a person.",
-        "limits": [
-            "Trained on 385 fetal images from two public data sets (Barcelona; Algeria, Egypt, Ghana, Malawi, "
-            "Uganda); other machines, presets, populations and gestational ages may perform worse.",
-            "The test split is small (116 fetal images): see the confidence intervals.",
-            "Only four planes; any other view should come out flagged for review, but the out-of-distribution "
-            "figures come from small or synthetic sets and are not a guarantee.",
-            "Confidence is a softmax probability, not a calibrated clinical probability.",
-            "Brain sub-planes (trans-thalamic, trans-cerebellar, trans-ventricular) are not distinguished.",
-            "The novelty check compares each image with the training images only; images from machines or presets "
-            "unlike any of them may be flagged more often (more review work, not less safety).",
-            _weakest_class_limit(test_metrics),
-        ],
-        "data": {
-            "source": "../shared/data/fetal-planes (manifest.csv; splits by patient)",
-            "counts": counts(records),
-            "citations": list(DATASET_CITATIONS),
-            "out_of_distribution": {
-                "training": "non-fetal ultrasound of the train split (other, maternal_cervix), synthetic blank/noise "
-                f"images (seed {evaluation.OOD_SEEDS['train']}), synthetic scenes, scikit-image photographs "
-                f"{', '.join(ood.TRAIN_PHOTOS)} with 8 random crops each (half grey)",
-                "validation": f"val non-fetal ultrasound, blank/noise seed {evaluation.OOD_SEEDS['val']}, "
-                f"synthetic scenes, scikit-image photographs {', '.join(ood.VAL_PHOTOS)} with 8 crops each",
-                "test": f"test non-fetal ultrasound, blank/noise seed {evaluation.OOD_SEEDS['test']}, held-out "
-                f"scikit-image photographs {', '.join(ood.EVAL_PHOTOS)} (whole and 4 random crops each)",
-            },
-        },
-        "training": {
-            **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
-            "selected": {k: v for k, v in selected.items() if k != "members"},
-            "members": selected["members"],
-            "wall_seconds": round(train_seconds, 1),
-            "finetune_seconds": round(finetune_seconds, 1),
-            "command": _command(config, data_dir, out_dir, version),
-            "machine": f"{platform.machine()}, {platform.system()}",
-        },
+        "architecture": _architecture(config),
+        "preprocessing": _preprocessing(config.input_size),
+        "output": OUTPUT,
+        "intended_use": INTENDED_USE,
+        "limits": [*KNOWN_LIMITS, _weakest_class_limit(test_metrics)],
+        "data": _card_data(records),
+        "training": training,
         "library_versions": _versions(config.backbone),
     }
+
+
+def train(
+    *,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    version: str = "1",
+    config: TrainConfig | None = None,
+    weights_path: str | Path | None = None,
+    records: list[Record] | None = None,
+    log: Callable[[str], None] = _log_default,
+) -> dict:
+    """Train, evaluate and write ``<out_dir>/fetal-planes-v<version>.{keras,card.json,card.md}``; return the card.
+
+    ``records`` overrides the manifest's rows and their splits (cross-validation reassigns them).
+    The phases run in the order the module docstring gives; the order of their random draws is part of the
+    recipe (same seed, same model), so do not reorder them.
+    """
+    import keras
+    import tensorflow as tf
+
+    config = config or TrainConfig()
+    started = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    records = limit_per_label(records if records is not None else read_manifest(data_dir), config.limit_per_label)
+    data = _load_splits(data_dir, records, config.input_size)
+    log(
+        f"data: {len(data.train_fetal)} train, {len(data.val_fetal)} val fetal images; {len(data.outliers)} "
+        f"training outliers; loaded in {time.perf_counter() - started:.0f}s"
+    )
+    fitted = _fit(data_dir, data, config, weights_path=weights_path, log=log)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path, json_path, md_path = card_paths(out_dir, MODEL_NAME, version)
+    export = _save_export(fitted.model, fitted.bank, config, model_path)
+    train_seconds = time.perf_counter() - started
+    evaluated = _evaluate(export, data_dir, data, fitted.thresholds, input_size=config.input_size, log=log)
+    training = _card_training(
+        config=config,
+        selected=fitted.selected,
+        seconds={"wall": train_seconds, "finetune": fitted.finetune_seconds},
+        command=_command(config, data_dir, out_dir, version),
+    )
+    card = _card(
+        model_path=model_path,
+        version=version,
+        config=config,
+        records=records,
+        fitted=fitted,
+        evaluated=evaluated,
+        training=training,
+    )
     write_card(card, json_path, md_path)
     log(
         f"wrote {model_path} ({model_path.stat().st_size / 1e6:.1f} MB) and its card "

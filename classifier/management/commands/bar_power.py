@@ -24,54 +24,68 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args, **options):
-        import numpy as np
-
-        from classifier.ml.bar_power import (
-            assumed_rates,
-            format_simulation,
-            out_of_fold_counts,
-            simulate,
-            split_support,
-        )
-        from classifier.ml.data import CLASS_NAMES, read_manifest
+        from classifier.ml.bar_power import split_support
+        from classifier.ml.data import CLASS_NAMES
 
         sizes = options["per_class"] or options["scale"]
         if options["draws"] < 1 or min(sizes) < 1:
             raise CommandError("--draws, --scale and --per-class must be at least 1")
+        records, crossval_counts = self._read_inputs(options)
+        support = split_support(((r.source, r.label) for r in records if r.split == "test" and r.is_fetal), CLASS_NAMES)
+        counts, ways = self._error_counts(options, crossval_counts, support)
+        for size in sizes:
+            self._simulate_size(options, counts, support, size=size, ways=ways)
+
+    def _read_inputs(self, options) -> tuple[list, dict | None]:
+        """The manifest's rows and, with --crossval, the out-of-fold confusion counts per source."""
+        from classifier.ml.bar_power import out_of_fold_counts
+        from classifier.ml.data import CLASS_NAMES, read_manifest
+
         try:
             records = read_manifest(options["data"])
-            if options["crossval"]:
-                with open(options["crossval"]) as handle:
-                    counts = out_of_fold_counts(json.load(handle)["out_of_fold"], CLASS_NAMES)
+            if not options["crossval"]:
+                return records, None
+            with open(options["crossval"]) as handle:
+                return records, out_of_fold_counts(json.load(handle)["out_of_fold"], CLASS_NAMES)
         except (OSError, ValueError, KeyError) as error:
             raise CommandError(f"cannot read the inputs: {error}") from error
-        support = split_support(((r.source, r.label) for r in records if r.split == "test" and r.is_fetal), CLASS_NAMES)
-        if options["crossval"]:
-            for source, matrix in sorted(counts.items()):
+
+    def _error_counts(self, options, crossval_counts: dict | None, support: dict) -> tuple[dict, tuple[bool, ...]]:
+        """The error rates to simulate per source and the ways to draw them (plug-in and/or posterior)."""
+        from classifier.ml.bar_power import assumed_rates
+        from classifier.ml.data import CLASS_NAMES
+
+        if crossval_counts is not None:
+            for source, matrix in sorted(crossval_counts.items()):
                 self.stdout.write(f"out-of-fold {source} (rows true): {matrix.tolist()}")
-            ways = (False, True)
+            return crossval_counts, (False, True)
+        try:
+            rates = assumed_rates(options["assume_recall"], len(CLASS_NAMES))
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(f"assumed: recall {options['assume_recall']} on every class of every source")
+        return {source: rates for source in support}, (True,)
+
+    def _simulate_size(self, options, counts: dict, support: dict, *, size: int, ways: tuple[bool, ...]) -> None:
+        """Print the simulated chance of meeting the bar on a test split ``size`` times (or per class) as big."""
+        import numpy as np
+
+        from classifier.ml.bar_power import format_simulation, simulate
+        from classifier.ml.data import CLASS_NAMES
+
+        if options["per_class"]:
+            scaled = {source: np.full(len(CLASS_NAMES), size) for source in support}
+            label = f"{size} per class and source"
         else:
+            scaled = {source: n * size for source, n in support.items()}
+            label = f"x{size}"
+        described = ", ".join(f"{source} {n.tolist()}" for source, n in scaled.items())
+        self.stdout.write(f"test split {label}: {described} (brain, thorax, abdomen, femur)")
+        for plug_in in ways:
             try:
-                rates = assumed_rates(options["assume_recall"], len(CLASS_NAMES))
+                result = simulate(
+                    counts, scaled, CLASS_NAMES, draws=options["draws"], seed=options["seed"], plug_in=plug_in
+                )
             except ValueError as error:
                 raise CommandError(str(error)) from error
-            counts = {source: rates for source in support}
-            self.stdout.write(f"assumed: recall {options['assume_recall']} on every class of every source")
-            ways = (True,)
-        for size in sizes:
-            if options["per_class"]:
-                scaled = {source: np.full(len(CLASS_NAMES), size) for source in support}
-                label = f"{size} per class and source"
-            else:
-                scaled = {source: n * size for source, n in support.items()}
-                label = f"x{size}"
-            described = ", ".join(f"{source} {n.tolist()}" for source, n in scaled.items())
-            self.stdout.write(f"test split {label}: {described} (brain, thorax, abdomen, femur)")
-            for plug_in in ways:
-                try:
-                    result = simulate(
-                        counts, scaled, CLASS_NAMES, draws=options["draws"], seed=options["seed"], plug_in=plug_in
-                    )
-                except ValueError as error:
-                    raise CommandError(str(error)) from error
-                self.stdout.write(format_simulation(result))
+            self.stdout.write(format_simulation(result))
