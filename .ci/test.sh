@@ -11,7 +11,9 @@ ensure_redis
 ensure_postgres
 ensure_chromium
 
-log "ruff"
+log "ruff, djLint"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/djlint templates --lint
 log "pytest"
 exec .venv/bin/python -m pytest "$@"
