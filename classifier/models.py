@@ -164,26 +164,6 @@ class Prediction(models.Model):
 # ---- Integrator API: idempotency keys and webhooks ------------------------------------------
 
 
-class IdempotencyKey(models.Model):
-    """A client's ``Idempotency-Key`` and the response it got, replayed when the request is retried."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    request_path = models.CharField(max_length=500)
-    # sha256 of the request's method, path and canonical body: a retry must send the same request.
-    request_hash = models.CharField(max_length=64, default="")
-    # Null while the first request is still being processed.
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")]
-
-    def __str__(self) -> str:
-        return f"Idempotency key #{self.id} of user #{self.user_id}"
-
-
 class WebhookEvent(models.TextChoices):
     PREDICTION_CREATED = "prediction.created", "Prediction created"
     PREDICTION_REVIEWED = "prediction.reviewed", "Prediction reviewed"

@@ -1,8 +1,8 @@
 """Small helpers shared by the API modules: permissions, pagination, throttles, size-limited
 JSON, idempotent POSTs and the documented error responses.
 
-Token authentication lives in ``api_auth`` and the schema class in ``api_schema``: DRF imports
-those while it starts, before this module's imports can run."""
+Token authentication lives in ``fetalsite.accounts.authentication`` and the schema class in ``api_schema``:
+DRF imports those while it starts, before this module's imports can run."""
 
 from __future__ import annotations
 
@@ -214,7 +214,7 @@ def idempotent(view_method):
 
     @functools.wraps(view_method)
     def wrapper(self, request, *args, **kwargs):
-        from classifier import idempotency
+        from fetalsite.core import idempotency  # a model module: not before the apps are loaded
 
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "simple_history",
     "axes",
     "csp",
+    "fetalsite.core",
     "fetalsite.accounts",
     "patients",
     "classifier",
@@ -180,7 +181,7 @@ LOGGING = {
 
 # ---- Integrator API (issue 5): auth that logs, throttles, parsers, pagination, uploads ---------
 REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
-    "fetalsite.api_auth.LoggedTokenAuthentication",
+    "fetalsite.accounts.authentication.LoggedTokenAuthentication",
     "rest_framework.authentication.SessionAuthentication",
 ]
 REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "fetalsite.core.api_utils.ApiPagination"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from classifier.models import IdempotencyKey
+from fetalsite.core.models import IdempotencyKey
 from patients.models import Patient, Study
 
 PATIENT = {"mrn": "N-1", "given_name": "Maria", "family_name": "Rossi"}

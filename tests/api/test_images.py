@@ -116,7 +116,7 @@ class TestImageUploadApi:
 
         from django.utils import timezone
 
-        from classifier.models import IdempotencyKey
+        from fetalsite.core.models import IdempotencyKey
 
         first = _upload(api_client, study, _file(png_bytes(seed=6)), HTTP_IDEMPOTENCY_KEY="key-3")
         # As if the first request were still running: its key holds no answer yet.

@@ -1,6 +1,6 @@
 """Writes of idempotency keys: claim a key for a request, then store or release its result.
 
-A service module of its own because it serves every idempotent POST of the API, not one app's model."""
+Shared plumbing: it serves every idempotent POST of the API, whichever app the POST belongs to."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from classifier.models import IdempotencyKey
 from fetalsite.core.errors import ApplicationError
+from fetalsite.core.models import IdempotencyKey
 
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
