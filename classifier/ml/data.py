@@ -78,3 +78,9 @@ def counts(records: list[Record]) -> dict[str, dict[str, dict[str, int]]]:
     for (split, source, label), n in sorted(tally.items()):
         result.setdefault(split, {}).setdefault(source, {})[label] = n
     return result
+
+
+def fetal_count(split_counts: dict[str, dict[str, dict[str, int]]], split: str) -> int:
+    """How many fetal images (the four planes, every source) ``counts`` records for ``split``."""
+    by_source = split_counts.get(split, {}).values()
+    return sum(n for labels in by_source for label, n in labels.items() if label in CLASS_NAMES)

@@ -37,6 +37,7 @@ from classifier.ml.data import (
     DATASET_CITATIONS,
     Record,
     counts,
+    fetal_count,
     label_indices,
     load_array,
     read_manifest,
@@ -399,9 +400,6 @@ OUTPUT = (
     "or the similarity is below novelty_threshold"
 )
 KNOWN_LIMITS = (
-    "Trained on 385 fetal images from two public data sets (Barcelona; Algeria, Egypt, Ghana, Malawi, "
-    "Uganda); other machines, presets, populations and gestational ages may perform worse.",
-    "The test split is small (116 fetal images): see the confidence intervals.",
     "Only four planes; any other view should come out flagged for review, but the out-of-distribution "
     "figures come from small or synthetic sets and are not a guarantee.",
     "Confidence is a softmax probability, not a calibrated clinical probability.",
@@ -409,6 +407,19 @@ KNOWN_LIMITS = (
     "The novelty check compares each image with the training images only; images from machines or presets "
     "unlike any of them may be flagged more often (more review work, not less safety).",
 )
+
+
+def card_limits(split_counts: dict, test_metrics: dict) -> list[str]:
+    """The card's limits; its image counts are those the card records (``data.counts``), so a run on a
+    subset or a grown data set states its own."""
+    return [
+        f"Trained on {fetal_count(split_counts, 'train')} fetal images from two public data sets (Barcelona; "
+        "Algeria, Egypt, Ghana, Malawi, Uganda); other machines, presets, populations and gestational ages may "
+        "perform worse.",
+        f"The test split is small ({fetal_count(split_counts, 'test')} fetal images): see the confidence intervals.",
+        *KNOWN_LIMITS,
+        _weakest_class_limit(test_metrics),
+    ]
 
 
 def _card_metrics(*, val_metrics: dict, test_metrics: dict, head_val: dict, threshold_stats: dict) -> dict:
@@ -544,7 +555,7 @@ def _card(
         "preprocessing": _preprocessing(config.input_size),
         "output": OUTPUT,
         "intended_use": INTENDED_USE,
-        "limits": [*KNOWN_LIMITS, _weakest_class_limit(test_metrics)],
+        "limits": card_limits(counts(records), test_metrics),
         "data": _card_data(records),
         "training": training,
         "library_versions": _versions(config.backbone),
