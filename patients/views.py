@@ -30,7 +30,7 @@ from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
 from fetalsite.core.errors import ApplicationError
 from fetalsite.core.shown import note_patients
 from patients import selectors, services
-from patients.apis import ImageOutputSerializer, job_prediction
+from patients.apis import ImageOutputSerializer
 from patients.forms import (
     PatientForm,
     ReviewForm,
@@ -83,6 +83,7 @@ class HomeView(StaffPageMixin, TemplateView):
 
 
 class PatientCreateView(StaffPageMixin, FormView):
+    page_permission = "patients.add_patient"
     template_name = "patients/patient_form.html"
     form_class = PatientForm
 
@@ -99,11 +100,7 @@ class PatientCreateView(StaffPageMixin, FormView):
 class PatientUpdateView(StaffPageMixin, FormView):
     template_name = "patients/patient_form.html"
     form_class = PatientForm
-
-    def dispatch(self, request, *args, **kwargs):
-        if request.user.is_authenticated and not request.user.has_perm("patients.change_patient"):
-            raise PermissionDenied
-        return super().dispatch(request, *args, **kwargs)
+    page_permission = "patients.change_patient"
 
     def get_patient(self):
         if not hasattr(self, "_patient"):
@@ -143,6 +140,7 @@ class PatientDetailView(StaffPageMixin, TemplateView):
 
 
 class StudyCreateView(StaffPageMixin, FormView):
+    page_permission = "patients.add_study"
     template_name = "patients/study_form.html"
     form_class = StudyForm
 
@@ -165,8 +163,8 @@ class StudyCreateView(StaffPageMixin, FormView):
 
 
 def _card_context(image, *, can_review: bool) -> dict:
-    job = selectors.latest_job(image)
-    prediction = job_prediction(job)
+    job = classifier_selectors.image_latest_job(image)
+    prediction = classifier_selectors.job_prediction(job)
     probabilities = []
     if prediction is not None:
         for plane in FetalPlane:
@@ -326,7 +324,7 @@ class PredictionReviewView(StaffPageMixin, View):
 class JobRetryView(StaffPageMixin, View):
     def post(self, request, image_id: int):
         image = selectors.image_get(user=request.user, image_id=image_id)
-        job = selectors.latest_job(image)
+        job = classifier_selectors.image_latest_job(image)
         if job is None:
             raise Http404("This image has no job.")
         try:
@@ -365,7 +363,7 @@ class ImageFileView(StaffPageMixin, View):
         if self.variant == "preview" and image.format not in BROWSER_FORMATS:
             return _png_response(image)
         if self.variant == "heatmap":
-            prediction = job_prediction(selectors.latest_job(image))
+            prediction = classifier_selectors.image_latest_prediction(image)
             if prediction is None or not prediction.heatmap:
                 raise Http404("No heatmap for this image.")
             handle, name, content_type = prediction.heatmap.open("rb"), f"heatmap-{image.id}.png", "image/png"

@@ -1,0 +1,280 @@
+"""Every page and API route, every method, every role: the status each must answer, and for each refused write,
+that nothing in the database changed. The page and API counterpart of the admin's attack matrix.
+
+The routes come from the URLconf, so a route added without a row in EXPECTED fails here. A row reads, in the
+order of ROLES, the status each role gets. The requests are real: a write is sent with a body that would
+succeed for a role allowed to make it, so a refusal is the permission rule at work, not a bad request."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+
+import pytest
+from django.contrib.auth.models import update_last_login
+from django.contrib.auth.signals import user_logged_in
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from classifier import services as classifier_services
+from classifier.labels import PLANE_LABELS
+from classifier.ml.inference import ClassifierResult
+from classifier.models import ClassificationJob, ModelVersion
+from fetalsite.accounts.roles import Role
+from patients.services import image_upload
+from tests.dbstate import database_snapshot
+from tests.factories import StudyFactory, UserFactory
+from tests.images import png_bytes
+from tests.urlconf import all_routes, fill_route
+
+ROLES = ("anonymous", "sonographer", "clinician", "integrator", "clinic_admin", "other_clinic", "superuser")
+METHODS = ("get", "post", "put", "patch", "delete")
+SKIPPED_PREFIXES = ("admin/",)  # the admin has its own matrix: tests/accounts/test_admin_matrix.py
+_unique = itertools.count(1)
+
+# route -> method -> statuses in ROLES order: anonymous, sonographer, clinician, integrator, clinic admin, a user of
+# another clinic, superuser. A method missing from a row answers the default row of its kind: pages send the
+# anonymous caller to log in (302), refuse integrators (403: machine accounts use the API) and answer 405 to the
+# rest; the API answers 401 to callers without a token (superusers hold none: they work in the admin) and 405.
+PAGE_DEFAULT = "302 405 405 403 405 405 405"
+API_DEFAULT = "401 405 405 405 405 405 401"
+NOT_ALLOWED = "405 405 405 405 405 405 405"
+EXPECTED: dict[str, dict[str, str]] = {
+    # Pages
+    "": {"get": "302 200 200 403 200 200 200"},
+    "login/": {
+        "get": "200 302 302 302 302 302 302",
+        "post": "302 302 302 302 302 302 302",
+        "put": "200 302 302 302 302 302 302",  # Django's LoginView treats PUT as POST: an empty, invalid form
+        "patch": "405 302 302 302 302 302 302",
+        "delete": "405 302 302 302 302 302 302",
+    },
+    "logout/": {"get": NOT_ALLOWED, "post": "302 302 302 302 302 302 302", "put": NOT_ALLOWED, "patch": NOT_ALLOWED,
+                "delete": NOT_ALLOWED},
+    "health/": {"get": " ".join(["200|503"] * 7), "post": NOT_ALLOWED, "put": NOT_ALLOWED, "patch": NOT_ALLOWED,
+                "delete": NOT_ALLOWED},  # 503 while no worker answers the ping
+    "model/": {"get": "302 200 200 403 200 200 200"},
+    "patients/new/": {
+        "get": "302 200 200 403 403 200 200",
+        "post": "302 302 302 403 403 302 200",  # the superuser belongs to no clinic: the form says so
+        "put": "302 405 405 403 403 405 405",
+        "patch": "302 405 405 403 403 405 405",
+        "delete": "302 405 405 403 403 405 405",
+    },
+    "patients/<int:patient_id>/": {"get": "302 200 200 403 200 404 200"},
+    "patients/<int:patient_id>/edit/": {
+        "get": "302 200 200 403 403 404 200",
+        "post": "302 302 302 403 403 404 302",
+        "put": "302 405 405 403 403 405 405",
+        "patch": "302 405 405 403 403 405 405",
+        "delete": "302 405 405 403 403 405 405",
+    },
+    "patients/<int:patient_id>/studies/new/": {
+        "get": "302 200 200 403 403 404 200",
+        "post": "302 302 302 403 403 404 302",
+        "put": "302 405 405 403 403 405 405",
+        "patch": "302 405 405 403 403 405 405",
+        "delete": "302 405 405 403 403 405 405",
+    },
+    "studies/<int:study_id>/": {"get": "302 200 200 403 200 404 200"},
+    "studies/<int:study_id>/complete/": {"post": "302 302 302 403 403 404 302"},
+    "studies/<int:study_id>/upload/": {"post": "302 302 302 403 403 404 302"},
+    "studies/<int:study_id>/images.json": {"get": "302 200 200 403 200 404 200"},
+    "images/<int:image_id>/file/": {"get": "302 200 200 403 200 404 200"},
+    "images/<int:image_id>/preview/": {"get": "302 200 200 403 200 404 200"},
+    "images/<int:image_id>/heatmap/": {"get": "302 200 200 403 200 404 200"},
+    "images/<int:image_id>/history/": {"get": "302 200 200 403 200 404 200"},
+    "images/<int:image_id>/review/": {"post": "302 403 302 403 403 404 302"},
+    "images/<int:image_id>/retry/": {"post": "302 302 302 403 403 404 302"},
+    # The API's description, public like its documentation
+    "api/schema/": {"get": "200 200 200 200 200 200 200", "post": NOT_ALLOWED, "put": NOT_ALLOWED,
+                    "patch": NOT_ALLOWED, "delete": NOT_ALLOWED},
+    "api/docs/": {"get": "200 200 200 200 200 200 200", "post": NOT_ALLOWED, "put": NOT_ALLOWED,
+                  "patch": NOT_ALLOWED, "delete": NOT_ALLOWED},
+    # The API (the test settings let every role hold a token; the default lets only integrators)
+    "api/v1/auth/token/": {"post": "200 200 200 200 200 200 200", "delete": "401 204 204 204 204 204 401"},
+    "api/v1/auth/token/rotate/": {"post": "401 200 200 200 200 200 401"},
+    "api/v1/patients/": {"get": "401 200 200 200 200 200 401", "post": "401 201 201 201 403 201 401"},
+    "api/v1/patients/<int:patient_id>/": {"get": "401 200 200 200 200 404 401", "patch": "401 200 200 200 403 404 401"},
+    "api/v1/studies/": {"get": "401 200 200 200 200 200 401", "post": "401 201 201 201 403 404 401"},
+    "api/v1/studies/<int:study_id>/": {"get": "401 200 200 200 200 404 401", "patch": "401 200 200 200 403 404 401"},
+    "api/v1/studies/<int:study_id>/complete/": {"post": "401 200 200 200 403 404 401"},
+    "api/v1/studies/<int:study_id>/images/": {"post": "401 202 202 202 403 404 401"},
+    "api/v1/images/": {"get": "401 200 200 200 200 200 401"},
+    "api/v1/images/<int:image_id>/": {"get": "401 200 200 200 200 404 401"},
+    "api/v1/images/<int:image_id>/file/": {"get": "401 200 200 200 200 404 401"},
+    "api/v1/images/<int:image_id>/history/": {"get": "401 200 200 200 200 404 401"},
+    "api/v1/images/<int:image_id>/review/": {"post": "401 403 200 403 403 404 401"},
+    "api/v1/jobs/": {"get": "401 200 200 200 200 200 401"},
+    "api/v1/jobs/<int:job_id>/": {"get": "401 200 200 200 200 404 401"},
+    "api/v1/jobs/<int:job_id>/retry/": {"post": "401 202 202 202 403 404 401"},
+    "api/v1/predictions/": {"get": "401 200 200 200 200 200 401"},
+    "api/v1/predictions/<int:prediction_id>/": {"get": "401 200 200 200 200 404 401"},
+    "api/v1/model-versions/": {"get": "401 200 200 200 200 200 401"},
+    "api/v1/model-versions/<str:model_version>/": {"get": "401 200 200 200 200 200 401"},
+}  # fmt: skip
+
+
+def _status_row(row: str) -> tuple[frozenset[int], ...]:
+    """'200 403 200|503 ...': each role's status, or the statuses one of which it may answer."""
+    statuses = tuple(frozenset(int(value) for value in cell.split("|")) for cell in row.split())
+    assert len(statuses) == len(ROLES), row
+    return statuses
+
+
+def _matches(statuses: list[int], expected: tuple[frozenset[int], ...]) -> bool:
+    return all(status in allowed for status, allowed in zip(statuses, expected, strict=True))
+
+
+def _prediction(study, user) -> ClassificationJob:
+    image = image_upload(study=study, data=png_bytes(seed=next(_unique)), filename="m.png", uploaded_by=user).image
+    job = image.jobs.get()
+    classifier_services.job_start(job_id=job.id)
+    probabilities = dict.fromkeys(PLANE_LABELS, 0.1)
+    probabilities[PLANE_LABELS[0]] = 0.7
+    result = ClassifierResult(
+        label=PLANE_LABELS[0], confidence=0.7, probabilities=probabilities, needs_review=False, inference_ms=3
+    )
+    classifier_services.prediction_save(job_id=job.id, result=result, heatmap_png=png_bytes(seed=99))
+    job.refresh_from_db()
+    return job
+
+
+@pytest.fixture
+def no_last_login_updates():
+    """Logging in stamps last_login (and a history row); here that is not the write being looked for."""
+    user_logged_in.disconnect(update_last_login, dispatch_uid="update_last_login")
+    yield
+    user_logged_in.connect(update_last_login, dispatch_uid="update_last_login")
+
+
+@pytest.fixture
+def people(north, south, no_last_login_updates):
+    return {
+        "anonymous": None,
+        "sonographer": UserFactory(username="sono_north", clinic=north, role=Role.SONOGRAPHER),
+        "clinician": UserFactory(username="clin_north", clinic=north, role=Role.CLINICIAN),
+        "integrator": UserFactory(username="api_north", clinic=north, role=Role.INTEGRATOR),
+        "clinic_admin": UserFactory(username="admin_north", clinic=north, is_staff=True, role=Role.CLINIC_ADMIN),
+        "other_clinic": UserFactory(username="sono_south", clinic=south, role=Role.SONOGRAPHER),
+        "superuser": UserFactory(username="root", clinic=None, is_superuser=True, is_staff=True, role=None),
+    }
+
+
+def _records(people) -> dict:
+    """Fresh North records for one request: a study with a classified image, and a failed job to retry."""
+    sonographer = people["sonographer"]
+    if not ModelVersion.objects.filter(is_active=True).exists():
+        ModelVersion.objects.create(
+            name="tiny", version="1", file_path="t.keras", sha256="0" * 64, input_size=32, review_threshold=0.5,
+            class_labels=PLANE_LABELS, is_active=True,
+        )  # fmt: skip
+    study = StudyFactory(patient__clinic=sonographer.clinic, created_by=sonographer)
+    job = _prediction(study, sonographer)
+    failed = image_upload(study=study, data=png_bytes(seed=next(_unique)), filename="f.png", uploaded_by=sonographer)
+    ClassificationJob.objects.filter(image=failed.image).update(status=ClassificationJob.Status.FAILED)
+    return {
+        "patient_id": study.patient_id,
+        "study_id": study.id,
+        "image_id": job.image_id,
+        "job_id": ClassificationJob.objects.get(image=failed.image).id,
+        "prediction_id": job.prediction.id,
+        "model_version": "tiny:1",
+    }
+
+
+def _body(route: str, method: str, records: dict) -> dict:
+    """A body an allowed role's request would succeed with."""
+    n = next(_unique)
+    if route in ("api/v1/patients/", "patients/new/"):
+        return {"mrn": f"M-{n}", "given_name": "Ana", "family_name": f"Lima{n}"}
+    if route.endswith("/edit/") or (route == "api/v1/patients/<int:patient_id>/" and method != "delete"):
+        return {"mrn": f"E-{n}", "given_name": "Ana", "family_name": "Edited"}
+    if route in ("api/v1/studies/",):
+        return {"patient": records["patient_id"], "exam_date": "2026-01-20"}
+    if route.endswith("studies/new/"):
+        return {"exam_date": "2026-01-20"}
+    if route.endswith(("/upload/", "/images/")):
+        return {"file": SimpleUploadedFile(f"u{n}.png", png_bytes(seed=1000 + n), content_type="image/png")}
+    if route.endswith("/review/"):
+        return {"label": PLANE_LABELS[1], "comment": ""}
+    if route == "login/":
+        return {"username": "sono_north", "password": "correct-horse-battery"}
+    if route == "api/v1/auth/token/" and method == "post":
+        return {"username": "sono_north", "password": "correct-horse-battery"}
+    return {}
+
+
+def _call(client, route: str, method: str, role: str, people, records):
+    user = people[role]
+    url = fill_route(route, records).replace("<str:model_version>", records["model_version"])
+    headers = {}
+    client.logout()
+    if user is not None and route.startswith("api/"):
+        token = Token.objects.filter(user=user).first()
+        if token is not None:
+            headers["HTTP_AUTHORIZATION"] = f"Token {token.key}"
+    elif user is not None:
+        client.force_login(user)
+    body = _body(route, method, records)
+    if method == "get":
+        return client.get(url, **headers)
+    uploads = any(isinstance(value, SimpleUploadedFile) for value in body.values())
+    if method == "post" and (uploads or not route.startswith("api/")):
+        return client.post(url, body, **headers)  # multipart, as a browser's form or an upload sends it
+    if uploads:
+        body = {}  # PUT, PATCH or DELETE of an upload route: the method is what is refused
+    return getattr(client, method)(url, json.dumps(body), content_type="application/json", **headers)
+
+
+def _routes() -> list[str]:
+    return sorted(
+        route
+        for route, pattern in all_routes()
+        if not route.startswith(SKIPPED_PREFIXES) and "[" not in route and "^" not in route
+    )
+
+
+def _expected(route: str, method: str) -> tuple[frozenset[int], ...]:
+    row = EXPECTED.get(route, {}).get(method)
+    if row is None:
+        row = API_DEFAULT if route.startswith("api/v1/") else PAGE_DEFAULT
+    return _status_row(row)
+
+
+def test_every_route_has_a_row():
+    missing = [route for route in _routes() if route not in EXPECTED]
+    assert not missing, f"add rows to EXPECTED for {missing}"
+
+
+@pytest.mark.parametrize("route", _routes())
+def test_each_role_gets_the_expected_status_and_refused_writes_change_nothing(client, people, route, settings):
+    settings.API_THROTTLE_RATES = {"user": "100000/minute", "anon": "100000/minute", "login": "100000/minute"}
+    records = _records(people)
+    for user in people.values():
+        if user is not None and not user.is_superuser:  # superusers hold no token: they work in the admin
+            Token.objects.get_or_create(user=user)
+    before = database_snapshot()
+    observed, problems = {}, []
+    for method in METHODS:
+        statuses = []
+        for role in ROLES:
+            # Every request starts from the same records: what one request wrote is rolled back before the next.
+            savepoint = transaction.savepoint()
+            response = _call(client, route, method, role, people, records)
+            statuses.append(response.status_code)
+            # 401 and 405 answer before any view code runs; every other refused write is checked.
+            refused = response.status_code >= 400 and response.status_code not in (401, 405)
+            if method != "get" and refused and database_snapshot() != before:
+                problems.append(f"{method.upper()} {route} as {role}: refused ({response.status_code}) yet wrote")
+            transaction.savepoint_rollback(savepoint)
+        observed[method] = " ".join(str(status) for status in statuses)
+        if not _matches(statuses, _expected(route, method)):
+            wanted = EXPECTED.get(route, {}).get(method, "the default row")
+            problems.append(f"{method.upper()} {route}: expected {wanted}, got {observed[method]}")
+    if os.environ.get("MATRIX_PRINT"):
+        with open(os.environ["MATRIX_PRINT"], "a") as out:
+            out.write(f"    {route!r}: {observed!r},\n")
+    assert not problems, "\n".join(problems)
