@@ -1,8 +1,8 @@
 from django.contrib import admin, messages
 
 from classifier.models import ClassificationJob, ModelVersion, Prediction, WebhookDelivery, WebhookEndpoint
-from classifier.services import model_version_activate
-from classifier.webhooks import webhook_delivery_resend, webhook_endpoint_save
+from classifier.services import model_version_activate, webhook_delivery_resend
+from classifier.webhooks import webhook_endpoint_save
 from fetalsite.accounts.admin_base import ClinicScopedAdmin, ReadOnlyHistoryAdmin
 from fetalsite.accounts.models import Clinic
 from fetalsite.accounts.selectors import scope_to_user

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier import selectors, services
 from classifier.filters import JobFilter, PredictionFilter
-from classifier.labels import PLANE_LABELS, FetalPlane
-from fetalsite.accounts.roles import user_can_review
-from fetalsite.core.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
+from classifier.labels import PLANE_LABELS
+from classifier.serializers import JobOutputSerializer, PredictionOutputSerializer
+from fetalsite.core.api_input import UNKNOWN_FIELD_EXAMPLE, validate_empty_body
 from fetalsite.core.api_utils import READ_ERRORS, HasRequiredPerms, error_responses
 from fetalsite.core.lists import FilteredListApi
-from patients import selectors as patient_selectors
-from patients.apis import JobOutputSerializer, PredictionOutputSerializer
 
 
 class JobListApi(FilteredListApi):
@@ -115,68 +112,6 @@ class PredictionDetailApi(APIView):
     )
     def get(self, request, prediction_id: int):
         prediction = selectors.prediction_get(user=request.user, prediction_id=prediction_id)
-        return Response(PredictionOutputSerializer(prediction).data)
-
-
-class CanReviewPredictions(BasePermission):
-    """Checked on the image once it is found: clinicians (review rights) only."""
-
-    message = "Only clinicians can review predictions."
-
-    def has_object_permission(self, request, view, obj) -> bool:
-        return user_can_review(request.user)
-
-
-class PredictionReviewApi(APIView):
-    """A clinician confirms or corrects the label of the image's newest prediction.
-
-    The model's own label stays as it was; the review is kept in the image's history."""
-
-    permission_classes = [HasRequiredPerms, CanReviewPredictions]
-    required_perms = {"POST": ["classifier.view_prediction"]}
-
-    class InputSerializer(StrictInputSerializer):
-        label = serializers.ChoiceField(choices=FetalPlane.choices)
-        comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
-
-    @extend_schema(
-        operation_id="images_review",
-        summary="Review an image's prediction (clinicians only)",
-        request=InputSerializer,
-        examples=[
-            OpenApiExample(
-                "Correct the label",
-                value={"label": "fetal_thorax", "comment": "Four-chamber view."},
-                request_only=True,
-            )
-        ],
-        responses={
-            200: PredictionOutputSerializer,
-            **error_responses(
-                400,
-                401,
-                403,
-                404,
-                409,
-                413,
-                415,
-                429,
-                examples={
-                    403: {"detail": "Only clinicians can review predictions.", "code": "permission_denied"},
-                    409: {
-                        "detail": "This image has no prediction yet; wait for its job to finish.",
-                        "code": "not_classified",
-                    },
-                },
-            ),
-        },
-    )
-    def post(self, request, image_id: int):
-        image = patient_selectors.image_get(user=request.user, image_id=image_id)
-        self.check_object_permissions(request, image)  # another clinic's image is a 404 before any 403
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        prediction = services.image_review(image=image, reviewed_by=request.user, **serializer.validated_data)
         return Response(PredictionOutputSerializer(prediction).data)
 
 

@@ -41,4 +41,4 @@ class PredictionFilter(django_filters.FilterSet):
         fields = ["label", "needs_review"]
 
     def filter_reviewed(self, queryset, name, value):
-        return queryset.exclude(reviewed_label="") if value else queryset.filter(reviewed_label="")
+        return queryset.reviewed(value)

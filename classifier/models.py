@@ -63,6 +63,10 @@ class ClassificationJobQuerySet(models.QuerySet):
     def for_clinics(self, clinic_ids) -> ClassificationJobQuerySet:
         return self.filter(image__study__patient__clinic_id__in=clinic_ids)
 
+    def newest_first(self) -> ClassificationJobQuerySet:
+        """An image's newest job comes first: the one whose result the image shows."""
+        return self.order_by("-queued_at", "-id")
+
 
 class ClassificationJob(models.Model):
     class Status(models.TextChoices):
@@ -103,6 +107,14 @@ class ClassificationJob(models.Model):
 class PredictionQuerySet(models.QuerySet):
     def for_clinics(self, clinic_ids) -> PredictionQuerySet:
         return self.filter(job__image__study__patient__clinic_id__in=clinic_ids)
+
+    def reviewed(self, reviewed: bool = True) -> PredictionQuerySet:
+        """Confirmed or corrected by a clinician (``reviewed=False``: not yet)."""
+        return self.exclude(reviewed_label="") if reviewed else self.filter(reviewed_label="")
+
+    def awaiting_review(self) -> PredictionQuerySet:
+        """Flagged by the model (needs_review) and not yet reviewed by a clinician."""
+        return self.filter(needs_review=True).reviewed(False)
 
 
 class Prediction(models.Model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
 from classifier.models import ClassificationJob, ModelVersion, Prediction
@@ -19,6 +19,57 @@ def prediction_get(*, user, prediction_id: int) -> Prediction:
         Prediction.objects.select_related("job", "job__model_version", "job__image", "reviewed_by"), user=user
     )
     return get_object_or_404(predictions, id=prediction_id)
+
+
+# ---- An image's latest job and prediction, and whether it awaits review -------------------------
+# The one definition that the pages, the image API, the list filters, the worklist and the review service
+# share: an image's latest job is its newest (ClassificationJobQuerySet.newest_first), and its latest
+# prediction is that job's, so it has none while its newest job is queued, running or failed. It awaits
+# review when that prediction was flagged by the model and no clinician has reviewed it yet.
+# The images are the patients app's; this app names them only through the ORM (``image``, ``jobs``).
+
+_JOBS_NEWEST_FIRST = "jobs_newest_first"
+
+
+def latest_jobs_prefetch() -> Prefetch:
+    """For an image queryset: each image's jobs (with model, prediction and reviewer), newest first, so that
+    ``image_latest_job`` and ``image_latest_prediction`` need no query of their own."""
+    jobs = ClassificationJob.objects.select_related("model_version", "prediction", "prediction__reviewed_by")
+    return Prefetch("jobs", queryset=jobs.newest_first(), to_attr=_JOBS_NEWEST_FIRST)
+
+
+def image_latest_job(image) -> ClassificationJob | None:
+    jobs = getattr(image, _JOBS_NEWEST_FIRST, None)
+    if jobs is None:
+        newest = ClassificationJob.objects.filter(image=image).newest_first()
+        jobs = list(newest.select_related("model_version", "prediction", "prediction__reviewed_by")[:1])
+    return jobs[0] if jobs else None
+
+
+def job_prediction(job: ClassificationJob | None) -> Prediction | None:
+    """The job's prediction, or None, without a query when it was select_related."""
+    if job is None:
+        return None
+    try:
+        return job.prediction
+    except Prediction.DoesNotExist:
+        return None
+
+
+def image_latest_prediction(image) -> Prediction | None:
+    return job_prediction(image_latest_job(image))
+
+
+def image_latest_prediction_subquery() -> QuerySet[Prediction]:
+    """The same latest prediction inside a query over images (``OuterRef("pk")`` is the image), for filters
+    and annotations: ``Subquery(image_latest_prediction_subquery().values("label")[:1])``."""
+    newest_job = ClassificationJob.objects.filter(image=OuterRef(OuterRef("pk"))).newest_first()
+    return Prediction.objects.filter(job_id=Subquery(newest_job.values("id")[:1]))
+
+
+def image_awaits_review() -> Exists:
+    """True for an image (``OuterRef("pk")``) whose latest prediction awaits a clinician's review."""
+    return Exists(image_latest_prediction_subquery().awaiting_review())
 
 
 def model_version_list() -> QuerySet[ModelVersion]:

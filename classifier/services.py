@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from datetime import timedelta
@@ -17,8 +18,8 @@ from django.utils import timezone
 from classifier import webhooks
 from classifier.labels import PLANE_LABELS
 from classifier.ml.inference import file_sha256
-from classifier.models import ClassificationJob, ModelVersion, Prediction
-from classifier.selectors import active_model_version
+from classifier.models import ClassificationJob, ModelVersion, Prediction, WebhookDelivery
+from classifier.selectors import active_model_version, image_latest_prediction
 from fetalsite.accounts.roles import require_permission, user_can_review
 from fetalsite.core.errors import ApplicationError
 
@@ -99,7 +100,9 @@ def model_version_activate(*, model_version: ModelVersion, activated_by=None) ->
     return model_version
 
 
-# ---- Jobs -------------------------------------------------------------------------------------
+# ---- Queueing tasks ------------------------------------------------------------------------------
+# Services queue the Celery tasks and the tasks call services: the one pair of modules that import each other
+# (the tasks lazily), as docs/architecture.md says. Nothing else in the app imports the tasks.
 
 
 def _send(job_id: int) -> None:
@@ -116,6 +119,46 @@ def _send(job_id: int) -> None:
 
 def _enqueue(job: ClassificationJob) -> None:
     transaction.on_commit(lambda: _send(job.id))
+
+
+def _webhook_delivery_send(delivery_id: int) -> None:
+    from classifier.tasks import webhook_delivery_attempt as webhook_delivery_attempt_task
+
+    try:
+        webhook_delivery_attempt_task.apply_async(kwargs={"delivery_id": delivery_id})
+    except Exception:
+        # The broker is down: the delivery stays PENDING and the sweeper (or an admin) sends it again.
+        logger.exception("Could not queue webhook delivery %s", delivery_id)
+
+
+def webhook_deliveries_send(deliveries: list[WebhookDelivery]) -> None:
+    """Queue the deliveries a webhook event recorded, once the transaction that recorded them commits."""
+    for delivery in deliveries:
+        transaction.on_commit(functools.partial(_webhook_delivery_send, delivery.id))
+
+
+def webhook_deliveries_requeue_stale() -> list[int]:
+    """Resend deliveries whose message was never sent (broker down), was lost, or whose worker died.
+
+    Run by Celery beat. A receiver may see an event twice; the event id header lets it drop repeats.
+    """
+    delivery_ids = webhooks.webhook_delivery_stale_ids()
+    for delivery_id in delivery_ids:
+        transaction.on_commit(functools.partial(_webhook_delivery_send, delivery_id))
+    if delivery_ids:
+        logger.info("Re-enqueued %d stale webhook deliveries", len(delivery_ids))
+    return delivery_ids
+
+
+@transaction.atomic
+def webhook_delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a delivery again now, with a fresh attempt budget (an admin action)."""
+    delivery = webhooks.webhook_delivery_reset(delivery_id=delivery.id)
+    webhook_deliveries_send([delivery])
+    return delivery
+
+
+# ---- Jobs -------------------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -204,7 +247,7 @@ def job_start(*, job_id: int) -> ClassificationJob | None:
             job.error = f"Gave up after {job.attempts} attempts; the last one did not finish."
             job.finished_at = timezone.now()
             job.save(update_fields=["status", "error", "finished_at"])
-            webhooks.webhook_job_failed_emit(job=job)
+            webhook_deliveries_send(webhooks.webhook_job_failed_record(job=job))
             return None
         job.status = ClassificationJob.Status.RUNNING
         job.attempts += 1
@@ -257,7 +300,9 @@ def prediction_save(*, job_id: int, result, heatmap_png: bytes | None) -> Classi
             job.error = ""
             job.finished_at = timezone.now()
             job.save(update_fields=["status", "error", "finished_at"])
-            webhooks.webhook_prediction_event_emit(prediction=prediction, event_type="prediction.created")
+            webhook_deliveries_send(
+                webhooks.webhook_prediction_event_record(prediction=prediction, event_type="prediction.created")
+            )
             return job
     except _AlreadyDone:
         if heatmap_path:
@@ -293,7 +338,7 @@ def job_mark_failed(*, job_id: int, reason: str) -> ClassificationJob | None:
     job.error = reason[:2000]
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "error", "finished_at"])
-    webhooks.webhook_job_failed_emit(job=job)
+    webhook_deliveries_send(webhooks.webhook_job_failed_record(job=job))
     return job
 
 
@@ -321,7 +366,9 @@ def prediction_review(*, prediction: Prediction, label: str, reviewed_by, commen
     prediction._history_user = reviewed_by
     prediction.full_clean()
     prediction.save(update_fields=["reviewed_label", "reviewed_by", "reviewed_at", "review_comment"])
-    webhooks.webhook_prediction_event_emit(prediction=prediction, event_type="prediction.reviewed")
+    webhook_deliveries_send(
+        webhooks.webhook_prediction_event_record(prediction=prediction, event_type="prediction.reviewed")
+    )
     return prediction
 
 
@@ -331,8 +378,8 @@ class ImageNotClassified(ApplicationError):
 
 
 def image_review(*, image, label: str, reviewed_by, comment: str = "") -> Prediction:
-    """Review the image's newest prediction; 409 while the image has none."""
-    prediction = Prediction.objects.filter(job__image=image).order_by("-job__queued_at", "-job_id").first()
+    """Review the image's latest prediction (classifier.selectors); 409 while the image has none."""
+    prediction = image_latest_prediction(image)
     if prediction is None:
         raise ImageNotClassified("This image has no prediction yet; wait for its job to finish.")
     return prediction_review(prediction=prediction, label=label, reviewed_by=reviewed_by, comment=comment)

@@ -29,8 +29,7 @@ def classify_image(self, *, job_id: int) -> None:
 @shared_task
 def requeue_stale_jobs() -> None:
     """Beat: resend jobs and webhook deliveries that never reached the broker, were lost, or whose worker died."""
-    from classifier.services import jobs_requeue_stale
-    from classifier.webhooks import webhook_deliveries_requeue_stale
+    from classifier.services import jobs_requeue_stale, webhook_deliveries_requeue_stale
 
     jobs_requeue_stale()
     webhook_deliveries_requeue_stale()

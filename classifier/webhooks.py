@@ -1,8 +1,11 @@
 """Webhooks: events recorded with the change that caused them, POSTed signed by a Celery task.
 
-``webhook_event_emit`` runs inside the service's transaction and writes one delivery per
+``webhook_event_record`` runs inside the service's transaction and writes one delivery per
 subscribed endpoint (an outbox: no event without its change, no change without its event); the
-task is queued with ``transaction.on_commit``. ``webhook_delivery_attempt`` is the task's body.
+service that called it queues the delivery task with ``transaction.on_commit``
+(``classifier.services.webhook_deliveries_send``), so that this module imports neither the services nor
+the tasks. ``webhook_delivery_attempt`` is the task's body. The payload's job and prediction are the API's own
+output serializers (classifier.serializers), so a receiver sees what ``GET /api/v1/predictions/<id>/`` shows.
 
 Signature: ``X-Fetal-Signature: sha256=<hex>``, the HMAC-SHA256 with the endpoint's secret of
 ``<X-Fetal-Timestamp>.<raw body>``; receivers recompute it and reject stale timestamps."""
@@ -24,6 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from classifier.models import ClassificationJob, Prediction, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from classifier.serializers import JobOutputSerializer, PredictionOutputSerializer
 from classifier.webhook_targets import (
     REFUSED_TARGET_MESSAGE,
     WebhookTargetRefused,
@@ -43,44 +47,6 @@ DELIVERY_HEADER = "X-Fetal-Delivery"
 # ---- Payloads ----------------------------------------------------------------------------------
 
 
-def _model_version_name(job: ClassificationJob) -> str | None:
-    version = job.model_version
-    return f"{version.name}:{version.version}" if version else None
-
-
-def _job_data(job: ClassificationJob) -> dict:
-    return {
-        "id": job.id,
-        "image": job.image_id,
-        "model_version": _model_version_name(job),
-        "status": job.status,
-        "attempts": job.attempts,
-        "error": job.error,
-        "queued_at": job.queued_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-    }
-
-
-def _prediction_data(prediction: Prediction) -> dict:
-    return {
-        "id": prediction.id,
-        "job": prediction.job_id,
-        "image": prediction.job.image_id,
-        "label": prediction.label,
-        "confidence": prediction.confidence,
-        "probabilities": prediction.probabilities,
-        "needs_review": prediction.needs_review,
-        "similarity": prediction.similarity,
-        "model_version": _model_version_name(prediction.job),
-        "reviewed_label": prediction.reviewed_label,
-        "reviewed_by": prediction.reviewed_by.username if prediction.reviewed_by_id else None,
-        "reviewed_at": prediction.reviewed_at,
-        "review_comment": prediction.review_comment,
-        "final_label": prediction.final_label,
-    }
-
-
 def _links(image_id: int) -> dict:
     return {
         "image": reverse("api-image", args=[image_id]),
@@ -91,10 +57,11 @@ def _links(image_id: int) -> dict:
 # ---- Emitting ----------------------------------------------------------------------------------
 
 
-def webhook_event_emit(*, event_type: str, image_id: int, data: dict) -> list[WebhookDelivery]:
-    """Record the event for every active endpoint of the image's clinic that wants it; queue after commit.
+def webhook_event_record(*, event_type: str, image_id: int, data: dict) -> list[WebhookDelivery]:
+    """Record the event for every active endpoint of the image's clinic that wants it.
 
-    Call inside the transaction of the change the event reports."""
+    Call inside the transaction of the change the event reports, then queue the deliveries it returns
+    (``classifier.services.webhook_deliveries_send``)."""
     endpoints = [
         endpoint
         for endpoint in WebhookEndpoint.objects.filter(is_active=True, clinic__patients__studies__images=image_id)
@@ -115,41 +82,27 @@ def webhook_event_emit(*, event_type: str, image_id: int, data: dict) -> list[We
         delivery.full_clean(validate_constraints=False)
         delivery.save()
         deliveries.append(delivery)
-    for delivery in deliveries:
-        _enqueue(delivery.id)
     return deliveries
 
 
-def webhook_prediction_event_emit(*, prediction: Prediction, event_type: str) -> list[WebhookDelivery]:
+def webhook_prediction_event_record(*, prediction: Prediction, event_type: str) -> list[WebhookDelivery]:
     job = prediction.job
     image = job.image
-    return webhook_event_emit(
+    prediction_data = dict(PredictionOutputSerializer(prediction).data)
+    return webhook_event_record(
         event_type=event_type,
         image_id=image.id,
-        data={"study": image.study_id, "image": image.id, "prediction": _prediction_data(prediction)},
+        data={"study": image.study_id, "image": image.id, "prediction": prediction_data},
     )
 
 
-def webhook_job_failed_emit(*, job: ClassificationJob) -> list[WebhookDelivery]:
+def webhook_job_failed_record(*, job: ClassificationJob) -> list[WebhookDelivery]:
     image = job.image
-    return webhook_event_emit(
+    return webhook_event_record(
         event_type=WebhookEvent.JOB_FAILED,
         image_id=image.id,
-        data={"study": image.study_id, "image": image.id, "job": _job_data(job)},
+        data={"study": image.study_id, "image": image.id, "job": dict(JobOutputSerializer(job).data)},
     )
-
-
-def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
-    from classifier.tasks import webhook_delivery_attempt as webhook_delivery_attempt_task
-
-    def send() -> None:
-        try:
-            webhook_delivery_attempt_task.apply_async(kwargs={"delivery_id": delivery_id}, countdown=countdown)
-        except Exception:
-            # The broker is down: the delivery stays PENDING and an admin can send it again.
-            logger.exception("Could not queue webhook delivery %s", delivery_id)
-
-    transaction.on_commit(send)
 
 
 # ---- Delivering --------------------------------------------------------------------------------
@@ -235,11 +188,9 @@ def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
     return retry_in
 
 
-def webhook_deliveries_requeue_stale() -> list[int]:
-    """Resend deliveries whose message was never sent (broker down), was lost, or whose worker died.
-
-    Run by Celery beat. A receiver may see an event twice; the event id header lets it drop repeats.
-    """
+def webhook_delivery_stale_ids() -> list[int]:
+    """Deliveries whose message was never sent (broker down), was lost, or whose worker died: to send again
+    (``classifier.services.webhook_deliveries_requeue_stale``)."""
     now = timezone.now()
     grace = timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_S)
     stale = (
@@ -250,12 +201,7 @@ def webhook_deliveries_requeue_stale() -> list[int]:
             last_attempt_at__lt=now - timedelta(seconds=settings.WEBHOOK_TIMEOUT_S * 3) - grace,
         )
     )
-    delivery_ids = sorted(stale.values_list("id", flat=True))
-    for delivery_id in delivery_ids:
-        _enqueue(delivery_id)
-    if delivery_ids:
-        logger.info("Re-enqueued %d stale webhook deliveries", len(delivery_ids))
-    return delivery_ids
+    return sorted(stale.values_list("id", flat=True))
 
 
 # ---- Admin actions -----------------------------------------------------------------------------
@@ -269,12 +215,11 @@ def webhook_endpoint_save(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
 
 
 @transaction.atomic
-def webhook_delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
-    """Send a delivery again now, with a fresh attempt budget (an admin action)."""
-    delivery = WebhookDelivery.objects.select_for_update().get(id=delivery.id)
+def webhook_delivery_reset(*, delivery_id: int) -> WebhookDelivery:
+    """Make a delivery pending again with a fresh attempt budget; the caller queues it."""
+    delivery = WebhookDelivery.objects.select_for_update().get(id=delivery_id)
     delivery.status = WebhookDelivery.Status.PENDING
     delivery.attempts = 0
     delivery.next_attempt_at = None
     delivery.save(update_fields=["status", "attempts", "next_attempt_at"])
-    _enqueue(delivery.id)
     return delivery

@@ -3,7 +3,6 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from classifier.views import ModelInfoView
 from fetalsite.health import health
 
 urlpatterns = [
@@ -14,7 +13,7 @@ urlpatterns = [
     path("api/v1/", include("fetalsite.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("model/", ModelInfoView.as_view(), name="model-info"),
+    path("", include("classifier.urls")),
     path("", include("patients.urls")),
 ]
 

@@ -16,12 +16,16 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier.labels import FetalPlane
-from classifier.models import ClassificationJob
+from classifier import selectors as classifier_selectors
+from classifier import services as classifier_services
+from classifier.labels import PLANE_LABELS, FetalPlane
+from classifier.serializers import EXAMPLE_JOB, EXAMPLE_PREDICTION, JobOutputSerializer, PredictionOutputSerializer
+from fetalsite.accounts.roles import user_can_review
 from fetalsite.core.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
 from fetalsite.core.api_utils import (
     IDEMPOTENCY_PARAMETER,
@@ -39,36 +43,6 @@ from patients import selectors, services
 from patients.filters import ImageFilter, PatientFilter, StudyFilter
 from patients.models import Study, UltrasoundImage
 
-EXAMPLE_PROBABILITIES = {"fetal_brain": 0.91, "fetal_thorax": 0.04, "fetal_abdomen": 0.03, "fetal_femur": 0.02}
-EXAMPLE_JOB = {
-    "id": 31,
-    "image": 12,
-    "model_version": "fetalnet:1.0",
-    "status": "SUCCEEDED",
-    "attempts": 1,
-    "error": "",
-    "queued_at": "2026-11-27T10:15:02.114Z",
-    "started_at": "2026-11-27T10:15:02.520Z",
-    "finished_at": "2026-11-27T10:15:03.101Z",
-}
-EXAMPLE_PREDICTION = {
-    "id": 27,
-    "job": 31,
-    "image": 12,
-    "label": "fetal_brain",
-    "confidence": 0.91,
-    "probabilities": EXAMPLE_PROBABILITIES,
-    "needs_review": False,
-    "similarity": 0.93,
-    "inference_ms": 41.7,
-    "model_version": "fetalnet:1.0",
-    "created_at": "2026-11-27T10:15:03.090Z",
-    "reviewed_label": "",
-    "reviewed_by": None,
-    "reviewed_at": None,
-    "review_comment": "",
-    "final_label": "fetal_brain",
-}
 EXAMPLE_IMAGE = {
     "id": 12,
     "study": 7,
@@ -149,67 +123,6 @@ class StudyOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-@extend_schema_serializer(examples=[OpenApiExample("A job", value=EXAMPLE_JOB, response_only=True)])
-class JobOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    image = serializers.IntegerField(source="image_id")
-    model_version = serializers.SerializerMethodField(help_text="`name:version`, or null when no model was active.")
-    status = serializers.ChoiceField(choices=ClassificationJob.Status.choices)
-    attempts = serializers.IntegerField()
-    error = serializers.CharField(allow_blank=True, help_text="Why the last attempt failed; empty otherwise.")
-    queued_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
-
-    def get_model_version(self, job) -> str | None:
-        version = job.model_version
-        return f"{version.name}:{version.version}" if version else None
-
-
-_PLANE_CHOICES = FetalPlane.choices
-
-
-@extend_schema_serializer(examples=[OpenApiExample("A prediction", value=EXAMPLE_PREDICTION, response_only=True)])
-class PredictionOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    job = serializers.IntegerField(source="job_id")
-    image = serializers.IntegerField(source="job.image_id")
-    label = serializers.ChoiceField(choices=_PLANE_CHOICES, help_text="The model's label.")
-    confidence = serializers.FloatField(min_value=0, max_value=1)
-    probabilities = serializers.DictField(child=serializers.FloatField(), help_text="Every class's probability.")
-    needs_review = serializers.BooleanField(
-        help_text="Flagged for a person: the confidence is below the model's review threshold, or the image is "
-        "unlike the training images (similarity below the model's novelty threshold)."
-    )
-    similarity = serializers.FloatField(
-        allow_null=True,
-        help_text="Cosine similarity of the image's features to the nearest training image's; null for models "
-        "without a novelty output.",
-    )
-    inference_ms = serializers.FloatField()
-    model_version = serializers.SerializerMethodField()
-    created_at = serializers.DateTimeField()
-    reviewed_label = serializers.CharField(allow_blank=True, help_text="The clinician's label; empty until reviewed.")
-    reviewed_by = serializers.CharField(source="reviewed_by.username", allow_null=True, default=None)
-    reviewed_at = serializers.DateTimeField(allow_null=True)
-    review_comment = serializers.CharField(allow_blank=True)
-    final_label = serializers.ChoiceField(choices=_PLANE_CHOICES, help_text="The reviewed label, else the model's.")
-
-    def get_model_version(self, prediction) -> str | None:
-        version = prediction.job.model_version
-        return f"{version.name}:{version.version}" if version else None
-
-
-def job_prediction(job):
-    """The job's prediction, or None, without a query when it was select_related."""
-    if job is None:
-        return None
-    try:
-        return job.prediction
-    except job.__class__.prediction.RelatedObjectDoesNotExist:
-        return None
-
-
 @extend_schema_serializer(examples=[OpenApiExample("An image", value=EXAMPLE_IMAGE, response_only=True)])
 class ImageOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
@@ -235,12 +148,12 @@ class ImageOutputSerializer(serializers.Serializer):
 
     @extend_schema_field(JobOutputSerializer(allow_null=True))
     def get_job(self, image) -> dict | None:
-        job = selectors.latest_job(image)
+        job = classifier_selectors.image_latest_job(image)
         return JobOutputSerializer(job).data if job else None
 
     @extend_schema_field(PredictionOutputSerializer(allow_null=True))
     def get_prediction(self, image) -> dict | None:
-        prediction = job_prediction(selectors.latest_job(image))
+        prediction = classifier_selectors.image_latest_prediction(image)
         return PredictionOutputSerializer(prediction).data if prediction else None
 
 
@@ -635,6 +548,73 @@ class ImageFileApi(APIView):
         return response
 
 
+# ---- Reviews ------------------------------------------------------------------------------------
+
+
+class CanReviewPredictions(BasePermission):
+    """Checked on the image once it is found: clinicians (review rights) only."""
+
+    message = "Only clinicians can review predictions."
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        return user_can_review(request.user)
+
+
+class PredictionReviewApi(APIView):
+    """A clinician confirms or corrects the label of the image's newest prediction.
+
+    The model's own label stays as it was; the review is kept in the image's history."""
+
+    permission_classes = [HasRequiredPerms, CanReviewPredictions]
+    required_perms = {"POST": ["classifier.view_prediction"]}
+
+    class InputSerializer(StrictInputSerializer):
+        label = serializers.ChoiceField(choices=FetalPlane.choices)
+        comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+    @extend_schema(
+        operation_id="images_review",
+        summary="Review an image's prediction (clinicians only)",
+        request=InputSerializer,
+        examples=[
+            OpenApiExample(
+                "Correct the label",
+                value={"label": PLANE_LABELS[1], "comment": "Four-chamber view."},
+                request_only=True,
+            )
+        ],
+        responses={
+            200: PredictionOutputSerializer,
+            **error_responses(
+                400,
+                401,
+                403,
+                404,
+                409,
+                413,
+                415,
+                429,
+                examples={
+                    403: {"detail": "Only clinicians can review predictions.", "code": "permission_denied"},
+                    409: {
+                        "detail": "This image has no prediction yet; wait for its job to finish.",
+                        "code": "not_classified",
+                    },
+                },
+            ),
+        },
+    )
+    def post(self, request, image_id: int):
+        image = selectors.image_get(user=request.user, image_id=image_id)
+        self.check_object_permissions(request, image)  # another clinic's image is a 404 before any 403
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        prediction = classifier_services.image_review(
+            image=image, reviewed_by=request.user, **serializer.validated_data
+        )
+        return Response(PredictionOutputSerializer(prediction).data)
+
+
 @extend_schema_serializer(
     examples=[
         OpenApiExample(
@@ -646,7 +626,7 @@ class ImageFileApi(APIView):
                 "record_id": 27,
                 "action": "changed",
                 "changes": {
-                    "reviewed_label": {"from": "", "to": "fetal_thorax"},
+                    "reviewed_label": {"from": "", "to": PLANE_LABELS[1]},
                     "reviewed_by": {"from": None, "to": 4},
                     "reviewed_at": {"from": None, "to": "2026-11-27T10:20:44.500000+00:00"},
                     "review_comment": {"from": "", "to": "Four-chamber view."},

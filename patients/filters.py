@@ -5,11 +5,11 @@ They narrow a queryset a selector has already scoped to the user's clinic; they 
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models import Exists, F, Q, Subquery, Value
 from django.db.models.functions import Coalesce, NullIf
 
 from classifier.labels import FetalPlane
-from classifier.models import Prediction
+from classifier.selectors import image_latest_prediction_subquery
 from fetalsite.core.filters import IdFilter, StableOrderingFilter, UtcIsoDateTimeFilter
 from patients.models import Patient, Study, UltrasoundImage
 
@@ -63,12 +63,8 @@ class StudyFilter(django_filters.FilterSet):
         )
 
 
-def _latest_prediction_of_image():
-    return Prediction.objects.filter(job__image=OuterRef("pk")).order_by("-job__queued_at", "-job_id")
-
-
 class ImageFilter(django_filters.FilterSet):
-    """The prediction filters look at the image's newest prediction."""
+    """The prediction filters look at the image's latest prediction (classifier.selectors), never an older one."""
 
     study = IdFilter(field_name="study_id", help_text="Only this study's images.")
     label = django_filters.ChoiceFilter(
@@ -95,18 +91,18 @@ class ImageFilter(django_filters.FilterSet):
         fields = ["study"]
 
     def filter_label(self, queryset, name, value):
-        latest = _latest_prediction_of_image()
+        latest = image_latest_prediction_subquery()
         final_label = Coalesce(NullIf(F("reviewed_label"), Value("")), F("label"))
         return queryset.annotate(final_label=Subquery(latest.annotate(final=final_label).values("final")[:1])).filter(
             final_label=value
         )
 
     def filter_needs_review(self, queryset, name, value):
-        latest = _latest_prediction_of_image()
+        latest = image_latest_prediction_subquery()
         return queryset.annotate(latest_needs_review=Subquery(latest.values("needs_review")[:1])).filter(
             latest_needs_review=value
         )
 
     def filter_reviewed(self, queryset, name, value):
-        reviewed = Exists(Prediction.objects.filter(job__image=OuterRef("pk")).exclude(reviewed_label=""))
+        reviewed = Exists(image_latest_prediction_subquery().reviewed())
         return queryset.filter(reviewed) if value else queryset.exclude(reviewed)

@@ -6,11 +6,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
 from classifier.labels import FetalPlane, plane_display
 from classifier.models import ClassificationJob, Prediction
+from classifier.selectors import image_awaits_review, image_latest_prediction, latest_jobs_prefetch
 from fetalsite.accounts.selectors import scope_to_user
 from patients.models import Patient, Study, UltrasoundImage
 
@@ -57,10 +59,8 @@ def study_get(*, user, study_id: int) -> Study:
 
 
 def _images_with_latest_job(queryset: QuerySet[UltrasoundImage]) -> QuerySet[UltrasoundImage]:
-    jobs = ClassificationJob.objects.select_related("model_version", "prediction", "prediction__reviewed_by")
-    return queryset.select_related("study", "study__patient", "uploaded_by").prefetch_related(
-        Prefetch("jobs", queryset=jobs.order_by("-queued_at", "-id"), to_attr="jobs_newest_first")
-    )
+    """Images ready for ``classifier.selectors.image_latest_job``/``image_latest_prediction`` (no more queries)."""
+    return queryset.select_related("study", "study__patient", "uploaded_by").prefetch_related(latest_jobs_prefetch())
 
 
 def image_list(*, user, study_id: int | None = None) -> QuerySet[UltrasoundImage]:
@@ -75,26 +75,17 @@ def image_get(*, user, image_id: int) -> UltrasoundImage:
     return get_object_or_404(images, id=image_id)
 
 
-def latest_job(image: UltrasoundImage) -> ClassificationJob | None:
-    """The newest job of an image fetched through ``image_list``/``image_get``."""
-    jobs = getattr(image, "jobs_newest_first", None)
-    if jobs is None:
-        jobs = list(image.jobs.select_related("model_version", "prediction").order_by("-queued_at", "-id"))
-    return jobs[0] if jobs else None
-
-
 # ---- Web pages: the worklist, the study's plane coverage and an image's history ----------------
 
 
 def worklist_study_list(*, user, filters: dict | None = None) -> QuerySet[Study]:
-    """``study_list`` plus ``needs_review_count``; ``filters["needs_review"]`` keeps studies with any."""
+    """``study_list`` plus ``needs_review_count``, the images whose latest prediction awaits review;
+    ``filters["needs_review"]`` keeps studies with any."""
     filters = filters or {}
+    awaiting = UltrasoundImage.objects.filter(study=OuterRef("pk")).filter(image_awaits_review()).order_by()
+    count = awaiting.values("study").annotate(n=Count("id")).values("n")[:1]
     studies = study_list(user=user, filters=filters).annotate(
-        needs_review_count=Count(
-            "images",
-            filter=Q(images__jobs__prediction__needs_review=True, images__jobs__prediction__reviewed_label=""),
-            distinct=True,
-        )
+        needs_review_count=Coalesce(Subquery(count, output_field=IntegerField()), 0)
     )
     if filters.get("needs_review"):
         studies = studies.filter(needs_review_count__gt=0)
@@ -124,8 +115,7 @@ def plane_coverage(images: Iterable[UltrasoundImage]) -> list[PlaneCoverage]:
     confirmed: dict[str, int] = {}
     predicted: dict[str, int] = {}
     for image in images:
-        job = latest_job(image)
-        prediction = _prediction_of(job)
+        prediction = image_latest_prediction(image)
         if prediction is None:
             continue
         counts = confirmed if prediction.reviewed_label else predicted
@@ -143,15 +133,6 @@ def plane_coverage(images: Iterable[UltrasoundImage]) -> list[PlaneCoverage]:
 
 def study_plane_coverage(*, user, study_id: int) -> list[PlaneCoverage]:
     return plane_coverage(image_list(user=user, study_id=study_id))
-
-
-def _prediction_of(job: ClassificationJob | None) -> Prediction | None:
-    if job is None:
-        return None
-    try:
-        return job.prediction
-    except Prediction.DoesNotExist:
-        return None
 
 
 @dataclass(frozen=True)
@@ -198,11 +179,27 @@ def _prediction_event(row, previous) -> tuple[str, str] | None:
     return "review", text + (f": “{row.review_comment}”" if row.review_comment else ".")
 
 
+def _history_rows(image: UltrasoundImage) -> list[tuple[str, type, QuerySet]]:
+    """The one reader of an image's recorded changes: (record, model, rows) for the image, its jobs and their
+    predictions, each record's rows oldest first. The page's story (``image_history``) and the API's change
+    log (``image_change_list``) are two renderings of these rows."""
+    sources = [
+        ("image", UltrasoundImage, UltrasoundImage.history.filter(id=image.id)),
+        ("job", ClassificationJob, ClassificationJob.history.filter(image_id=image.id).select_related("model_version")),
+        ("prediction", Prediction, Prediction.history.filter(job__image_id=image.id)),
+    ]
+    return [
+        (record, model, rows.select_related("history_user").order_by("id", "history_date", "history_id"))
+        for record, model, rows in sources
+    ]
+
+
 def image_history(*, user, image_id: int) -> list[HistoryEvent]:
     """Upload, job runs, prediction and reviews of one image, oldest first, with who and when."""
     image = image_get(user=user, image_id=image_id)
+    (_, _, image_rows), (_, _, job_rows), (_, _, prediction_rows) = _history_rows(image)
     events: list[tuple[datetime, int, HistoryEvent]] = []
-    for row in UltrasoundImage.history.filter(id=image.id).select_related("history_user").order_by("history_date"):
+    for row in image_rows:
         if row.history_type == "+":
             text = f"Uploaded {row.original_filename or 'an image'} ({row.format}, {row.width}×{row.height} px)."
             events.append(
@@ -213,11 +210,6 @@ def image_history(*, user, image_id: int) -> list[HistoryEvent]:
                 )
             )
 
-    job_rows = (
-        ClassificationJob.history.filter(image_id=image.id)
-        .select_related("history_user", "model_version")
-        .order_by("id", "history_date", "history_id")
-    )
     previous = None
     for row in job_rows:
         if previous is not None and previous.id != row.id:
@@ -227,11 +219,6 @@ def image_history(*, user, image_id: int) -> list[HistoryEvent]:
             events.append((row.history_date, 1, HistoryEvent(row.history_date, _actor(row, "system"), "job", text)))
         previous = row
 
-    prediction_rows = (
-        Prediction.history.filter(job__image_id=image.id)
-        .select_related("history_user")
-        .order_by("id", "history_date", "history_id")
-    )
     previous = None
     for row in prediction_rows:
         if previous is not None and previous.id != row.id:
@@ -268,20 +255,13 @@ def _history_changes(row, previous, field_names: list[str]) -> dict:
 def image_change_list(*, user, image_id: int) -> list[dict]:
     """Every recorded change to an image, its jobs and their predictions, oldest first: what
     changed (from → to), who changed it (None for the worker) and when."""
-    from classifier.models import Prediction
-
     image = image_get(user=user, image_id=image_id)
-    sources = [
-        ("image", UltrasoundImage, UltrasoundImage.history.filter(id=image.id)),
-        ("job", ClassificationJob, ClassificationJob.history.filter(image_id=image.id)),
-        ("prediction", Prediction, Prediction.history.filter(job__image_id=image.id)),
-    ]
     actions = {"+": "created", "~": "changed", "-": "deleted"}
     entries = []
-    for rank, (record, model, rows) in enumerate(sources):
+    for rank, (record, model, rows) in enumerate(_history_rows(image)):
         field_names = [f.attname for f in model._meta.concrete_fields if f.name not in _HISTORY_HIDDEN_FIELDS]
         previous_by_id = {}
-        for row in rows.select_related("history_user").order_by("id", "history_date", "history_id"):
+        for row in rows:
             previous = previous_by_id.get(row.id)
             changes = _history_changes(row, previous, field_names)
             previous_by_id[row.id] = row

@@ -1,6 +1,8 @@
+"""The patients app's routes: its pages, and its API (mounted under /api/v1/ by fetalsite.api_urls)."""
+
 from django.urls import path
 
-from patients import views
+from patients import apis, views
 
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
@@ -11,11 +13,25 @@ urlpatterns = [
     path("studies/<int:study_id>/", views.StudyDetailView.as_view(), name="study-detail"),
     path("studies/<int:study_id>/complete/", views.StudyCompleteView.as_view(), name="study-complete"),
     path("studies/<int:study_id>/upload/", views.StudyUploadView.as_view(), name="study-upload"),
-    path("studies/<int:study_id>/images.json", views.StudyImagesJsonView.as_view(), name="study-images-json"),
+    path("studies/<int:study_id>/images/", views.StudyImagesView.as_view(), name="study-images"),
     path("images/<int:image_id>/file/", views.ImageFileView.as_view(), name="image-file"),
     path("images/<int:image_id>/preview/", views.ImageFileView.as_view(variant="preview"), name="image-preview"),
     path("images/<int:image_id>/heatmap/", views.ImageFileView.as_view(variant="heatmap"), name="image-heatmap"),
     path("images/<int:image_id>/review/", views.PredictionReviewView.as_view(), name="image-review"),
     path("images/<int:image_id>/retry/", views.JobRetryView.as_view(), name="image-retry"),
     path("images/<int:image_id>/history/", views.ImageHistoryView.as_view(), name="image-history"),
+]
+
+api_urlpatterns = [
+    path("patients/", apis.PatientListCreateApi.as_view(), name="api-patients"),
+    path("patients/<int:patient_id>/", apis.PatientDetailApi.as_view(), name="api-patient"),
+    path("studies/", apis.StudyListCreateApi.as_view(), name="api-studies"),
+    path("studies/<int:study_id>/", apis.StudyDetailApi.as_view(), name="api-study"),
+    path("studies/<int:study_id>/complete/", apis.StudyCompleteApi.as_view(), name="api-study-complete"),
+    path("studies/<int:study_id>/images/", apis.ImageUploadApi.as_view(), name="api-study-images"),
+    path("images/", apis.ImageListApi.as_view(), name="api-images"),
+    path("images/<int:image_id>/", apis.ImageDetailApi.as_view(), name="api-image"),
+    path("images/<int:image_id>/file/", apis.ImageFileApi.as_view(), name="api-image-file"),
+    path("images/<int:image_id>/history/", apis.ImageHistoryApi.as_view(), name="api-image-history"),
+    path("images/<int:image_id>/review/", apis.PredictionReviewApi.as_view(), name="api-image-review"),
 ]

@@ -343,7 +343,7 @@ class TestWebhookSweeper:
 
         from django.utils import timezone
 
-        from classifier.webhooks import webhook_deliveries_requeue_stale
+        from classifier.services import webhook_deliveries_requeue_stale
 
         classify(image, label="fetal_brain")  # its delivery task is never sent: on_commit does not run here
         delivery = WebhookDelivery.objects.get()
