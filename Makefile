@@ -7,5 +7,6 @@ run:  ## install everything and run the app (web, worker, Redis; demo data and l
 test:  ## install what the tests need, start PostgreSQL and Redis, run lint and every test
 	bash .ci/test.sh
 
-lint:  ## what make test checks before the tests: ruff (lint and format) and djLint on the templates
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/djlint templates --lint
+lint:  ## what make test checks before the tests: ruff (lint and format), import-linter (the layers) and djLint
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports --no-cache \
+		&& .venv/bin/djlint templates --lint

@@ -11,9 +11,10 @@ ensure_redis
 ensure_postgres
 ensure_chromium
 
-log "ruff, djLint"
+log "ruff, import-linter, djLint"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/lint-imports --no-cache  # the layers of docs/architecture.md (contracts in pyproject.toml)
 .venv/bin/djlint templates --lint
 log "pytest"
 exec .venv/bin/python -m pytest "$@"
