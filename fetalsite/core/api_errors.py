@@ -1,8 +1,14 @@
-"""One JSON shape for every API error: {"detail", "code", "fields"}."""
+"""One error vocabulary: ``error_describe`` maps an exception to (HTTP status, code, message).
+
+The API answers it as JSON, ``{"detail", "code", "fields"}``, through ``exception_handler``; the pages'
+script actions render the same description as ``patients/_error.html`` (``patients.page_actions``).
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.exceptions import (
     PermissionDenied,
@@ -17,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from fetalsite.core.errors import ApplicationError
 
@@ -70,35 +77,64 @@ def _django_codes(error: DjangoValidationError) -> set[str]:
     return {e.code for e in errors if e.code}
 
 
-def exception_handler(exc, context):
+@dataclass(frozen=True)
+class ErrorDescription:
+    """What went wrong, as every interface says it: HTTP status, machine-readable code, a message for people."""
+
+    status: int
+    code: str
+    message: str
+    fields: dict[str, list[str]] | None = None  # per-field messages of a validation error
+    extra: dict[str, Any] = field(default_factory=dict)  # an ApplicationError's own details
+
+    def as_api_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"detail": self.message, "code": self.code}
+        if self.fields is not None:
+            body["fields"] = self.fields
+        return {**body, **self.extra}
+
+
+NOT_FOUND_MESSAGE = "Not found."  # the same for a missing and another clinic's record: ids leak nothing
+PERMISSION_DENIED_MESSAGE = "You do not have permission to perform this action."
+
+
+# Requests Django refuses while reading the body, before any view code runs.
+_REQUEST_BODY_ERRORS: dict[type[Exception], tuple[int, str, str]] = {
+    RequestDataTooBig: (413, "too_large", "The request body is larger than this server accepts."),
+    TooManyFilesSent: (400, "too_many_parts", "The request holds too many files or fields."),
+    TooManyFieldsSent: (400, "too_many_parts", "The request holds too many files or fields."),
+}
+
+
+def _describe_validation(exc: DjangoValidationError) -> ErrorDescription:
+    fields = _fields_from_django(exc)
+    if "too_large" in _django_codes(exc):
+        # A file over UPLOAD_MAX_BYTES: the request entity is too large, not merely invalid.
+        return ErrorDescription(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large", _first_message(fields), fields)
+    return ErrorDescription(status.HTTP_400_BAD_REQUEST, "invalid", _first_message(fields), fields)
+
+
+def error_describe(exc: Exception) -> ErrorDescription | None:
+    """The one mapping from the errors services and views raise to (status, code, message); None for others."""
     if isinstance(exc, DjangoValidationError):
-        fields = _fields_from_django(exc)
-        if "too_large" in _django_codes(exc):
-            # A file over UPLOAD_MAX_BYTES: the request entity is too large, not merely invalid.
-            return Response(
-                {"detail": _first_message(fields), "code": "too_large", "fields": fields},
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
-        return Response(
-            {"detail": _first_message(fields), "code": "invalid", "fields": fields},
-            status=status.HTTP_400_BAD_REQUEST,
-        )
-    if isinstance(exc, RequestDataTooBig):
-        return Response(
-            {"detail": "The request body is larger than this server accepts.", "code": "too_large"},
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
-    if isinstance(exc, TooManyFilesSent | TooManyFieldsSent):
-        return Response(
-            {"detail": "The request holds too many files or fields.", "code": "too_many_parts"},
-            status=status.HTTP_400_BAD_REQUEST,
-        )
+        return _describe_validation(exc)
+    if type(exc) in _REQUEST_BODY_ERRORS:
+        return ErrorDescription(*_REQUEST_BODY_ERRORS[type(exc)])
     if isinstance(exc, ApplicationError):
-        return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.http_status)
+        return ErrorDescription(exc.http_status, exc.code, exc.message, extra=exc.extra)
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied()
+        return ErrorDescription(status.HTTP_404_NOT_FOUND, "not_found", NOT_FOUND_MESSAGE)
+    if isinstance(exc, PermissionDenied):
+        # Services word their refusals for people ("Only clinicians can review predictions.").
+        return ErrorDescription(status.HTTP_403_FORBIDDEN, "permission_denied", str(exc) or PERMISSION_DENIED_MESSAGE)
+    return None
+
+
+def exception_handler(exc, context):
+    described = error_describe(exc)
+    if described is not None:
+        set_rollback()
+        return Response(described.as_api_body(), status=described.status)
 
     response = drf_exception_handler(exc, context)
     if response is None:
