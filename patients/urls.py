@@ -13,7 +13,7 @@ urlpatterns = [
     path("studies/<int:study_id>/", views.StudyDetailView.as_view(), name="study-detail"),
     path("studies/<int:study_id>/complete/", views.StudyCompleteView.as_view(), name="study-complete"),
     path("studies/<int:study_id>/upload/", views.StudyUploadView.as_view(), name="study-upload"),
-    path("studies/<int:study_id>/images.json", views.StudyImagesJsonView.as_view(), name="study-images-json"),
+    path("studies/<int:study_id>/images/", views.StudyImagesView.as_view(), name="study-images"),
     path("images/<int:image_id>/file/", views.ImageFileView.as_view(), name="image-file"),
     path("images/<int:image_id>/preview/", views.ImageFileView.as_view(variant="preview"), name="image-preview"),
     path("images/<int:image_id>/heatmap/", views.ImageFileView.as_view(variant="heatmap"), name="image-heatmap"),

@@ -1,8 +1,9 @@
 """Server-rendered pages: each view calls one selector or service.
 
 The study page is rendered here once and then kept current by ``static/js/study.js``, which
-uploads with XHR and polls ``StudyImagesJsonView``; every image card, first render or update,
-comes from the one template ``patients/_image_card.html``.
+uploads with XHR and polls ``StudyImagesView``; every image card, first render or update,
+comes from the one template ``patients/_image_card.html``. Page actions answer HTML only:
+a partial for the script, a redirect for a plain form (``patients.page_actions``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views import View
 from django.views.generic import FormView, TemplateView
@@ -27,10 +27,8 @@ from classifier.labels import FetalPlane
 from fetalsite.accounts.mixins import StaffPageMixin
 from fetalsite.accounts.roles import user_can_review
 from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
-from fetalsite.core.errors import ApplicationError
 from fetalsite.core.shown import note_patients
 from patients import selectors, services
-from patients.apis import ImageOutputSerializer
 from patients.forms import (
     PatientForm,
     ReviewForm,
@@ -39,20 +37,9 @@ from patients.forms import (
     WorklistFilterForm,
     add_service_errors,
 )
+from patients.page_actions import PageActionMixin, is_partial_request, partial_response
 
 WORKLIST_PAGE_SIZE = 25
-
-
-def _wants_json(request) -> bool:
-    return request.headers.get("Accept", "").startswith("application/json")
-
-
-def _error_text(error: ValidationError | ApplicationError) -> str:
-    if isinstance(error, ApplicationError):
-        return error.message
-    if hasattr(error, "error_dict"):
-        return " ".join(message for messages_ in error.message_dict.values() for message in messages_)
-    return " ".join(error.messages)
 
 
 class HomeView(StaffPageMixin, TemplateView):
@@ -196,14 +183,11 @@ def _card_version(job, prediction) -> str:
     return f"{job.id}:{job.status}:{job.attempts}:{prediction.id if prediction else ''}:{reviewed}"
 
 
-def _render_card(request, image, *, can_review: bool) -> str:
-    return render_to_string("patients/_image_card.html", _card_context(image, can_review=can_review), request=request)
-
-
-def _render_summary(request, images) -> str:
-    return render_to_string(
-        "patients/_plane_summary.html", {"coverage": selectors.plane_coverage(images)}, request=request
-    )
+def _card_response(request, image_id: int, *, status: int = 200) -> HttpResponse:
+    """The image's card as it is now, for the script to swap in."""
+    image = selectors.image_get(user=request.user, image_id=image_id)
+    context = _card_context(image, can_review=user_can_review(request.user))
+    return partial_response(request, "patients/_image_card.html", context, status=status)
 
 
 class StudyDetailView(StaffPageMixin, TemplateView):
@@ -226,117 +210,93 @@ class StudyDetailView(StaffPageMixin, TemplateView):
         }
 
 
-class StudyCompleteView(StaffPageMixin, View):
+class StudyCompleteView(PageActionMixin, View):
     """Close a study: no more uploads; it leaves the worklist's open studies."""
 
     def post(self, request, study_id: int):
         if not request.user.has_perm("patients.change_study"):
             raise PermissionDenied
         study = selectors.study_get(user=request.user, study_id=study_id)
+        self.return_url = reverse("study-detail", args=[study.id])
         services.study_complete(study=study, completed_by=request.user)
         messages.success(request, "Study marked completed.")
-        return redirect("study-detail", study_id=study.id)
+        return redirect(self.return_url)
 
 
-class StudyUploadView(StaffPageMixin, View):
-    """The upload target: JSON for the page's script (one file per request), a redirect for plain forms."""
+class StudyUploadView(PageActionMixin, View):
+    """The upload target, one file per request: the new image's card for the script (202, or 200 when the
+    study already had these bytes), a redirect with a flash message for a plain form."""
+
+    flash_prefix = "Upload refused: "
 
     def post(self, request, study_id: int):
         if not request.user.has_perm("patients.add_ultrasoundimage"):
             raise PermissionDenied
         study = selectors.study_get(user=request.user, study_id=study_id)
+        self.return_url = reverse("study-detail", args=[study.id])
         form = UploadForm(request.POST, request.FILES)
-        wants_json = _wants_json(request)
-        try:
-            if not form.is_valid():
-                raise ValidationError({"file": "Choose an image file to upload."})
-            upload = form.cleaned_data["file"]
-            result = services.image_upload(
-                study=study, data=upload.read(), filename=upload.name, uploaded_by=request.user
-            )
-        except (ValidationError, ApplicationError) as error:
-            message = _error_text(error)
-            if wants_json:
-                return JsonResponse({"detail": message}, status=getattr(error, "http_status", 400))
-            messages.error(request, f"Upload refused: {message}")
-            return redirect("study-detail", study_id=study.id)
-        if wants_json:
-            image = selectors.image_get(user=request.user, image_id=result.image.id)
-            return JsonResponse(ImageOutputSerializer(image).data, status=202 if result.created else 200)
+        if not form.is_valid():
+            raise ValidationError({"file": "Choose an image file to upload."})
+        upload = form.cleaned_data["file"]
+        result = services.image_upload(study=study, data=upload.read(), filename=upload.name, uploaded_by=request.user)
+        if is_partial_request(request):
+            return _card_response(request, result.image.id, status=202 if result.created else 200)
         if not result.created:
             messages.info(request, "This image was already in the study.")
-        return redirect("study-detail", study_id=study.id)
+        return redirect(self.return_url)
 
 
-class StudyImagesJsonView(StaffPageMixin, View):
-    """What the study page polls: every image as the API shows it, plus its card's HTML and version."""
+class StudyImagesView(PageActionMixin, View):
+    """What the study page polls: every image's card (with its ``data-version``) and the plane summary, as
+    one HTML fragment (``patients/_study_images.html``); the script swaps in the cards that changed."""
 
     def get(self, request, study_id: int):
         study = selectors.study_get(user=request.user, study_id=study_id)
         images = list(selectors.image_list(user=request.user, study_id=study.id))
         can_review = user_can_review(request.user)
-        payload = []
-        for image in images:
-            context = _card_context(image, can_review=can_review)
-            payload.append(
-                {
-                    **ImageOutputSerializer(image).data,
-                    "version": context["version"],
-                    "html": render_to_string("patients/_image_card.html", context, request=request),
-                }
-            )
-        return JsonResponse({"images": payload, "summary_html": _render_summary(request, images)})
+        context = {
+            "cards": [_card_context(image, can_review=can_review) for image in images],
+            "coverage": selectors.plane_coverage(images),
+        }
+        return partial_response(request, "patients/_study_images.html", context)
 
 
-class PredictionReviewView(StaffPageMixin, View):
+class PredictionReviewView(PageActionMixin, View):
     """A clinician confirms or corrects a label; the model's own answer stays on the prediction."""
 
     def post(self, request, image_id: int):
         image = selectors.image_get(user=request.user, image_id=image_id)
+        self.return_url = reverse("study-detail", args=[image.study_id]) + f"#image-{image.id}"
         if not user_can_review(request.user):
             raise PermissionDenied("Only clinicians can review predictions.")
         form = ReviewForm(request.POST)
-        error = None
-        if form.is_valid():
-            try:
-                classifier_services.image_review(
-                    image=image,
-                    label=form.cleaned_data["label"],
-                    comment=form.cleaned_data["comment"],
-                    reviewed_by=request.user,
-                )
-            except (ValidationError, ApplicationError) as invalid:
-                error = _error_text(invalid)
-        else:
-            error = "Choose one of the four planes; a comment may have at most 2000 characters."
-        if _wants_json(request):
-            if error:
-                return JsonResponse({"detail": error}, status=400)
-            image = selectors.image_get(user=request.user, image_id=image.id)
-            return JsonResponse({"html": _render_card(request, image, can_review=True)})
-        if error:
-            messages.error(request, error)
-        else:
-            messages.success(request, "Review saved.")
-        return redirect(reverse("study-detail", args=[image.study_id]) + f"#image-{image.id}")
+        if not form.is_valid():
+            raise ValidationError(form.errors.as_data())
+        classifier_services.image_review(
+            image=image,
+            label=form.cleaned_data["label"],
+            comment=form.cleaned_data["comment"],
+            reviewed_by=request.user,
+        )
+        if is_partial_request(request):
+            return _card_response(request, image.id)
+        messages.success(request, "Review saved.")
+        return redirect(self.return_url)
 
 
-class JobRetryView(StaffPageMixin, View):
+class JobRetryView(PageActionMixin, View):
+    """Queue a failed classification again; the card comes back queued."""
+
     def post(self, request, image_id: int):
         image = selectors.image_get(user=request.user, image_id=image_id)
+        self.return_url = reverse("study-detail", args=[image.study_id])
         job = classifier_selectors.image_latest_job(image)
         if job is None:
             raise Http404("This image has no job.")
-        try:
-            classifier_services.classification_job_retry(job=job, retried_by=request.user)
-        except ApplicationError as error:
-            if _wants_json(request):
-                return JsonResponse({"detail": error.message}, status=error.http_status)
-            messages.error(request, error.message)
-        if _wants_json(request):
-            image = selectors.image_get(user=request.user, image_id=image.id)
-            return JsonResponse({"html": _render_card(request, image, can_review=user_can_review(request.user))})
-        return redirect("study-detail", study_id=image.study_id)
+        classifier_services.classification_job_retry(job=job, retried_by=request.user)
+        if is_partial_request(request):
+            return _card_response(request, image.id)
+        return redirect(self.return_url)
 
 
 class ImageHistoryView(StaffPageMixin, TemplateView):

@@ -53,8 +53,8 @@ class TestPatientDataIsNeverStored:
         assert response.status_code == 200
         assert response["Cache-Control"] == "no-store"
 
-    def test_the_json_a_page_polls(self, page_client, study):
-        response = page_client.get(f"/studies/{study.id}/images.json")
+    def test_the_fragment_a_page_polls(self, page_client, study):
+        response = page_client.get(f"/studies/{study.id}/images/", headers={"X-Requested-With": "fetch"})
 
         assert response.status_code == 200
         assert response["Cache-Control"] == "no-store"

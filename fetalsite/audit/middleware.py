@@ -169,7 +169,7 @@ class AccessLogMiddleware:
 
 def _shown_patient_ids(request, target: AccessTarget, ref: PatientRef) -> list[int] | None:
     """The patients a response showed: the view's note (one query for items that are not patients or
-    studies) and, for a list below one record (a study's images.json), that record's patient.
+    studies) and, for a list below one record (a study's images/), that record's patient.
 
     None when nothing says (a single record's page: its patient_id says it all).
     """

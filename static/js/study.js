@@ -1,5 +1,7 @@
 // The study page: drag-and-drop uploads with per-file progress, live cards, reviews, history and an image viewer.
 // Cards are rendered by the server (patients/_image_card.html); this script only swaps them in.
+// Every request it makes carries "X-Requested-With: fetch" and gets HTML back: a card, the poll's fragment
+// (patients/_study_images.html), or a refusal (patients/_error.html: data-code and the message). Never JSON.
 (function () {
   "use strict";
   const grid = document.getElementById("images");
@@ -24,11 +26,20 @@
     if (text) node.textContent = text;
     return node;
   };
-  const fromHtml = (html) => {
+  const PARTIAL = { "X-Requested-With": "fetch" };
+  const parse = (html) => {
     const template = document.createElement("template");
     template.innerHTML = html.trim();
-    return template.content.firstElementChild;
+    return template.content;
   };
+  const fromHtml = (html) => parse(html).firstElementChild;
+  // The message of a refusal (patients/_error.html), or null when the answer is not one (a proxy's page).
+  const errorText = (html) => {
+    const error = parse(html || "").querySelector("[data-code]");
+    return error ? error.textContent.trim() : null;
+  };
+  // A script request that was redirected landed on the login page: the session ended, so reload.
+  const sessionEnded = () => { window.location.reload(); };
   const showGrid = () => { if (noImages) noImages.hidden = grid.children.length > 0; };
 
   // ---- Cards ----------------------------------------------------------------------------------
@@ -57,35 +68,41 @@
     return uploading > 0 || grid.querySelector('[data-status="QUEUED"], [data-status="RUNNING"]') !== null;
   }
 
+  function applyFragment(html) {
+    const fragment = parse(html);
+    fragment.querySelectorAll(".image-card").forEach((fresh) => {
+      const card = document.getElementById(fresh.id);
+      if (card && card.dataset.version === fresh.dataset.version) return;
+      quietPolls = 0;
+      const before = card && card.dataset.status;
+      const replaced = replaceCard(card, fresh.outerHTML);
+      const label = replaced.querySelector(".result .label");
+      if (before !== replaced.dataset.status && label) {
+        announce(replaced.querySelector(".filename").textContent.trim() + ": " + label.textContent.trim());
+      }
+    });
+    const fresh = fragment.querySelector('[data-part="summary"]');
+    if (summary && fresh && fresh.innerHTML !== summary.dataset.html) {
+      summary.innerHTML = fresh.innerHTML;
+      summary.dataset.html = fresh.innerHTML;
+    }
+  }
+
   async function poll() {
     pollTimer = null;
     try {
-      // The header tells the server this is no activity of the person's, so an idle session still ends.
+      // X-Background-Poll tells the server this is no activity of the person's, so an idle session still ends.
       const response = await fetch(pollUrl, {
-        headers: { Accept: "application/json", "X-Background-Poll": "1" },
+        headers: { ...PARTIAL, "X-Background-Poll": "1" },
         credentials: "same-origin",
       });
-      if (response.status === 401 || response.status === 403) {
-        window.location.reload();  // the session ended: the server sends the login page
+      if (response.redirected || response.status === 401 || response.status === 403) {
+        sessionEnded();
         return;
       }
       if (response.ok) {
-        const body = await response.json();
         quietPolls += 1;
-        body.images.forEach((image) => {
-          const card = document.getElementById("image-" + image.id);
-          if (!card || card.dataset.version !== image.version) {
-            quietPolls = 0;
-            const before = card && card.dataset.status;
-            replaceCard(card, image.html);
-            const status = image.job ? image.job.status : "";
-            if (before !== status && image.prediction) announce(image.original_filename + ": " + image.prediction.label);
-          }
-        });
-        if (summary && body.summary_html !== summary.dataset.html) {
-          summary.innerHTML = body.summary_html;
-          summary.dataset.html = body.summary_html;
-        }
+        applyFragment(await response.text());
       }
     } catch (error) {
       // The network blinked: try again on the next tick.
@@ -151,6 +168,19 @@
     while (uploading < MAX_PARALLEL && queue.length) send(queue.shift());
   }
 
+  function uploaded(parts, file, status, html) {
+    const card = fromHtml(html);
+    const existing = document.getElementById(card.id);
+    if (existing && existing !== parts.card) {
+      parts.card.remove();  // the page shows this image's card already (these bytes, or a poll was quicker)
+      showGrid();
+    } else {
+      parts.bar.value = 100;
+      replaceCard(parts.card, html);
+    }
+    announce(file.name + (status === 200 ? " was already in this study." : " uploaded; queued for classification."));
+  }
+
   function send({ file, parts }) {
     uploading += 1;
     const data = new FormData();
@@ -158,32 +188,20 @@
     data.append("csrfmiddlewaretoken", csrfToken());
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);
-    xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("X-Requested-With", PARTIAL["X-Requested-With"]);
     xhr.setRequestHeader("X-CSRFToken", csrfToken());
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) parts.bar.value = Math.round((100 * event.loaded) / event.total);
     });
     xhr.addEventListener("load", () => {
-      let body = null;
-      try { body = JSON.parse(xhr.responseText); } catch (error) { body = null; }
-      if ((xhr.status === 200 || xhr.status === 202) && body && body.id) {
-        const existing = document.getElementById("image-" + body.id);
-        if (existing && existing !== parts.card) {
-          parts.card.remove();
-          if (xhr.status === 200) announce(file.name + " was already in this study.");
-        } else {
-          parts.bar.value = 100;
-          parts.card.id = "image-" + body.id;
-          parts.card.dataset.status = body.job ? body.job.status : "QUEUED";
-          parts.card.dataset.version = "";
-          parts.card.classList.remove("uploading");
-          parts.label.textContent = body.job && body.job.status === "RUNNING" ? "Running" : "Queued";
-          parts.label.className = "status status-queued";
-          parts.bar.remove();
-          announce(file.name + " uploaded; queued for classification.");
-        }
+      if (xhr.responseURL && xhr.responseURL !== form.action) {
+        sessionEnded();
+        return;
+      }
+      if (xhr.status === 200 || xhr.status === 202) {
+        uploaded(parts, file, xhr.status, xhr.responseText);
       } else {
-        const reason = (body && (body.detail || body.message)) ||
+        const reason = errorText(xhr.responseText) ||
           (xhr.status === 413 ? "The file is too large." : "The upload failed (HTTP " + xhr.status + ").");
         rejectCard(parts, file, reason);
         announce(file.name + " was not uploaded: " + reason);
@@ -250,17 +268,21 @@
       const response = await fetch(target.action, {
         method: "POST",
         body: new FormData(target),
-        headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+        headers: { ...PARTIAL, "X-CSRFToken": csrfToken() },
         credentials: "same-origin",
       });
-      const body = await response.json().catch(() => ({}));
-      if (response.ok && body.html) {
-        replaceCard(card, body.html);
+      if (response.redirected) {
+        sessionEnded();
+        return;
+      }
+      const html = await response.text();
+      if (response.ok) {
+        replaceCard(card, html);
         announce("Saved.");
         pollNow();
         return;
       }
-      if (error) { error.textContent = body.detail || "Could not save (HTTP " + response.status + ")."; error.hidden = false; }
+      if (error) { error.textContent = errorText(html) || "Could not save (HTTP " + response.status + ")."; error.hidden = false; }
     } catch (failure) {
       if (error) { error.textContent = "Could not reach the server; try again."; error.hidden = false; }
     }

@@ -32,7 +32,7 @@ class TestIdleLogoff:
         stale = time.time() - settings.SESSION_IDLE_TIMEOUT_S + 2
         session[SESSION_KEY] = stale
         session.save()
-        poll = client.get(f"/studies/{study.id}/images.json", headers={BACKGROUND_HEADER: "1"})
+        poll = client.get(f"/studies/{study.id}/images/", headers={BACKGROUND_HEADER: "1"})
         assert poll.status_code == 200
         assert client.session[SESSION_KEY] == stale
 
@@ -41,7 +41,7 @@ class TestIdleLogoff:
         session = client.session
         session[SESSION_KEY] = time.time() - settings.SESSION_IDLE_TIMEOUT_S - 5
         session.save()
-        response = client.get(f"/studies/{study.id}/images.json", headers={"Accept": "application/json"})
+        response = client.get(f"/studies/{study.id}/images/", headers={"Accept": "application/json"})
         assert response.status_code == 401 and response.json()["code"] == "session_expired"
 
 

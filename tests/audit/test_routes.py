@@ -39,6 +39,7 @@ class TestAccessTargetResolve:
             ("images/<int:image_id>/file/", {"image_id": 4}, ("DOWNLOAD", "image_file", 4, "image")),
             ("images/<int:image_id>/heatmap/", {"image_id": 4}, ("DOWNLOAD", "heatmap", 4, "image")),
             ("api/v1/images/<int:image_id>/history/", {"image_id": 4}, ("VIEW", "history", 4, "image")),
+            ("studies/<int:study_id>/images/", {"study_id": 3}, ("LIST", "image", None, "study")),
             ("studies/<int:study_id>/images.json", {"study_id": 3}, ("LIST", "image", None, "study")),
             ("api/v1/studies/<int:study_id>/images/", {"study_id": 3}, ("LIST", "image", None, "study")),
             ("patients/<int:patient_id>/studies/new/", {"patient_id": 2}, ("VIEW", "patient", 2, "patient")),
@@ -85,7 +86,7 @@ class TestAccessTargetResolve:
 READABLE = {
     "patient-detail",
     "study-detail",
-    "study-images-json",
+    "study-images",
     "image-file",
     "image-heatmap",
     "api-patient",

@@ -87,10 +87,10 @@ class TestPages:
         assert found.mrn in response.content.decode()
         assert _only_entry().patient_ids == [found.id]
 
-    def test_study_images_json_names_the_studys_patient(self, client, sonographer, north_records):
+    def test_study_images_fragment_names_the_studys_patient(self, client, sonographer, north_records):
         client.force_login(sonographer)
 
-        response = client.get(f"/studies/{north_records['study_id']}/images.json")
+        response = client.get(f"/studies/{north_records['study_id']}/images/")
 
         assert response.status_code == 200
         entry = _only_entry()

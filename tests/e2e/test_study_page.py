@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 
 from classifier.labels import FetalPlane
+from patients.services import image_upload
 from tests.images import png_bytes
 
 expect = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt").expect
@@ -111,7 +112,7 @@ def test_another_clinics_sonographer_cannot_open_the_study(log_in, south_sonogra
     response = page.goto(f"{live_server.url}/studies/{study.id}/")
 
     assert response.status == 404
-    assert page.goto(f"{live_server.url}/studies/{study.id}/images.json").status == 404
+    assert page.goto(f"{live_server.url}/studies/{study.id}/images/").status == 404
     assert study.patient.mrn not in page.goto(f"{live_server.url}/").text()
 
 
@@ -223,3 +224,26 @@ def test_upload_live_results_and_clinician_review(
     assert "Decision support, not diagnosis." in page.locator("main").inner_text()
     assert "tiny v1" in page.locator("main").inner_text()
     screenshot(page, "model", full_page=True)
+
+
+def test_a_refused_review_shows_the_servers_reason_in_the_card(
+    log_in, sonographer, clinician, study, active_model, celery_worker, live_server
+):
+    image = image_upload(study=study, data=png_bytes(320, 240, seed=13), filename="scan.png", uploaded_by=sonographer)
+    page = log_in(clinician)
+    page.goto(f"{live_server.url}/studies/{study.id}/")
+    card = page.locator(f"#image-{image.image.id}")
+    expect(card).to_have_attribute("data-status", "SUCCEEDED", timeout=RESULT_TIMEOUT_MS)
+
+    # A plane the server does not know (a stale or tampered form): the card shows the refusal in the API's words.
+    card.get_by_label("Plane", exact=True).evaluate(
+        "select => { select.add(new Option('Heart', 'fetal_heart')); select.value = 'fetal_heart'; }"
+    )
+    card.get_by_role("button", name="Save review").click()
+
+    error = card.locator(".form-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("fetal_heart is not one of the available choices")
+    expect(error).to_have_attribute("role", "alert")
+    assert card.locator(".reviewed-label").count() == 0
+    assert card.get_by_role("button", name="Save review").is_enabled()  # the person can correct and try again

@@ -1,8 +1,12 @@
-"""The server-rendered pages and the JSON the study page polls, through Django's test client."""
+"""The server-rendered pages and the HTML partials the study page's script gets, through Django's test client."""
 
 from __future__ import annotations
 
+import html as html_lib
+import re
+
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -66,6 +70,23 @@ def classify(image, *, label="fetal_brain", confidence=0.8, similarity=None):
     )
     classifier_services.prediction_save(job_id=job.id, result=result, heatmap_png=png_bytes(seed=99))
     return job.prediction if hasattr(job, "prediction") else image.jobs.get().prediction
+
+
+# What the study page's script sends (patients.page_actions): the answer is an HTML partial.
+PARTIAL = {"HTTP_X_REQUESTED_WITH": "fetch"}
+
+
+def refusal(response) -> tuple[str, str]:
+    """(code, message) of a patients/_error.html partial."""
+    assert response["Content-Type"].startswith("text/html")
+    match = re.search(r'data-code="([a-z_]+)">(.*?)</p>', response.content.decode(), re.S)
+    assert match, response.content
+    return match.group(1), html_lib.unescape(match.group(2))
+
+
+def card_attributes(html: str, name: str) -> list[str]:
+    """One attribute of every image card in a partial, in order."""
+    return re.findall(rf'<article class="card image-card[^"]*"[^>]*\s{name}="([^"]*)"', html)
 
 
 @pytest.fixture
@@ -213,33 +234,51 @@ class TestStudyPage:
             "fetal_femur": "confirmed",
         }
 
-    def test_another_clinics_study_and_its_json_are_404(self, client_for, study, south_sonographer):
+    def test_another_clinics_study_and_its_cards_are_404(self, client_for, study, south_sonographer):
         client = client_for(south_sonographer)
         assert client.get(reverse("study-detail", args=[study.id])).status_code == 404
-        assert client.get(reverse("study-images-json", args=[study.id])).status_code == 404
+        assert client.get(reverse("study-images", args=[study.id])).status_code == 404
+        response = client.get(reverse("study-images", args=[study.id]), **PARTIAL)
+        assert response.status_code == 404
+        assert refusal(response) == ("not_found", "Not found.")
 
 
-class TestStudyImagesJson:
-    def test_gives_each_image_with_card_html_and_the_summary(self, client_for, study, sonographer, model_version):
+class TestStudyImagesFragment:
+    def test_gives_every_card_with_its_version_and_the_summary(self, client_for, study, sonographer, model_version):
         client = client_for(sonographer)
-        url = reverse("study-images-json", args=[study.id])
+        url = reverse("study-images", args=[study.id])
         classify(upload(study, sonographer, seed=1))
-        client.get(url)
+        client.get(url, **PARTIAL)
         with CaptureQueriesContext(connection) as one_image:
-            client.get(url)
+            client.get(url, **PARTIAL)
         upload(study, sonographer, seed=2)
         upload(study, sonographer, seed=3)
 
         with CaptureQueriesContext(connection) as three_images:
-            body = client.get(url).json()
+            response = client.get(url, **PARTIAL)
 
         assert len(three_images) == len(one_image), "queries grow with the number of images"
+        html = response.content.decode()
+        assert response["Content-Type"].startswith("text/html")
+        assert card_attributes(html, "data-status") == ["SUCCEEDED", "QUEUED", "QUEUED"]
+        cards, summary = html.split('data-part="summary"')
+        assert '<span class="label">Fetal brain</span>' in cards
+        versions = card_attributes(html, "data-version")
+        assert len(set(versions)) == 3 and all(versions)
+        assert 'data-plane="fetal_brain" data-state="predicted"' in summary
 
-        assert [image["job"]["status"] for image in body["images"]] == ["SUCCEEDED", "QUEUED", "QUEUED"]
-        assert body["images"][0]["prediction"]["label"] == "fetal_brain"
-        assert 'data-status="QUEUED"' in body["images"][1]["html"]
-        assert body["images"][0]["version"] != body["images"][1]["version"]
-        assert "Fetal brain" in body["summary_html"]
+    def test_a_cards_version_changes_when_it_is_reviewed(
+        self, client_for, study, sonographer, clinician, model_version
+    ):
+        prediction = classify(upload(study, sonographer))
+        client = client_for(sonographer)
+        url = reverse("study-images", args=[study.id])
+        before = card_attributes(client.get(url, **PARTIAL).content.decode(), "data-version")
+
+        classifier_services.prediction_review(prediction=prediction, label="fetal_femur", reviewed_by=clinician)
+
+        after = card_attributes(client.get(url, **PARTIAL).content.decode(), "data-version")
+        assert len(before) == len(after) == 1 and before != after
 
 
 class TestStudyComplete:
@@ -278,32 +317,76 @@ class TestRetry:
         client = client_for(sonographer)
         assert b"RuntimeError: boom" in client.get(reverse("study-detail", args=[study.id])).content
 
-        response = client.post(reverse("image-retry", args=[image.id]), HTTP_ACCEPT="application/json")
+        response = client.post(reverse("image-retry", args=[image.id]), **PARTIAL)
 
         assert response.status_code == 200
-        assert 'data-status="QUEUED"' in response.json()["html"]
+        assert card_attributes(response.content.decode(), "data-status") == ["QUEUED"]
+
+    def test_a_job_that_did_not_fail_is_refused_in_the_apis_words(self, client_for, study, sonographer, model_version):
+        image = upload(study, sonographer)
+        client = client_for(sonographer)
+
+        partial = client.post(reverse("image-retry", args=[image.id]), **PARTIAL)
+        plain = client.post(reverse("image-retry", args=[image.id]), follow=True)
+
+        assert partial.status_code == 409
+        code, message = refusal(partial)
+        assert code == "job_not_retryable"
+        assert message in plain.content.decode()
+        assert image.jobs.get().attempts == 0
 
 
 class TestUpload:
-    def test_json_upload_answers_202_with_the_queued_job(self, client_for, study, sonographer, model_version, tmp_path):
-        path = tmp_path / "a.png"
-        path.write_bytes(png_bytes(seed=5))
-        with path.open("rb") as handle:
-            response = client_for(sonographer).post(
-                reverse("study-upload", args=[study.id]), {"file": handle}, HTTP_ACCEPT="application/json"
-            )
-        assert response.status_code == 202
-        assert response.json()["job"]["status"] == "QUEUED"
+    def test_script_upload_answers_202_with_the_queued_card(self, client_for, study, sonographer, model_version):
+        file = SimpleUploadedFile("a.png", png_bytes(seed=5))
 
-    def test_a_text_file_gets_its_reason_and_leaves_nothing(self, client_for, study, sonographer, tmp_path):
-        path = tmp_path / "notes.txt"
-        path.write_text("not an image")
-        with path.open("rb") as handle:
-            response = client_for(sonographer).post(
-                reverse("study-upload", args=[study.id]), {"file": handle}, HTTP_ACCEPT="application/json"
-            )
-        assert response.status_code == 400
-        assert response.json()["detail"] == "The file is not an image this server can read."
+        response = client_for(sonographer).post(reverse("study-upload", args=[study.id]), {"file": file}, **PARTIAL)
+
+        assert response.status_code == 202
+        image = study.images.get()
+        assert card_attributes(response.content.decode(), "id") == [f"image-{image.id}"]
+        assert card_attributes(response.content.decode(), "data-status") == ["QUEUED"]
+
+    def test_the_same_bytes_again_answer_200_with_the_same_card(self, client_for, study, sonographer, model_version):
+        client = client_for(sonographer)
+        url = reverse("study-upload", args=[study.id])
+        client.post(url, {"file": SimpleUploadedFile("a.png", png_bytes(seed=5))}, **PARTIAL)
+
+        again = client.post(url, {"file": SimpleUploadedFile("b.png", png_bytes(seed=5))}, **PARTIAL)
+
+        assert again.status_code == 200
+        assert card_attributes(again.content.decode(), "id") == [f"image-{study.images.get().id}"]
+
+    def test_page_actions_never_answer_json(self, client_for, study, sonographer, model_version):
+        file = SimpleUploadedFile("a.png", png_bytes(seed=5))
+
+        response = client_for(sonographer).post(
+            reverse("study-upload", args=[study.id]), {"file": file}, HTTP_ACCEPT="application/json", **PARTIAL
+        )
+
+        assert response.status_code == 202
+        assert response["Content-Type"].startswith("text/html")
+        assert "X-Requested-With" in response["Vary"]
+
+    def test_a_text_file_gets_the_apis_reason_and_leaves_nothing(self, client_for, study, sonographer, api_client):
+        def post_notes(post, url, **extra):
+            return post(url, {"file": SimpleUploadedFile("notes.txt", b"not an image")}, **extra)
+
+        page = post_notes(client_for(sonographer).post, reverse("study-upload", args=[study.id]), **PARTIAL)
+        api = post_notes(api_client.post, f"/api/v1/studies/{study.id}/images/")
+
+        assert page.status_code == api.status_code == 400
+        assert refusal(page) == (api.json()["code"], api.json()["detail"])
+        assert refusal(page) == ("invalid", "The file is not an image this server can read.")
+        assert study.images.count() == 0
+
+    def test_a_plain_form_gets_a_flash_message_and_its_page_back(self, client_for, study, sonographer):
+        file = SimpleUploadedFile("notes.txt", b"not an image")
+
+        response = client_for(sonographer).post(reverse("study-upload", args=[study.id]), {"file": file}, follow=True)
+
+        assert response.redirect_chain == [(reverse("study-detail", args=[study.id]), 302)]
+        assert "Upload refused: The file is not an image this server can read." in response.content.decode()
         assert study.images.count() == 0
 
     def test_csrf_is_enforced(self, study, sonographer, tmp_path):
@@ -328,11 +411,11 @@ class TestReview:
         response = client_for(clinician).post(
             reverse("image-review", args=[image.id]),
             {"label": "fetal_femur", "comment": "Femur clearly visible"},
-            HTTP_ACCEPT="application/json",
+            **PARTIAL,
         )
 
         assert response.status_code == 200
-        html = response.json()["html"]
+        html = response.content.decode()
         assert 'class="reviewed-label">Fetal femur' in html
         assert 'class="reviewer">clin_north' in html
         assert "Model said <strong>Fetal brain</strong>" in html
@@ -340,26 +423,46 @@ class TestReview:
 
     def test_a_sonographer_cannot_review(self, client_for, study, sonographer, model_version):
         image = upload(study, sonographer)
-        classify(image)
-        response = client_for(sonographer).post(reverse("image-review", args=[image.id]), {"label": "fetal_femur"})
-        assert response.status_code == 403
+        prediction = classify(image)
+        client = client_for(sonographer)
 
-    def test_a_bad_label_is_a_400_in_json(self, client_for, study, sonographer, clinician, model_version):
+        plain = client.post(reverse("image-review", args=[image.id]), {"label": "fetal_femur"})
+        partial = client.post(reverse("image-review", args=[image.id]), {"label": "fetal_femur"}, **PARTIAL)
+
+        assert plain.status_code == partial.status_code == 403
+        assert refusal(partial) == ("permission_denied", "Only clinicians can review predictions.")
+        prediction.refresh_from_db()
+        assert prediction.reviewed_label == ""
+
+    def test_a_bad_label_is_a_400_naming_the_choice(self, client_for, study, sonographer, clinician, model_version):
         image = upload(study, sonographer)
-        classify(image)
+        prediction = classify(image)
+
         response = client_for(clinician).post(
-            reverse("image-review", args=[image.id]), {"label": "fetal_heart"}, HTTP_ACCEPT="application/json"
+            reverse("image-review", args=[image.id]), {"label": "fetal_heart"}, **PARTIAL
         )
+
         assert response.status_code == 400
+        code, message = refusal(response)
+        assert code == "invalid" and "fetal_heart is not one of the available choices" in message
+        prediction.refresh_from_db()
+        assert prediction.reviewed_label == ""
 
     def test_an_image_still_being_classified_cannot_be_reviewed_yet(
         self, client_for, study, sonographer, clinician, model_version
     ):
         image = upload(study, sonographer)
-        response = client_for(clinician).post(
-            reverse("image-review", args=[image.id]), {"label": "fetal_femur"}, HTTP_ACCEPT="application/json"
-        )
-        assert response.status_code == 400 and "no prediction yet" in response.json()["detail"]
+        client = client_for(clinician)
+        url = reverse("image-review", args=[image.id])
+
+        partial = client.post(url, {"label": "fetal_femur"}, **PARTIAL)
+        plain = client.post(url, {"label": "fetal_femur"}, follow=True)
+
+        # The API's status and words (409 not_classified), not a page's own.
+        assert partial.status_code == 409
+        code, message = refusal(partial)
+        assert code == "not_classified" and "no prediction yet" in message
+        assert plain.redirect_chain[0][1] == 302 and message in plain.content.decode()
 
 
 class TestImageHistory:
