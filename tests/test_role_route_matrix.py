@@ -18,12 +18,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from classifier import services as classifier_services
 from classifier.labels import PLANE_LABELS
-from classifier.ml.inference import ClassifierResult
 from classifier.models import ClassificationJob, ModelVersion
 from fetalsite.accounts.roles import Role
 from patients.services import image_upload
+from tests.api.conftest import classify, upload
 from tests.dbstate import database_snapshot
 from tests.factories import StudyFactory, UserFactory
 from tests.images import png_bytes
@@ -129,17 +128,8 @@ def _matches(statuses: list[int], expected: tuple[frozenset[int], ...]) -> bool:
 
 
 def _prediction(study, user) -> ClassificationJob:
-    image = image_upload(study=study, data=png_bytes(seed=next(_unique)), filename="m.png", uploaded_by=user).image
-    job = image.jobs.get()
-    classifier_services.job_start(job_id=job.id)
-    probabilities = dict.fromkeys(PLANE_LABELS, 0.1)
-    probabilities[PLANE_LABELS[0]] = 0.7
-    result = ClassifierResult(
-        label=PLANE_LABELS[0], confidence=0.7, probabilities=probabilities, needs_review=False, inference_ms=3
-    )
-    classifier_services.prediction_save(job_id=job.id, result=result, heatmap_png=png_bytes(seed=99))
-    job.refresh_from_db()
-    return job
+    image = upload(study, seed=next(_unique), user=user)
+    return classify(image, heatmap_png=png_bytes(seed=99)).job
 
 
 @pytest.fixture

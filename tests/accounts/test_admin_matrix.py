@@ -16,16 +16,13 @@ from django.forms.models import model_to_dict
 from django.urls import reverse
 from rest_framework.authtoken.models import Token, TokenProxy
 
-from classifier import services as classifier_services
 from classifier.labels import PLANE_LABELS
-from classifier.ml.inference import ClassifierResult
 from classifier.models import ModelVersion, WebhookDelivery, WebhookEndpoint
 from fetalsite.accounts.roles import ROLE_PERMISSIONS, Role
 from fetalsite.audit.services import access_log_record
-from patients.services import image_upload
+from tests.api.conftest import classify, upload
 from tests.dbstate import database_snapshot
 from tests.factories import StudyFactory, UserFactory
-from tests.images import png_bytes
 
 REGISTERED = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label)
 CLINIC_ADMIN_PERMS = {f"{app}.{codename}" for app, codename in ROLE_PERMISSIONS[Role.CLINIC_ADMIN]}
@@ -49,17 +46,7 @@ FORGED = {
 
 
 def _prediction_for(study, user):
-    image = image_upload(study=study, data=png_bytes(seed=study.id), filename="m.png", uploaded_by=user).image
-    job = image.jobs.get()
-    classifier_services.job_start(job_id=job.id)
-    probabilities = dict.fromkeys(PLANE_LABELS, 0.1)
-    probabilities[PLANE_LABELS[0]] = 0.7
-    result = ClassifierResult(
-        label=PLANE_LABELS[0], confidence=0.7, probabilities=probabilities, needs_review=False, inference_ms=3
-    )
-    classifier_services.prediction_save(job_id=job.id, result=result, heatmap_png=None)
-    job.refresh_from_db()
-    return job.prediction
+    return classify(upload(study, seed=study.id, user=user))
 
 
 def _clinic_records(clinic, user, label: str) -> dict:

@@ -32,7 +32,14 @@ def upload(study, *, seed: int = 0, user=None):
     ).image
 
 
-def classify(image, *, label: str = "fetal_brain", confidence: float = 0.9, needs_review: bool = False):
+def classify(
+    image,
+    *,
+    label: str = "fetal_brain",
+    confidence: float = 0.9,
+    needs_review: bool = False,
+    heatmap_png: bytes | None = None,
+):
     """Run the image's queued job through the real services with a chosen result."""
     job = image.jobs.get()
     classifier_services.job_start(job_id=job.id)
@@ -44,7 +51,7 @@ def classify(image, *, label: str = "fetal_brain", confidence: float = 0.9, need
     result = ClassifierResult(
         label=label, confidence=confidence, probabilities=probabilities, needs_review=needs_review, inference_ms=12.5
     )
-    classifier_services.prediction_save(job_id=job.id, result=result, heatmap_png=None)
+    classifier_services.prediction_save(job_id=job.id, result=result, heatmap_png=heatmap_png)
     return image.jobs.get().prediction
 
 
