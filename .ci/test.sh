@@ -17,4 +17,4 @@ log "ruff, import-linter, djLint"
 .venv/bin/lint-imports --no-cache  # the layers of docs/architecture.md (contracts in pyproject.toml)
 .venv/bin/djlint templates --lint
 log "pytest"
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest --durations=15 "$@"  # the slowest tests, to keep CI under 20 minutes
