@@ -5,7 +5,6 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from classifier import selectors, services
 from classifier.filters import JobFilter, PredictionFilter
@@ -13,6 +12,7 @@ from classifier.labels import PLANE_LABELS
 from classifier.serializers import JobOutputSerializer, PredictionOutputSerializer
 from fetalsite.core.api_input import UNKNOWN_FIELD_EXAMPLE, validate_empty_body
 from fetalsite.core.api_utils import READ_ERRORS, HasRequiredPerms, error_responses
+from fetalsite.core.api_views import ApiView
 from fetalsite.core.lists import FilteredListApi
 
 
@@ -35,7 +35,7 @@ class JobListApi(FilteredListApi):
         return self.list_response(JobOutputSerializer)
 
 
-class JobDetailApi(APIView):
+class JobDetailApi(ApiView):
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["classifier.view_classificationjob"]}
 
@@ -49,7 +49,7 @@ class JobDetailApi(APIView):
         return Response(JobOutputSerializer(job).data)
 
 
-class JobRetryApi(APIView):
+class JobRetryApi(ApiView):
     """Queue a failed job again with the model that is active now (the answer is the job that will run)."""
 
     permission_classes = [HasRequiredPerms]
@@ -101,7 +101,7 @@ class PredictionListApi(FilteredListApi):
         return self.list_response(PredictionOutputSerializer)
 
 
-class PredictionDetailApi(APIView):
+class PredictionDetailApi(ApiView):
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["classifier.view_prediction"]}
 
@@ -178,7 +178,7 @@ class ModelVersionListApi(FilteredListApi):
         return self.list_response(ModelVersionOutputSerializer)
 
 
-class ModelVersionDetailApi(APIView):
+class ModelVersionDetailApi(ApiView):
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["classifier.view_modelversion"]}
 

@@ -19,7 +19,6 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from classifier import selectors as classifier_selectors
 from classifier import services as classifier_services
@@ -37,6 +36,7 @@ from fetalsite.core.api_utils import (
     error_responses,
     idempotent,
 )
+from fetalsite.core.api_views import ApiView
 from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
 from fetalsite.core.lists import FilteredListApi
 from patients import selectors, services
@@ -206,7 +206,7 @@ class PatientListCreateApi(FilteredListApi):
         return Response(PatientOutputSerializer(patient).data, status=status.HTTP_201_CREATED)
 
 
-class PatientDetailApi(APIView):
+class PatientDetailApi(ApiView):
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["patients.view_patient"], "PATCH": ["patients.change_patient"]}
 
@@ -306,7 +306,7 @@ class StudyListCreateApi(FilteredListApi):
         return Response(StudyOutputSerializer(study).data, status=status.HTTP_201_CREATED)
 
 
-class StudyDetailApi(APIView):
+class StudyDetailApi(ApiView):
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["patients.view_study"], "PATCH": ["patients.change_study"]}
 
@@ -340,7 +340,7 @@ class StudyDetailApi(APIView):
         return Response(StudyOutputSerializer(study).data)
 
 
-class StudyCompleteApi(APIView):
+class StudyCompleteApi(ApiView):
     """Close a study: no more uploads. Completing a completed study changes nothing."""
 
     permission_classes = [HasRequiredPerms]
@@ -389,7 +389,7 @@ UPLOAD_RESULT = PolymorphicProxySerializer(
 )
 
 
-class ImageUploadApi(APIView):
+class ImageUploadApi(ApiView):
     """Upload one or several images (repeat the `file` part) to an open study.
 
     One file answers with the image (202 while it is classified, 200 when the same bytes were already
@@ -484,7 +484,7 @@ class ImageListApi(FilteredListApi):
         return self.list_response(ImageOutputSerializer)
 
 
-class ImageDetailApi(APIView):
+class ImageDetailApi(ApiView):
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["patients.view_ultrasoundimage"]}
 
@@ -513,7 +513,7 @@ class ImageBytesRenderer(BaseRenderer):
 IMAGE_CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "bmp": "image/bmp", "tif": "image/tiff"}
 
 
-class ImageFileApi(APIView):
+class ImageFileApi(ApiView):
     """The uploaded bytes, as an attachment; never sniffed as anything but an image."""
 
     permission_classes = [HasRequiredPerms]
@@ -560,7 +560,7 @@ class CanReviewPredictions(BasePermission):
         return user_can_review(request.user)
 
 
-class PredictionReviewApi(APIView):
+class PredictionReviewApi(ApiView):
     """A clinician confirms or corrects the label of the image's newest prediction.
 
     The model's own label stays as it was; the review is kept in the image's history."""
@@ -648,7 +648,7 @@ class HistoryEntryOutputSerializer(serializers.Serializer):
     )
 
 
-class ImageHistoryApi(APIView):
+class ImageHistoryApi(ApiView):
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["patients.view_ultrasoundimage"]}
 

@@ -10,11 +10,11 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from fetalsite.accounts import tokens
 from fetalsite.core.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
 from fetalsite.core.api_utils import ApiLoginRateThrottle, error_responses
+from fetalsite.core.api_views import ApiView
 from fetalsite.core.client_ip import client_ip
 
 logger = logging.getLogger("fetalsite.api")
@@ -29,7 +29,7 @@ TOKEN_EXAMPLE = OpenApiExample(
 )
 
 
-class TokenObtainApi(APIView):
+class TokenObtainApi(ApiView):
     """``POST``: exchange a username and password for the user's API token (the same token until it
     is rotated, revoked, expires or the password changes); only roles in API_TOKEN_ROLES get one.
     ``DELETE``: revoke your token (any owner)."""
@@ -119,7 +119,7 @@ class TokenObtainApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class TokenRotateApi(APIView):
+class TokenRotateApi(ApiView):
     """Replace your token with a new one; the old one stops working at once."""
 
     permission_classes = [IsAuthenticated]  # the service refuses roles not in API_TOKEN_ROLES (403)

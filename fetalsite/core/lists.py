@@ -5,8 +5,10 @@ from __future__ import annotations
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import generics
 
+from fetalsite.core.api_views import ApiView
 
-class FilteredListApi(generics.GenericAPIView):
+
+class FilteredListApi(ApiView, generics.GenericAPIView):
     """Subclasses set ``filterset_class`` and a ``get_queryset`` that calls a clinic-scoped selector."""
 
     filter_backends = [DjangoFilterBackend]
