@@ -106,11 +106,24 @@ _REQUEST_BODY_ERRORS: dict[type[Exception], tuple[int, str, str]] = {
 }
 
 
+def _too_large_message(exc: DjangoValidationError) -> str:
+    """The too-large files' messages; in a multi-file upload each names its part (``file[1]: ...``)."""
+    by_field = exc.error_dict.items() if hasattr(exc, "error_dict") else [("file", exc.error_list)]
+    return " ".join(
+        message if name == "file" else f"{name}: {message}"
+        for name, errors in by_field
+        for error in errors
+        if error.code == "too_large"
+        for message in error.messages
+    )
+
+
 def _describe_validation(exc: DjangoValidationError) -> ErrorDescription:
-    fields = _fields_from_django(exc)
     if "too_large" in _django_codes(exc):
-        # A file over UPLOAD_MAX_BYTES: the request entity is too large, not merely invalid.
-        return ErrorDescription(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large", _first_message(fields), fields)
+        # A file over UPLOAD_MAX_BYTES: the request entity is too large, not merely invalid. Like every other
+        # 413 it has no `fields` (docs/api.md: only validation and detail conflicts carry them).
+        return ErrorDescription(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large", _too_large_message(exc))
+    fields = _fields_from_django(exc)
     return ErrorDescription(status.HTTP_400_BAD_REQUEST, "invalid", _first_message(fields), fields)
 
 

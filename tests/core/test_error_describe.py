@@ -41,3 +41,15 @@ class TestErrorDescribe:
 
     def test_other_errors_are_not_described(self):
         assert error_describe(RuntimeError("boom")) is None
+
+    def test_a_too_large_file_is_a_413_without_fields(self):
+        described = error_describe(
+            ValidationError({"file[0]": ValidationError("Too big.", code="too_large"), "file[1]": "Broken."})
+        )
+
+        assert (described.status, described.code, described.message, described.fields) == (
+            413,
+            "too_large",
+            "file[0]: Too big.",
+            None,
+        )
