@@ -73,3 +73,7 @@ ensure_postgres() {
 ensure_chromium() {
   [ -x /usr/bin/chromium ] || apt_install chromium
 }
+
+ensure_curl() {  # docs/api.md's walkthrough is a curl script, run by tests/api/test_docs_walkthrough.py
+  command -v curl >/dev/null || apt_install curl
+}

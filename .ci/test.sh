@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the tests need, start PostgreSQL, Redis (and find Chromium), lint, run every test.
+# Install what the tests need, start PostgreSQL, Redis (and find Chromium and curl), lint, run every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/lib.sh
@@ -10,6 +10,7 @@ ensure_venv "$requirements"
 ensure_redis
 ensure_postgres
 ensure_chromium
+ensure_curl
 
 log "ruff, import-linter, djLint"
 .venv/bin/ruff check .

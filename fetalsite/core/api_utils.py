@@ -258,7 +258,10 @@ class ErrorSerializer(serializers.Serializer):
 ErrorSerializer._declared_fields["fields"] = serializers.DictField(
     child=serializers.ListField(child=serializers.CharField()),
     required=False,
-    help_text="Validation errors only: the messages for each invalid field (`non_field_errors` for the rest).",
+    help_text=(
+        "Only on validation errors (400 `invalid`: each invalid field or query parameter, `non_field_errors` for "
+        "the rest) and on the MRN conflicts (409 `mrn_exists`, `patient_details_differ`: what conflicts)."
+    ),
 )
 
 

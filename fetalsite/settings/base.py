@@ -167,7 +167,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fetal ultrasound plane classifier API",
     "DESCRIPTION": "Patients, studies, image uploads and model predictions for one clinic.",
-    "VERSION": "1.0.0",
+    "VERSION": "1.1.0",  # semver, per docs/api-changelog.md: minor for additions, major with a new /api/vN/
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
@@ -237,8 +237,9 @@ SPECTACULAR_SETTINGS.update(
             "classification jobs, predictions, clinician reviews, model versions and change history, always "
             "scoped to your clinic (another clinic's record answers 404, like a missing one).\n\n"
             "Authenticate with `Authorization: Token <key>` (get the key from `POST /api/v1/auth/token/`). "
-            'Every error is JSON: `{"detail", "code"}` plus `fields` for validation errors. Lists take '
-            "`limit` (at most 200) and `offset`. Results can be pushed to you by signed webhooks; see docs/api.md."
+            'Every error is JSON: `{"detail", "code"}`, plus `fields` on validation errors and MRN conflicts. '
+            "Lists take `limit` (at most 200) and `offset`. Results can be pushed to you by signed webhooks; see "
+            "docs/api.md. Changes and the versioning policy: docs/api-changelog.md."
         ),
         "COMPONENT_SPLIT_REQUEST": True,
         "ENUM_NAME_OVERRIDES": {
