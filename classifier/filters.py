@@ -6,7 +6,7 @@ import django_filters
 
 from classifier.labels import FetalPlane
 from classifier.models import ClassificationJob, Prediction
-from fetalsite.core.filters import IdFilter, StableOrderingFilter
+from fetalsite.core.filters import IdFilter, StableOrderingFilter, StrictBooleanFilter
 
 
 class JobFilter(django_filters.FilterSet):
@@ -27,8 +27,8 @@ class PredictionFilter(django_filters.FilterSet):
     image = IdFilter(field_name="job__image_id", help_text="Only this image's predictions.")
     study = IdFilter(field_name="job__image__study_id", help_text="Only this study's.")
     label = django_filters.ChoiceFilter(choices=FetalPlane.choices, help_text="The model's label.")
-    needs_review = django_filters.BooleanFilter(help_text="The model flagged the prediction as uncertain.")
-    reviewed = django_filters.BooleanFilter(
+    needs_review = StrictBooleanFilter(help_text="The model flagged the prediction as uncertain.")
+    reviewed = StrictBooleanFilter(
         field_name="reviewed_label", lookup_expr="gt", method="filter_reviewed", help_text="Reviewed by a clinician."
     )
     ordering = StableOrderingFilter(

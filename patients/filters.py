@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce, NullIf
 
 from classifier.labels import FetalPlane
 from classifier.selectors import image_latest_prediction_subquery
-from fetalsite.core.filters import IdFilter, StableOrderingFilter, UtcIsoDateTimeFilter
+from fetalsite.core.filters import IdFilter, StableOrderingFilter, StrictBooleanFilter, UtcIsoDateTimeFilter
 from patients.models import Patient, Study, UltrasoundImage
 
 
@@ -72,12 +72,10 @@ class ImageFilter(django_filters.FilterSet):
         method="filter_label",
         help_text="The final label: the clinician's when reviewed, else the model's.",
     )
-    needs_review = django_filters.BooleanFilter(
+    needs_review = StrictBooleanFilter(
         method="filter_needs_review", help_text="The model flagged the prediction as uncertain."
     )
-    reviewed = django_filters.BooleanFilter(
-        method="filter_reviewed", help_text="A clinician confirmed or corrected the label."
-    )
+    reviewed = StrictBooleanFilter(method="filter_reviewed", help_text="A clinician confirmed or corrected the label.")
     uploaded_after = UtcIsoDateTimeFilter(
         field_name="uploaded_at", lookup_expr="gte", help_text="Uploaded at or after (ISO 8601)."
     )

@@ -16,6 +16,22 @@ class ApiAutoSchema(AutoSchema):
             return outer.removesuffix("Api").removesuffix("Serializer") + inner.removesuffix("Serializer")
         return super().get_serializer_name(serializer, direction)
 
+    def _get_parameters(self):
+        parameters = super()._get_parameters()
+        filters = getattr(getattr(self.view, "filterset_class", None), "base_filters", {})
+        for parameter in (p for p in parameters if p["in"] == "query"):
+            schema = parameter.get("schema", {})
+            # No query parameter may be empty (fetalsite.core.api_views): say so for the free-text ones.
+            if schema.get("type") == "string" and "enum" not in schema:
+                schema.setdefault("minLength", 1)
+            elif schema.get("type") == "array":
+                schema.setdefault("minItems", 1)
+            # A filter whose schema is set by @extend_schema_field (IdFilter) loses its help text: restore it.
+            help_text = filters[parameter["name"]].extra.get("help_text") if parameter["name"] in filters else None
+            if help_text and not parameter.get("description"):
+                parameter["description"] = str(help_text)
+        return parameters
+
     def _map_basic_serializer(self, serializer, direction):
         # Input serializers refuse undeclared keys with a 400 (fetalsite.core.api_input): say so.
         from fetalsite.core.api_input import StrictInputSerializer

@@ -50,37 +50,70 @@ class HasRequiredPerms(BasePermission):
 # SQLite raise OverflowError (a 500), so integer query parameters are held to this range.
 DB_INTEGER_MIN = -(2**63)
 DB_INTEGER_MAX = 2**63 - 1
-_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 
-def whole_number_out_of_range(raw: str) -> bool:
-    """Whether ``raw`` is a whole number outside the database's signed 64-bit range (other text: False)."""
-    if not _WHOLE_NUMBER.fullmatch(raw.strip()):
-        return False
-    digits = raw.strip().lstrip("+-").lstrip("0")
-    # 20 digits or more cannot fit; int() of thousands of digits is slow and refused by Python.
-    return len(digits) > 19 or not DB_INTEGER_MIN <= int(raw) <= DB_INTEGER_MAX
+def parse_whole_number(raw: str) -> int | None:
+    """``raw`` as an integer if it is written as one (ASCII digits, an optional minus), else None.
+
+    ``1.0``, ``+1``, `` 1``, ``1e3`` and other scripts' digits are not whole numbers here, although
+    Python's ``int()`` or Django's IntegerField take some of them. A number of 20 digits or more is
+    returned as one just beyond the database's range: ``int()`` of thousands of digits is slow."""
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        return None
+    digits = raw.lstrip("-").lstrip("0")
+    if len(digits) > 19:
+        return DB_INTEGER_MIN - 1 if raw.startswith("-") else DB_INTEGER_MAX + 1
+    return int(raw)
 
 
 class ApiPagination(LimitOffsetPagination):
-    """``?limit=&offset=`` on every list; at most 200 items a page.
-
-    Like DRF, a missing, negative or non-numeric value falls back to the default; only a whole
-    number beyond the database's integer range is refused, with a 400 that names it."""
+    """``?limit=`` (a whole number from 1 to 200; default 50) and ``?offset=`` (a whole number from 0;
+    default 0) on every list. Any other value, ``limit=0``, ``limit=500`` or ``offset=abc`` among them,
+    answers 400 naming the parameter, before the list is counted: a client is never handed another page
+    size or page than the one it asked for."""
 
     default_limit = 50
     max_limit = 200
+    limit_query_description = f"How many results to return: a whole number from 1 to {max_limit} (default 50)."
+    offset_query_description = "How many results to skip: a whole number from 0 (default 0)."
+
+    def _page_parameters(self, request) -> dict[str, int]:
+        """The limit and offset the request gives (those it leaves out are absent); 400 for any invalid one."""
+        bounds = {self.limit_query_param: (1, self.max_limit), self.offset_query_param: (0, DB_INTEGER_MAX)}
+        values: dict[str, int] = {}
+        errors: dict[str, list[str]] = {}
+        for name, (low, high) in bounds.items():
+            raw = request.query_params.get(name)
+            if raw is None:
+                continue
+            number = parse_whole_number(raw)
+            if number is None or not low <= number <= high:
+                errors[name] = [f"Enter a whole number from {low} to {high}."]
+            else:
+                values[name] = number
+        if errors:
+            raise exceptions.ValidationError(errors)
+        return values
+
+    def get_limit(self, request):
+        return self._page_parameters(request).get(self.limit_query_param, self.default_limit)
+
+    def get_offset(self, request):
+        return self._page_parameters(request).get(self.offset_query_param, 0)
 
     def paginate_queryset(self, queryset, request, view=None):
-        for parameter in (self.limit_query_param, self.offset_query_param):
-            raw = request.query_params.get(parameter)
-            if raw is not None and whole_number_out_of_range(raw):
-                message = f"Ensure this value is between {DB_INTEGER_MIN} and {DB_INTEGER_MAX}."
-                raise exceptions.ValidationError({parameter: [message]})
+        self._page_parameters(request)  # both checked before DRF counts the rows (it reads the offset after)
         page = super().paginate_queryset(queryset, request, view)
         # The access log records the patients of every page an API list shows.
         note_listed(request, page or [])
         return page
+
+    def get_schema_operation_parameters(self, view):
+        limit, offset = super().get_schema_operation_parameters(view)
+        limit["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_limit, "default": self.default_limit}
+        offset["schema"] = {"type": "integer", "format": "int64", "minimum": 0, "maximum": DB_INTEGER_MAX, "default": 0}
+        return [limit, offset]
 
 
 # ---- Throttling ------------------------------------------------------------
@@ -309,13 +342,26 @@ _ERRORS = {
 }
 
 
+UNKNOWN_QUERY_PARAMETER = "Unknown query parameter."
+# Every operation answers 400 to a query parameter it does not take (fetalsite.core.api_views).
+UNKNOWN_QUERY_PARAMETER_EXAMPLE = {
+    "detail": UNKNOWN_QUERY_PARAMETER,
+    "code": "invalid",
+    "fields": {"needs_reviw": [UNKNOWN_QUERY_PARAMETER]},
+}
+_BODY_ERRORS = {413, 415}  # documented only by operations that take a body
+
+
 def error_responses(*codes: int, examples: dict[int, dict] | None = None) -> dict[int, OpenApiResponse]:
     """OpenAPI responses for the given error statuses, each with an example body.
 
-    401 and 429 are added to every authenticated endpoint by the caller's choice of codes."""
+    401 and 429 are added to every authenticated endpoint by the caller's choice of codes. The 400 of an
+    operation without a body (no 413 or 415 among ``codes``) is shown with an unknown query parameter."""
     responses = {}
     for code in codes:
         description, example = _ERRORS[code]
+        if code == 400 and not _BODY_ERRORS & set(codes):
+            example = UNKNOWN_QUERY_PARAMETER_EXAMPLE
         example = (examples or {}).get(code, example)
         responses[code] = OpenApiResponse(
             response=ErrorSerializer,
@@ -325,5 +371,5 @@ def error_responses(*codes: int, examples: dict[int, dict] | None = None) -> dic
     return responses
 
 
-READ_ERRORS = (401, 404, 429)
+READ_ERRORS = (400, 401, 404, 429)  # 400: a query parameter the operation does not take
 WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 429)  # operations with a JSON body

@@ -163,6 +163,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "fetalsite.core.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # No ?format=: every query parameter is the operation's own (fetalsite.core.api_views); the media
+    # type is chosen with the Accept header.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fetal ultrasound plane classifier API",
@@ -185,11 +188,9 @@ REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
     "rest_framework.authentication.SessionAuthentication",
 ]
 REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "fetalsite.core.api_utils.ApiPagination"
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
-    "fetalsite.core.api_utils.LimitedJSONParser",
-    "rest_framework.parsers.FormParser",
-    "rest_framework.parsers.MultiPartParser",
-]
+# Request bodies are JSON only (other types answer 415), so the schema offers a generated client one
+# body type per operation; the image upload declares its own multipart parser.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["fetalsite.core.api_utils.LimitedJSONParser"]
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
     "fetalsite.core.api_utils.ApiUserRateThrottle",
     "fetalsite.core.api_utils.ApiAnonRateThrottle",
@@ -217,6 +218,8 @@ API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
 API_TOKEN_ROLES = env.list("API_TOKEN_ROLES", default=["integrator"])
 
 # ---- Webhooks: signed POSTs to each clinic's registered callback --------------------------------
+# The address integrators reach this server at: webhook payloads carry absolute links built on it.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 # Plain-HTTP callback URLs are refused unless DEBUG (or this flag, for tests on 127.0.0.1).
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
 # Callback hosts must resolve to public addresses only (checked at registration and at every delivery);
@@ -238,10 +241,23 @@ SPECTACULAR_SETTINGS.update(
             "scoped to your clinic (another clinic's record answers 404, like a missing one).\n\n"
             "Authenticate with `Authorization: Token <key>` (get the key from `POST /api/v1/auth/token/`). "
             'Every error is JSON: `{"detail", "code"}`, plus `fields` on validation errors and MRN conflicts. '
-            "Lists take `limit` (at most 200) and `offset`. Results can be pushed to you by signed webhooks; see "
+            "Lists take `limit` (1 to 200) and `offset`; every query parameter is checked (an unknown, repeated or "
+            "empty one, or a boolean other than `true`/`false`, is a 400). "
+            "Results can be pushed to you by signed webhooks; see "
             "docs/api.md. Changes and the versioning policy: docs/api-changelog.md."
         ),
+        # 3.1: JSON Schema proper (null as a type) and a place for the webhook events.
+        "OAS_VERSION": "3.1.0",
         "COMPONENT_SPLIT_REQUEST": True,
+        # The events POSTed to a clinic's webhook endpoints, with the headers every delivery carries.
+        "WEBHOOKS": [
+            f"classifier.webhook_events.{name}_WEBHOOK"
+            for name in ("PREDICTION_CREATED", "PREDICTION_REVIEWED", "JOB_FAILED", "TEST")
+        ],
+        "POSTPROCESSING_HOOKS": [
+            "drf_spectacular.hooks.postprocess_schema_enums",
+            "classifier.webhook_events.webhook_headers_postprocess",
+        ],
         "ENUM_NAME_OVERRIDES": {
             "FetalPlaneEnum": "classifier.labels.FetalPlane",
             "StudyStatusEnum": "patients.models.Study.Status",
