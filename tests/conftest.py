@@ -174,9 +174,13 @@ def active_model(db, settings, tiny_model_dir):
 def celery_worker(transactional_db):
     """A real Celery worker in a thread, consuming from the real Redis broker."""
     from celery.contrib.testing.worker import start_worker
+    from kombu.asynchronous import set_event_loop
 
     from fetalsite.celery import app
 
+    # Each worker its own event loop: kombu keeps one per process, and a second worker that reused the first's
+    # would schedule ETA tasks (a retry's countdown) on its own timer while the loop fires the old one's.
+    set_event_loop(None)
     with app.connection_for_write() as connection:
         connection.default_channel.queue_purge(app.conf.task_default_queue)
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=60, loglevel="WARNING") as worker:
