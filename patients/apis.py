@@ -15,7 +15,7 @@ from drf_spectacular.utils import (
     extend_schema_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -398,7 +398,7 @@ class ImageUploadApi(ApiView):
 
     permission_classes = [HasRequiredPerms]
     required_perms = {"POST": ["patients.add_ultrasoundimage"]}
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]  # files only; every other body is JSON (settings.REST_FRAMEWORK)
 
     class InputSerializer(StrictInputSerializer):
         file = serializers.ListField(

@@ -37,3 +37,5 @@ WHITENOISE_AUTOREFRESH = True
 # The API tests exercise each role's rights (a clinician's review, a sonographer's 403) through tokens, so
 # those roles may hold one here; tests/api/test_token_rules.py proves the default (integrators only) refuses them.
 API_TOKEN_ROLES = ["integrator", "sonographer", "clinician", "clinic_admin"]
+# The API takes JSON bodies (uploads alone are multipart and say format="multipart"): APIClient sends JSON.
+REST_FRAMEWORK["TEST_REQUEST_DEFAULT_FORMAT"] = "json"  # noqa: F405

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
+import pytest
 from rest_framework.test import APIClient
 
 
@@ -59,6 +61,22 @@ class TestErrorShape:
         response = api_client.post("/api/v1/patients/", data="mrn=1", content_type="text/plain")
 
         assert response.status_code == 415
+
+    @pytest.mark.parametrize("body_format", ["form", "multipart"])
+    def test_a_form_body_to_a_json_endpoint_is_a_415(self, api_client, body_format):
+        # JSON bodies only (the schema offers a generated client nothing else); uploads alone are multipart.
+        fields = {"mrn": "N-1", "given_name": "Ada", "family_name": "Byron"}
+        if body_format == "form":
+            response = api_client.post(
+                "/api/v1/patients/", data=urlencode(fields), content_type="application/x-www-form-urlencoded"
+            )
+        else:
+            response = api_client.post("/api/v1/patients/", fields, format="multipart")
+
+        assert response.status_code == 415
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["code"] == "unsupported_media_type"
+        assert set(response.json()) == {"detail", "code"}
 
     def test_out_of_range_id_is_a_404_not_a_500(self, api_client):
         response = api_client.get("/api/v1/images/99999999999999999999999/")

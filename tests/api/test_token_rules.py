@@ -200,7 +200,7 @@ class TestWhoMayHoldAToken:
     def test_rotation_through_a_session_is_refused_to_other_roles(self, default_roles, client, sonographer):
         client.force_login(sonographer)
 
-        response = client.post("/api/v1/auth/token/rotate/")
+        response = client.post("/api/v1/auth/token/rotate/", content_type="application/json")
 
         assert response.status_code == 403
         assert response.json()["code"] == "token_not_allowed"

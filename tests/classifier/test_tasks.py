@@ -25,7 +25,9 @@ def finished_job(job_id: int):
 class TestClassifyImageTask:
     def test_api_upload_is_classified_by_the_worker(self, celery_worker, active_model, api_client, study):
         response = api_client.post(
-            f"/api/v1/studies/{study.id}/images/", {"file": SimpleUploadedFile("scan.png", png_bytes())}
+            f"/api/v1/studies/{study.id}/images/",
+            {"file": SimpleUploadedFile("scan.png", png_bytes())},
+            format="multipart",
         )
         assert response.status_code == 202, response.content
         job = wait_for(lambda: finished_job(response.json()["job"]["id"]))

@@ -22,7 +22,9 @@ def nothing_stored(media_root) -> bool:
 @pytest.mark.parametrize("kind", BAD_FILES)
 def test_api_refuses_bad_files(api_client, study, media_root, kind):
     data, message = BAD_FILES[kind]
-    response = api_client.post(f"/api/v1/studies/{study.id}/images/", {"file": SimpleUploadedFile("x.png", data)})
+    response = api_client.post(
+        f"/api/v1/studies/{study.id}/images/", {"file": SimpleUploadedFile("x.png", data)}, format="multipart"
+    )
     assert response.status_code == 400
     body = response.json()
     assert message in body["detail"] and message in body["fields"]["file"][0]
@@ -44,12 +46,13 @@ def test_page_refuses_bad_files(client, sonographer, study, media_root, kind):
 
 
 def test_api_upload_without_a_file_is_a_400(api_client, study):
-    response = api_client.post(f"/api/v1/studies/{study.id}/images/", {})
+    response = api_client.post(f"/api/v1/studies/{study.id}/images/", {}, format="multipart")
     assert response.status_code == 400 and "file" in response.json()["fields"]
 
 
 def test_same_bytes_twice_give_200_and_the_same_image(api_client, study):
-    first = api_client.post(f"/api/v1/studies/{study.id}/images/", {"file": SimpleUploadedFile("a.png", png_bytes())})
-    second = api_client.post(f"/api/v1/studies/{study.id}/images/", {"file": SimpleUploadedFile("b.png", png_bytes())})
+    url = f"/api/v1/studies/{study.id}/images/"
+    first = api_client.post(url, {"file": SimpleUploadedFile("a.png", png_bytes())}, format="multipart")
+    second = api_client.post(url, {"file": SimpleUploadedFile("b.png", png_bytes())}, format="multipart")
     assert (first.status_code, second.status_code) == (202, 200)
     assert first.json()["id"] == second.json()["id"]

@@ -373,7 +373,7 @@ class TestUpload:
             return post(url, {"file": SimpleUploadedFile("notes.txt", b"not an image")}, **extra)
 
         page = post_notes(client_for(sonographer).post, reverse("study-upload", args=[study.id]), **PARTIAL)
-        api = post_notes(api_client.post, f"/api/v1/studies/{study.id}/images/")
+        api = post_notes(api_client.post, f"/api/v1/studies/{study.id}/images/", format="multipart")
 
         assert page.status_code == api.status_code == 400
         assert refusal(page) == (api.json()["code"], api.json()["detail"])
