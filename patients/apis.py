@@ -203,7 +203,9 @@ class PatientListCreateApi(FilteredListApi):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         patient = services.patient_create(created_by=request.user, **serializer.validated_data)
-        return Response(PatientOutputSerializer(patient).data, status=status.HTTP_201_CREATED)
+        response = Response(PatientOutputSerializer(patient).data, status=status.HTTP_201_CREATED)
+        response["Location"] = reverse("api-patient", args=[patient.id])
+        return response
 
 
 class PatientDetailApi(ApiView):
@@ -303,7 +305,9 @@ class StudyListCreateApi(FilteredListApi):
         data = dict(serializer.validated_data)
         patient = selectors.patient_get(user=request.user, patient_id=data.pop("patient"))
         study = services.study_create(patient=patient, created_by=request.user, **data)
-        return Response(StudyOutputSerializer(study).data, status=status.HTTP_201_CREATED)
+        response = Response(StudyOutputSerializer(study).data, status=status.HTTP_201_CREATED)
+        response["Location"] = reverse("api-study", args=[study.id])
+        return response
 
 
 class StudyDetailApi(ApiView):

@@ -223,6 +223,7 @@ class LimitedJSONParser(JSONParser):
 # ---- Idempotency-Key ---------------------------------------------------------------------------
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on a stored response answered again
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     IDEMPOTENCY_HEADER,
@@ -259,7 +260,9 @@ def idempotent(view_method):
         )
         if claim.replay is not None:
             response = Response(claim.replay.response_body, status=claim.replay.response_status)
-            response["Idempotent-Replayed"] = "true"
+            response[REPLAYED_HEADER] = "true"
+            if claim.replay.response_location:
+                response["Location"] = claim.replay.response_location
             return response
         try:
             response = view_method(self, request, *args, **kwargs)
@@ -268,7 +271,10 @@ def idempotent(view_method):
             raise
         if 200 <= response.status_code < 300:
             idempotency.idempotency_key_complete(
-                record=claim.record, response_status=response.status_code, response_body=response.data
+                record=claim.record,
+                response_status=response.status_code,
+                response_body=response.data,
+                response_location=response.get("Location", ""),
             )
         else:
             idempotency.idempotency_key_release(record=claim.record)

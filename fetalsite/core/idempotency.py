@@ -92,10 +92,13 @@ def idempotency_key_claim(*, user, key: str, request_path: str, request_hash: st
     raise IdempotencyKeyInProgress("A request with this Idempotency-Key is still being processed.")
 
 
-def idempotency_key_complete(*, record: IdempotencyKey, response_status: int, response_body) -> IdempotencyKey:
+def idempotency_key_complete(
+    *, record: IdempotencyKey, response_status: int, response_body, response_location: str = ""
+) -> IdempotencyKey:
     record.response_status = response_status
     record.response_body = response_body
-    record.save(update_fields=["response_status", "response_body"])
+    record.response_location = response_location
+    record.save(update_fields=["response_status", "response_body", "response_location"])
     return record
 
 

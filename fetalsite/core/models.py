@@ -19,6 +19,8 @@ class IdempotencyKey(models.Model):
     # Null while the first request is still being processed.
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    # The response's Location header (a 201 names the new record): a replay answers with it too.
+    response_location = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -257,6 +257,8 @@ SPECTACULAR_SETTINGS.update(
         "POSTPROCESSING_HOOKS": [
             "drf_spectacular.hooks.postprocess_schema_enums",
             "classifier.webhook_events.webhook_headers_postprocess",
+            # Retry-After, Idempotent-Replayed, Location and Content-Disposition where responses carry them.
+            "fetalsite.core.schema_headers.response_headers_postprocess",
         ],
         "ENUM_NAME_OVERRIDES": {
             "FetalPlaneEnum": "classifier.labels.FetalPlane",

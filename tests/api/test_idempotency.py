@@ -54,3 +54,22 @@ class TestIdempotencyKeyBoundToTheBody:
         assert other.status_code == 422 and other.json()["code"] == "idempotency_key_mismatch"
         assert same.status_code == 409 and same.json()["code"] == "idempotency_in_progress"
         assert Study.objects.count() == 2  # the fixture's and the first request's
+
+
+class TestCreatedRecordsAreNamedInLocation:
+    def test_a_new_patient_and_its_replay_name_its_url(self, api_client):
+        first = _post(api_client, "/api/v1/patients/", json.dumps(PATIENT), "k-loc-1")
+        replayed = _post(api_client, "/api/v1/patients/", json.dumps(PATIENT), "k-loc-1")
+
+        assert (first.status_code, replayed.status_code) == (201, 201)
+        assert first["Location"] == replayed["Location"] == f"/api/v1/patients/{first.json()['id']}/"
+        assert api_client.get(first["Location"]).json() == first.json()
+
+    def test_a_new_study_names_its_url(self, api_client, study):
+        body = {"patient": study.patient_id, "exam_date": "2026-11-27"}
+
+        created = _post(api_client, "/api/v1/studies/", json.dumps(body), "k-loc-2")
+
+        assert created.status_code == 201
+        assert created["Location"] == f"/api/v1/studies/{created.json()['id']}/"
+        assert "Idempotent-Replayed" not in created

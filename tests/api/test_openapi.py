@@ -51,3 +51,33 @@ def test_schema_and_swagger_ui_are_served(db):
     assert schema.status_code == 200
     assert b"/api/v1/images/{image_id}/history/" in schema.content
     assert docs.status_code == 200
+
+def _operations(schema: dict):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in {"get", "post", "patch", "put", "delete"}:
+                yield f"{method} {path}", operation
+
+
+def test_the_response_headers_a_client_acts_on_are_documented():
+    import yaml
+
+    schema = yaml.safe_load(COMMITTED.read_text())
+    documented = set()
+
+    for name, operation in _operations(schema):
+        takes_key = any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in operation.get("parameters", []))
+        for status, response in operation["responses"].items():
+            headers = set(response.get("headers", {}))
+            documented |= headers
+            if status == "429":
+                assert "Retry-After" in headers, name
+            if status.startswith("2") and takes_key:
+                assert "Idempotent-Replayed" in headers, (name, status)
+            if status == "201":
+                assert "Location" in headers, name
+            if status.startswith("2") and set(response.get("content", {})) - {"application/json"}:
+                assert "Content-Disposition" in headers, (name, status)
+
+    assert documented == {"Retry-After", "Idempotent-Replayed", "Location", "Content-Disposition"}
+    assert schema["components"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
