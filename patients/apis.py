@@ -8,6 +8,7 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
+    OpenApiParameter,
     OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
@@ -26,10 +27,12 @@ from classifier.labels import PLANE_LABELS, FetalPlane
 from classifier.serializers import EXAMPLE_JOB, EXAMPLE_PREDICTION, JobOutputSerializer, PredictionOutputSerializer
 from fetalsite.accounts.roles import user_can_review
 from fetalsite.core.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
+from fetalsite.core.api_schema import ApiAutoSchema
 from fetalsite.core.api_utils import (
     IDEMPOTENCY_PARAMETER,
     READ_ERRORS,
     WRITE_ERRORS,
+    ErrorSerializer,
     HasRequiredPerms,
     RequestTooLarge,
     content_length,
@@ -39,8 +42,10 @@ from fetalsite.core.api_utils import (
 from fetalsite.core.api_views import ApiView
 from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
 from fetalsite.core.lists import FilteredListApi
+from fetalsite.core.shown import note_patients
 from patients import selectors, services
 from patients.filters import ImageFilter, PatientFilter, StudyFilter
+from patients.imaging import DISPLAY_MEDIA_TYPE, MEDIA_TYPES, media_type_of
 from patients.models import Study, UltrasoundImage
 
 EXAMPLE_IMAGE = {
@@ -56,6 +61,15 @@ EXAMPLE_IMAGE = {
     "uploaded_at": "2026-11-27T10:15:02.101Z",
     "file_url": "/images/12/file/",
     "download_url": "/api/v1/images/12/file/",
+    "original": {
+        "media_type": "image/png",
+        "byte_size": 183402,
+        "sha256": "9f2c4e0b5d0f3a8e7c1b2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071",
+        "width": 800,
+        "height": 600,
+        "url": "/api/v1/images/12/original/",
+    },
+    "display": {"media_type": "image/png", "width": 800, "height": 600, "url": "/api/v1/images/12/file/"},
     "job": EXAMPLE_JOB,
     "prediction": EXAMPLE_PREDICTION,
 }
@@ -123,20 +137,44 @@ class StudyOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class ImageOriginalOutputSerializer(serializers.Serializer):
+    media_type = serializers.ChoiceField(choices=sorted(MEDIA_TYPES.values()), help_text="The uploaded file's type.")
+    byte_size = serializers.IntegerField(help_text="Equals the image's `byte_size`.")
+    sha256 = serializers.CharField(help_text="Equals the image's `sha256`: the downloaded bytes hash to it.")
+    width = serializers.IntegerField(help_text="As the file's header gives it (before any EXIF orientation).")
+    height = serializers.IntegerField(help_text="As the file's header gives it (before any EXIF orientation).")
+    url = serializers.CharField(help_text="The bytes, unchanged, as an attachment.")
+
+
+class ImageDisplayOutputSerializer(serializers.Serializer):
+    media_type = serializers.ChoiceField(choices=[DISPLAY_MEDIA_TYPE], help_text="Always PNG.")
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    url = serializers.CharField()
+
+
 @extend_schema_serializer(examples=[OpenApiExample("An image", value=EXAMPLE_IMAGE, response_only=True)])
 class ImageOutputSerializer(serializers.Serializer):
+    """An uploaded image. Two files: the `original` (the uploaded bytes, unchanged) and the `display`
+    rendition (PNG, upright, 8-bit, at most 4096 px on the long side, no metadata) that pages show and
+    the classifier reads."""
+
     id = serializers.IntegerField()
     study = serializers.IntegerField(source="study_id")
     original_filename = serializers.CharField(allow_blank=True, help_text="The client's file name, for display.")
-    format = serializers.ChoiceField(choices=UltrasoundImage.Format.choices)
-    width = serializers.IntegerField()
-    height = serializers.IntegerField()
-    byte_size = serializers.IntegerField()
-    sha256 = serializers.CharField()
+    format = serializers.ChoiceField(choices=UltrasoundImage.Format.choices, help_text="The uploaded file's format.")
+    width = serializers.IntegerField(help_text="The display rendition's width (as `display.width`).")
+    height = serializers.IntegerField(help_text="The display rendition's height (as `display.height`).")
+    byte_size = serializers.IntegerField(help_text="Size of the uploaded bytes (the original).")
+    sha256 = serializers.CharField(help_text="SHA-256 of the uploaded bytes (the original), hex.")
     uploaded_by = serializers.CharField(source="uploaded_by.username")
     uploaded_at = serializers.DateTimeField()
-    file_url = serializers.SerializerMethodField(help_text="The image on the web pages (people's accounts).")
-    download_url = serializers.SerializerMethodField(help_text="The image's bytes through the API.")
+    file_url = serializers.SerializerMethodField(help_text="The display rendition on the web pages (people).")
+    download_url = serializers.SerializerMethodField(help_text="The display rendition (PNG) through the API.")
+    original = serializers.SerializerMethodField(
+        help_text="The uploaded bytes, kept unchanged; null for images uploaded before originals were kept."
+    )
+    display = serializers.SerializerMethodField(help_text="The display rendition, always PNG.")
     job = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
 
@@ -145,6 +183,24 @@ class ImageOutputSerializer(serializers.Serializer):
 
     def get_download_url(self, image) -> str:
         return reverse("api-image-file", args=[image.id])
+
+    @extend_schema_field(ImageOriginalOutputSerializer(allow_null=True))
+    def get_original(self, image) -> dict | None:
+        if not image.original:
+            return None
+        return {
+            "media_type": media_type_of(image.original.name),
+            "byte_size": image.byte_size,
+            "sha256": image.sha256,
+            "width": image.original_width,
+            "height": image.original_height,
+            "url": reverse("api-image-original", args=[image.id]),
+        }
+
+    @extend_schema_field(ImageDisplayOutputSerializer())
+    def get_display(self, image) -> dict:
+        url = reverse("api-image-file", args=[image.id])
+        return {"media_type": DISPLAY_MEDIA_TYPE, "width": image.width, "height": image.height, "url": url}
 
     @extend_schema_field(JobOutputSerializer(allow_null=True))
     def get_job(self, image) -> dict | None:
@@ -232,7 +288,7 @@ class PatientDetailApi(ApiView):
         summary="Correct a patient's details",
         request=InputSerializer,
         examples=[OpenApiExample("Correct the name", value={"family_name": "Rossi-Bianchi"}, request_only=True)],
-        responses={200: PatientOutputSerializer, **error_responses(*WRITE_ERRORS)},
+        responses={200: PatientOutputSerializer, **error_responses(*WRITE_ERRORS, 409)},
     )
     def patch(self, request, patient_id: int):
         patient = selectors.patient_get(user=request.user, patient_id=patient_id)
@@ -240,6 +296,77 @@ class PatientDetailApi(ApiView):
         serializer.is_valid(raise_exception=True)
         patient = services.patient_update(patient=patient, updated_by=request.user, **serializer.validated_data)
         return Response(PatientOutputSerializer(patient).data)
+
+
+class _MrnSerializer(serializers.Serializer):
+    # The MRN in a by-MRN path is checked as the body's `mrn` is on registration (length, no NUL, trimmed).
+    mrn = serializers.CharField(max_length=64)
+
+
+def _path_mrn(raw: str) -> str:
+    serializer = _MrnSerializer(data={"mrn": raw})
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data["mrn"]
+
+
+MRN_PATH_PARAMETER = OpenApiParameter(
+    "mrn",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="The MRN, percent-encoded (it may hold `/`, spaces or any other character; in Python "
+    '`urllib.parse.quote(mrn, safe="")`).',
+)
+
+
+class PatientByMrnApi(ApiView):
+    """Find your clinic's patient by MRN, or register the patient unless the MRN is registered (create-or-get)."""
+
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"GET": ["patients.view_patient"], "PUT": ["patients.add_patient"]}
+
+    class InputSerializer(StrictInputSerializer):
+        given_name = serializers.CharField(max_length=100)
+        family_name = serializers.CharField(max_length=100)
+        birth_date = serializers.DateField(required=False, allow_null=True)
+
+    @extend_schema(
+        operation_id="patients_by_mrn_retrieve",
+        summary="Find a patient by MRN",
+        description="Your clinic's patient with this MRN; 404 when your clinic has none.",
+        parameters=[MRN_PATH_PARAMETER],
+        responses={200: PatientOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
+    )
+    def get(self, request, mrn: str):
+        patient = selectors.patient_get_by_mrn(user=request.user, mrn=_path_mrn(mrn))
+        note_patients(request, [patient.id])
+        return Response(PatientOutputSerializer(patient).data)
+
+    @extend_schema(
+        operation_id="patients_by_mrn_update",
+        summary="Register a patient by MRN unless registered (create-or-get)",
+        description="Safe to repeat: the first call registers the patient (201, `Location` names it); every "
+        "later one with the same details answers 200 with that patient and changes nothing. Other details for a "
+        "registered MRN answer 409 `patient_details_differ`, naming each differing field in `fields`, and change "
+        "nothing either. `birth_date` left out counts as null.",
+        parameters=[MRN_PATH_PARAMETER, IDEMPOTENCY_PARAMETER],
+        request=InputSerializer,
+        responses={
+            201: OpenApiResponse(PatientOutputSerializer, description="Registered now."),
+            200: OpenApiResponse(PatientOutputSerializer, description="Registered before with these details."),
+            **error_responses(400, 401, 403, 409, 413, 415, 422, 429),
+        },
+    )
+    @idempotent
+    def put(self, request, mrn: str):
+        mrn = _path_mrn(mrn)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        patient, created = services.patient_get_or_create(created_by=request.user, mrn=mrn, **serializer.validated_data)
+        if not created:
+            return Response(PatientOutputSerializer(patient).data)
+        response = Response(PatientOutputSerializer(patient).data, status=status.HTTP_201_CREATED)
+        response["Location"] = reverse("api-patient", args=[patient.id])
+        return response
 
 
 # ---- Studies -----------------------------------------------------------------------------------
@@ -514,31 +641,26 @@ class ImageBytesRenderer(BaseRenderer):
         return data
 
 
-IMAGE_CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "bmp": "image/bmp", "tif": "image/tiff"}
+class ImageBytesSchema(ApiAutoSchema):
+    """Errors are JSON whatever the client accepts; each 200 names its own image media types."""
+
+    def map_renderers(self, attribute: str) -> list:
+        image = {ImageBytesRenderer.media_type, ImageBytesRenderer.format}
+        return [value for value in super().map_renderers(attribute) if value not in image]
 
 
-class ImageFileApi(ApiView):
-    """The uploaded bytes, as an attachment; never sniffed as anything but an image."""
+class ImageBytesApi(ApiView):
+    """A stored file of an image as an attachment, never sniffed as anything but its media type."""
 
     permission_classes = [HasRequiredPerms]
     required_perms = {"GET": ["patients.view_ultrasoundimage"]}
     renderer_classes = [JSONRenderer, ImageBytesRenderer]
+    schema = ImageBytesSchema()
 
-    @extend_schema(
-        operation_id="images_file_retrieve",
-        summary="Download an image's bytes",
-        responses={
-            **{(200, content_type): OpenApiTypes.BINARY for content_type in IMAGE_CONTENT_TYPES.values()},
-            **error_responses(*READ_ERRORS),
-        },
-    )
-    def get(self, request, image_id: int):
-        image = selectors.image_get(user=request.user, image_id=image_id)
-        # The stored file is the server's re-encoding (PNG since uploads are sanitised), not the client's bytes.
-        extension = image.file.name.rsplit(".", 1)[-1].lower()
-        name = f"image-{image.id}.{extension}"
+    @staticmethod
+    def attachment(field_file, *, name: str) -> FileResponse:
         response = FileResponse(
-            image.file.open("rb"), content_type=IMAGE_CONTENT_TYPES[extension], as_attachment=True, filename=name
+            field_file.open("rb"), content_type=media_type_of(field_file.name), as_attachment=True, filename=name
         )
         response["X-Content-Type-Options"] = "nosniff"
         response["Cache-Control"] = IMAGE_CACHE_CONTROL
@@ -549,6 +671,78 @@ class ImageFileApi(ApiView):
         if isinstance(response, Response):  # errors are JSON whatever the client accepts
             response.accepted_renderer = JSONRenderer()
             response.accepted_media_type = "application/json"
+        return response
+
+
+class ImageFileApi(ImageBytesApi):
+    """The display rendition: the image's pixels upright, 8-bit, re-encoded as PNG without metadata, at
+    most 4096 px on the long side; what the pages show and the classifier reads. Always `image/png`,
+    whatever was uploaded: its bytes are not the uploaded ones (for those, see `original/`)."""
+
+    @extend_schema(
+        operation_id="images_file_retrieve",
+        summary="Download an image's display rendition (PNG)",
+        responses={
+            (200, DISPLAY_MEDIA_TYPE): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The display rendition, as attachment `image-{id}.png`."
+            ),
+            **error_responses(*READ_ERRORS),
+        },
+    )
+    def get(self, request, image_id: int):
+        image = selectors.image_get(user=request.user, image_id=image_id)
+        return self.attachment(image.file, name=f"image-{image.id}.png")
+
+
+ORIGINAL_NOT_FOUND = OpenApiResponse(
+    ErrorSerializer,
+    description="No such image in your clinic (`not_found`; another clinic's image answers the same), or "
+    "its original was not kept (`original_not_kept`: uploaded before originals were kept; `file/` still "
+    "serves its display rendition).",
+    examples=[
+        OpenApiExample(
+            "Not found", value={"detail": "Not found.", "code": "not_found"}, status_codes=["404"], response_only=True
+        ),
+        OpenApiExample(
+            "Original not kept",
+            value={
+                "detail": "This image was uploaded before originals were kept; only its display rendition "
+                "(file/) exists.",
+                "code": "original_not_kept",
+            },
+            status_codes=["404"],
+            response_only=True,
+        ),
+    ],
+)
+
+
+class ImageOriginalApi(ImageBytesApi):
+    """The uploaded bytes, unchanged: their SHA-256 and size are the image's `sha256` and `byte_size`.
+
+    They are not sanitised (metadata such as EXIF, and anything appended to the image, stay), so they
+    go out only as an attachment with `X-Content-Type-Options: nosniff` and
+    `Content-Security-Policy: sandbox`: treat them as untrusted input."""
+
+    @extend_schema(
+        operation_id="images_original_retrieve",
+        summary="Download the bytes uploaded for an image, unchanged",
+        responses={
+            **{
+                (200, media_type): OpenApiResponse(
+                    OpenApiTypes.BINARY, description="The uploaded bytes, as attachment `image-{id}.{ext}`."
+                )
+                for media_type in sorted(set(MEDIA_TYPES.values()))
+            },
+            **error_responses(*READ_ERRORS),
+            404: ORIGINAL_NOT_FOUND,
+        },
+    )
+    def get(self, request, image_id: int):
+        image = selectors.image_original_get(user=request.user, image_id=image_id)
+        extension = image.original.name.rsplit(".", 1)[-1].lower()
+        response = self.attachment(image.original, name=f"image-{image.id}.{extension}")
+        response["Content-Security-Policy"] = "sandbox"  # should a browser ever render it: no script, no origin
         return response
 
 

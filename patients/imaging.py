@@ -16,6 +16,9 @@ from PIL import Image, ImageMode, UnidentifiedImageError
 from classifier.ml.preprocessing import draft_for, to_bounded_8bit
 
 ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "TIFF": "tif"}
+# Media type of a stored file, by its server-chosen extension (an original, or the display rendition's "png").
+MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "bmp": "image/bmp", "tif": "image/tiff"}
+DISPLAY_MEDIA_TYPE = MEDIA_TYPES["png"]
 # The stored copy's long side: twice an ultrasound frame's, so a clinic's images keep every pixel,
 # while a huge one is stored (and later read by the worker) as an integer box-filtered reduction.
 DERIVED_MAX_SIDE = 4096
@@ -23,14 +26,28 @@ DERIVED_MAX_SIDE = 4096
 
 @dataclass(frozen=True)
 class ImageFacts:
+    """The uploaded file (kept unchanged as the original) and its display rendition.
+
+    ``format``, ``extension``, ``byte_size``, ``sha256``, ``original_width`` and ``original_height``
+    describe the uploaded bytes (the size as the file's header gives it, before any EXIF orientation);
+    ``width``, ``height`` and ``derived_png`` are the display rendition's.
+    """
+
     format: str
     extension: str
     width: int
     height: int
     byte_size: int
     sha256: str
-    # What is stored and served: the pixels re-encoded as PNG, without any metadata.
+    # The display rendition: the pixels upright, 8-bit, re-encoded as PNG without any metadata.
     derived_png: bytes
+    original_width: int
+    original_height: int
+
+
+def media_type_of(stored_name: str) -> str:
+    """The media type of a stored file, from the extension the server gave its name."""
+    return MEDIA_TYPES[stored_name.rsplit(".", 1)[-1].lower()]
 
 
 def _reject(message: str, code: str) -> ValidationError:
@@ -84,6 +101,8 @@ def inspect_image_bytes(data: bytes) -> ImageFacts:
         byte_size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         derived_png=buffer.getvalue(),
+        original_width=width,
+        original_height=height,
     )
 
 
@@ -114,7 +133,8 @@ def _derived_copy(image: Image.Image) -> Image.Image:
     """8-bit grey or RGB pixels, upright, at most DERIVED_MAX_SIDE px on the long side, with no EXIF,
     text chunks, ICC or trailing bytes.
 
-    Re-encoding also means a polyglot's hidden payload is never stored or served.
+    Re-encoding also means a polyglot's hidden payload never reaches the rendition (the original, kept
+    unchanged, is served only as a sandboxed attachment).
     """
     derived = to_bounded_8bit(image, max_side=DERIVED_MAX_SIDE)
     derived.info = {}  # else the PNG encoder re-embeds an ICC profile (free text, any size) kept here

@@ -107,14 +107,30 @@ class UltrasoundImage(models.Model):
         TIFF = "TIFF", "TIFF"
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="images")
-    # A server-generated path; the client's name is kept, sanitised, for display only.
-    file = models.FileField(max_length=255)
+    # Two files under server-generated paths; the client's name is kept, sanitised, for display only.
+    file = models.FileField(
+        max_length=255,
+        help_text="The display rendition: the pixels upright, 8-bit, re-encoded as PNG without metadata, "
+        "at most 4096 px on the long side. Pages show it and the classifier reads it.",
+    )
+    original = models.FileField(
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text="The uploaded bytes, unchanged (not sanitised). Empty: uploaded before originals were kept.",
+    )
     original_filename = models.CharField(max_length=255, blank=True)
-    sha256 = models.CharField(max_length=64)
-    format = models.CharField(max_length=8, choices=Format.choices)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    byte_size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the uploaded bytes (the original).")
+    format = models.CharField(max_length=8, choices=Format.choices, help_text="The uploaded file's format.")
+    width = models.PositiveIntegerField(help_text="The display rendition's width in pixels.")
+    height = models.PositiveIntegerField(help_text="The display rendition's height in pixels.")
+    byte_size = models.PositiveBigIntegerField(help_text="Size of the uploaded bytes (the original).")
+    original_width = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The original's width as its header gives it (before EXIF orientation)."
+    )
+    original_height = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The original's height as its header gives it (before EXIF orientation)."
+    )
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     uploaded_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()

@@ -14,6 +14,7 @@ from classifier.labels import FetalPlane, plane_display
 from classifier.models import ClassificationJob, Prediction
 from classifier.selectors import image_awaits_review, image_latest_prediction, latest_jobs_prefetch
 from fetalsite.accounts.selectors import scope_to_user
+from fetalsite.core.errors import ApplicationError
 from patients.models import Patient, Study, UltrasoundImage
 
 
@@ -28,6 +29,13 @@ def patient_list(*, user, search: str = "") -> QuerySet[Patient]:
 
 def patient_get(*, user, patient_id: int) -> Patient:
     return get_object_or_404(scope_to_user(Patient.objects.select_related("clinic"), user=user), id=patient_id)
+
+
+def patient_get_by_mrn(*, user, mrn: str) -> Patient:
+    """The patient of the user's own clinic with this MRN (404 otherwise). MRNs are unique only within a
+    clinic, so a user without one (a superuser) finds none. Surrounding spaces are dropped, as when MRNs are stored."""
+    patients = scope_to_user(Patient.objects.select_related("clinic"), user=user).filter(clinic_id=user.clinic_id)
+    return get_object_or_404(patients, mrn=mrn.strip())
 
 
 def study_list(*, user, filters: dict | None = None) -> QuerySet[Study]:
@@ -73,6 +81,21 @@ def image_list(*, user, study_id: int | None = None) -> QuerySet[UltrasoundImage
 def image_get(*, user, image_id: int) -> UltrasoundImage:
     images = _images_with_latest_job(scope_to_user(UltrasoundImage.objects.all(), user=user))
     return get_object_or_404(images, id=image_id)
+
+
+class OriginalNotKept(ApplicationError):
+    http_status = 404
+    code = "original_not_kept"
+
+
+def image_original_get(*, user, image_id: int) -> UltrasoundImage:
+    """An image of the user's clinic whose uploaded bytes were kept (404 for another clinic's or none)."""
+    image = get_object_or_404(scope_to_user(UltrasoundImage.objects.all(), user=user), id=image_id)
+    if not image.original:
+        raise OriginalNotKept(
+            "This image was uploaded before originals were kept; only its display rendition (file/) exists."
+        )
+    return image
 
 
 # ---- Web pages: the worklist, the study's plane coverage and an image's history ----------------
@@ -235,7 +258,7 @@ def image_history(*, user, image_id: int) -> list[HistoryEvent]:
 
 # ---- API: an image's change log ------------------------------------------------------------------
 
-_HISTORY_HIDDEN_FIELDS = {"id", "file", "heatmap", "celery_task_id"}
+_HISTORY_HIDDEN_FIELDS = {"id", "file", "original", "heatmap", "celery_task_id"}  # storage paths stay inside
 
 
 def _history_value(value):

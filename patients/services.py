@@ -9,7 +9,7 @@ from datetime import date
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import Storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -24,6 +24,24 @@ logger = logging.getLogger(__name__)
 class StudyNotOpen(ApplicationError):
     http_status = 409
     code = "study_not_open"
+
+
+class MrnExists(ApplicationError):
+    """The clinic has a patient with this MRN already; ``extra["existing_id"]`` is that patient's id."""
+
+    http_status = 409
+    code = "mrn_exists"
+
+
+class PatientDetailsDiffer(ApplicationError):
+    """Get-or-create found the MRN's patient with other details; ``fields`` names each that differs."""
+
+    http_status = 409
+    code = "patient_details_differ"
+
+
+MRN_TAKEN = "A patient with this MRN is already registered in your clinic."
+DETAIL_DIFFERS = "Differs from the patient registered under this MRN."
 
 
 def _require_clinic(user) -> int:
@@ -46,9 +64,59 @@ def patient_create(
         created_by=created_by,
     )
     _validate_birth_date(birth_date)
-    patient.full_clean()
-    patient.save()
+    _save_with_unique_mrn(patient)
     return patient
+
+
+def _refuse_taken_mrn(patient: Patient) -> None:
+    """Raise MrnExists when another patient of the clinic has ``patient``'s MRN."""
+    others = Patient.objects.filter(clinic_id=patient.clinic_id, mrn=patient.mrn).exclude(id=patient.id)
+    existing_id = others.values_list("id", flat=True).first()
+    if existing_id is not None:
+        raise MrnExists(MRN_TAKEN, fields={"mrn": [MRN_TAKEN]}, extra={"existing_id": existing_id})
+
+
+def _save_with_unique_mrn(patient: Patient, **save_kwargs) -> None:
+    """full_clean() and save(); a taken MRN is a 409 naming the patient who has it, not the constraint's 400.
+
+    Also under a race: a concurrent request may register the MRN after the check, and then this INSERT
+    violates the unique constraint. The savepoint keeps the transaction usable to look up who won."""
+    try:
+        patient.full_clean()
+        with transaction.atomic():
+            patient.save(**save_kwargs)
+    except (ValidationError, IntegrityError):
+        _refuse_taken_mrn(patient)
+        raise
+
+
+@transaction.atomic
+def patient_get_or_create(
+    *, created_by, mrn: str, given_name: str, family_name: str, birth_date: date | None = None
+) -> tuple[Patient, bool]:
+    """The clinic's patient with this MRN, registered first when there is none: (patient, created).
+
+    A patient already registered must have exactly these details, else PatientDetailsDiffer names each field
+    that differs and nothing changes: another person under a mistyped MRN is never merged silently."""
+    require_permission(created_by, "patients.add_patient", action="register patients")
+    existing = Patient.objects.filter(clinic_id=_require_clinic(created_by), mrn=mrn.strip()).first()
+    if existing is None:
+        try:
+            patient = patient_create(
+                created_by=created_by, mrn=mrn, given_name=given_name, family_name=family_name, birth_date=birth_date
+            )
+            return patient, True
+        except MrnExists as taken:  # a concurrent request registered it first
+            existing = Patient.objects.get(id=taken.extra["existing_id"])
+    asked = {"given_name": given_name.strip(), "family_name": family_name.strip(), "birth_date": birth_date}
+    differing = {name: [DETAIL_DIFFERS] for name, value in asked.items() if getattr(existing, name) != value}
+    if differing:
+        raise PatientDetailsDiffer(
+            "A patient with this MRN is registered with other details; nothing was changed.",
+            fields=differing,
+            extra={"existing_id": existing.id},
+        )
+    return existing, False
 
 
 def _validate_birth_date(birth_date: date | None) -> None:
@@ -69,8 +137,7 @@ def patient_update(*, patient: Patient, updated_by, **changes) -> Patient:
         setattr(patient, field, value.strip() if isinstance(value, str) else value)
     _validate_birth_date(patient.birth_date)
     patient._history_user = updated_by
-    patient.full_clean()
-    patient.save(update_fields=[*changes, "updated_at"])
+    _save_with_unique_mrn(patient, update_fields=[*changes, "updated_at"])
     return patient
 
 
@@ -167,21 +234,21 @@ def _image_upload(
     if existing:
         return UploadResult(image=existing, created=False)
 
-    clinic_id = study.patient.clinic_id
-    now = timezone.now()
-    path = f"images/clinic-{clinic_id}/{now:%Y/%m}/{uuid.uuid4().hex}.png"
-    stored_path = default_storage.save(path, ContentFile(facts.derived_png))
+    stored = _image_files_store(clinic_id=study.patient.clinic_id, data=data, facts=facts)
     try:
         with transaction.atomic():
             image = UltrasoundImage(
                 study=study,
-                file=stored_path,
+                file=stored.display,
+                original=stored.original,
                 original_filename=sanitize_filename(filename),
                 sha256=facts.sha256,
                 format=facts.format,
                 width=facts.width,
                 height=facts.height,
                 byte_size=facts.byte_size,
+                original_width=facts.original_width,
+                original_height=facts.original_height,
                 uploaded_by=uploaded_by,
             )
             image.full_clean(validate_constraints=False)
@@ -189,15 +256,45 @@ def _image_upload(
             classification_job_create(image=image)
     except IntegrityError:
         # A concurrent upload of the same bytes won the race: keep its record.
-        default_storage.delete(stored_path)
+        stored.delete()
         existing = UltrasoundImage.objects.filter(study=study, sha256=facts.sha256).first()
         if existing is None:
             raise
         return UploadResult(image=existing, created=False)
     except BaseException:
-        default_storage.delete(stored_path)
+        stored.delete()
         raise
     return UploadResult(image=image, created=True)
+
+
+@dataclass(frozen=True)
+class _StoredFiles:
+    """The two files of one upload, saved before its row; deleted again if the row is not saved."""
+
+    display: str
+    original: str
+
+    def delete(self) -> None:
+        _storage("file").delete(self.display)
+        _storage("original").delete(self.original)
+
+
+def _storage(field: str) -> Storage:
+    return UltrasoundImage._meta.get_field(field).storage  # the field's storage: S3 or another later
+
+
+def _image_files_store(*, clinic_id: int, data: bytes, facts: ImageFacts) -> _StoredFiles:
+    """Save the display rendition (PNG) and the uploaded bytes unchanged, under one server-made name."""
+    month, name = f"{timezone.now():%Y/%m}", uuid.uuid4().hex
+    display = _storage("file").save(f"images/clinic-{clinic_id}/{month}/{name}.png", ContentFile(facts.derived_png))
+    try:
+        original = _storage("original").save(
+            f"originals/clinic-{clinic_id}/{month}/{name}.{facts.extension}", ContentFile(data)
+        )
+    except BaseException:
+        _storage("file").delete(display)
+        raise
+    return _StoredFiles(display=display, original=original)
 
 
 def image_upload_many(

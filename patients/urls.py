@@ -25,6 +25,8 @@ urlpatterns = [
 api_urlpatterns = [
     path("patients/", apis.PatientListCreateApi.as_view(), name="api-patients"),
     path("patients/<int:patient_id>/", apis.PatientDetailApi.as_view(), name="api-patient"),
+    # path: an MRN may hold "/" (percent-encoded by the client, decoded before routing).
+    path("patients/by-mrn/<path:mrn>/", apis.PatientByMrnApi.as_view(), name="api-patient-by-mrn"),
     path("studies/", apis.StudyListCreateApi.as_view(), name="api-studies"),
     path("studies/<int:study_id>/", apis.StudyDetailApi.as_view(), name="api-study"),
     path("studies/<int:study_id>/complete/", apis.StudyCompleteApi.as_view(), name="api-study-complete"),
@@ -32,6 +34,7 @@ api_urlpatterns = [
     path("images/", apis.ImageListApi.as_view(), name="api-images"),
     path("images/<int:image_id>/", apis.ImageDetailApi.as_view(), name="api-image"),
     path("images/<int:image_id>/file/", apis.ImageFileApi.as_view(), name="api-image-file"),
+    path("images/<int:image_id>/original/", apis.ImageOriginalApi.as_view(), name="api-image-original"),
     path("images/<int:image_id>/history/", apis.ImageHistoryApi.as_view(), name="api-image-history"),
     path("images/<int:image_id>/review/", apis.PredictionReviewApi.as_view(), name="api-image-review"),
 ]

@@ -35,8 +35,10 @@ from patients.forms import (
     StudyForm,
     UploadForm,
     WorklistFilterForm,
+    add_mrn_taken_error,
     add_service_errors,
 )
+from patients.imaging import media_type_of
 from patients.page_actions import PageActionMixin, is_partial_request, partial_response
 
 WORKLIST_PAGE_SIZE = 25
@@ -77,6 +79,9 @@ class PatientCreateView(StaffPageMixin, FormView):
     def form_valid(self, form):
         try:
             patient = services.patient_create(created_by=self.request.user, **form.cleaned_data)
+        except services.MrnExists as taken:
+            add_mrn_taken_error(form, taken)
+            return self.form_invalid(form)
         except ValidationError as error:
             add_service_errors(form, error, non_field_errors_to="mrn")
             return self.form_invalid(form)
@@ -110,6 +115,9 @@ class PatientUpdateView(StaffPageMixin, FormView):
         patient = self.get_patient()
         try:
             services.patient_update(patient=patient, updated_by=self.request.user, **form.cleaned_data)
+        except services.MrnExists as taken:
+            add_mrn_taken_error(form, taken)
+            return self.form_invalid(form)
         except ValidationError as error:
             add_service_errors(form, error, non_field_errors_to="mrn")
             return self.form_invalid(form)
@@ -314,9 +322,10 @@ class ImageHistoryView(StaffPageMixin, TemplateView):
 
 
 class ImageFileView(StaffPageMixin, View):
-    """Image bytes only after the clinic check; never a public media URL."""
+    """Image bytes only after the clinic check; never a public media URL. Pages show the display
+    rendition (PNG); the uploaded original is served by the API only (``api-image-original``)."""
 
-    variant = "original"
+    variant = "display"
 
     def get(self, request, image_id: int):
         image = selectors.image_get(user=request.user, image_id=image_id)
@@ -328,9 +337,8 @@ class ImageFileView(StaffPageMixin, View):
                 raise Http404("No heatmap for this image.")
             handle, name, content_type = prediction.heatmap.open("rb"), f"heatmap-{image.id}.png", "image/png"
         else:
-            extension = image.file.name.rsplit(".", 1)[-1]
-            content_type = {"png": "image/png", "jpg": "image/jpeg", "bmp": "image/bmp", "tif": "image/tiff"}[extension]
-            handle, name = image.file.open("rb"), f"image-{image.id}.{extension}"
+            content_type = media_type_of(image.file.name)
+            handle, name = image.file.open("rb"), f"image-{image.id}.png"
         response = FileResponse(handle, content_type=content_type, filename=name)
         response["Content-Disposition"] = f'inline; filename="{name}"'
         response["X-Content-Type-Options"] = "nosniff"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import update_last_login
@@ -97,6 +98,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "api/v1/auth/token/rotate/": {"post": "401 200 200 200 200 200 401"},
     "api/v1/patients/": {"get": "401 200 200 200 200 200 401", "post": "401 201 201 201 403 201 401"},
     "api/v1/patients/<int:patient_id>/": {"get": "401 200 200 200 200 404 401", "patch": "401 200 200 200 403 404 401"},
+    # PUT registers unless registered: North's patient again is a 200; another clinic has no such MRN (201).
+    "api/v1/patients/by-mrn/<path:mrn>/": {"get": "401 200 200 200 200 404 401", "put": "401 200 200 200 403 201 401"},
     "api/v1/studies/": {"get": "401 200 200 200 200 200 401", "post": "401 201 201 201 403 404 401"},
     "api/v1/studies/<int:study_id>/": {"get": "401 200 200 200 200 404 401", "patch": "401 200 200 200 403 404 401"},
     "api/v1/studies/<int:study_id>/complete/": {"post": "401 200 200 200 403 404 401"},
@@ -104,6 +107,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "api/v1/images/": {"get": "401 200 200 200 200 200 401"},
     "api/v1/images/<int:image_id>/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/<int:image_id>/file/": {"get": "401 200 200 200 200 404 401"},
+    "api/v1/images/<int:image_id>/original/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/<int:image_id>/history/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/<int:image_id>/review/": {"post": "401 403 200 403 403 404 401"},
     "api/v1/jobs/": {"get": "401 200 200 200 200 200 401"},
@@ -172,6 +176,12 @@ def _records(people) -> dict:
         "job_id": ClassificationJob.objects.get(image=failed.image).id,
         "prediction_id": job.prediction.id,
         "model_version": "tiny:1",
+        "mrn": study.patient.mrn,
+        "patient_details": {
+            "given_name": study.patient.given_name,
+            "family_name": study.patient.family_name,
+            "birth_date": study.patient.birth_date.isoformat(),
+        },
     }
 
 
@@ -182,6 +192,8 @@ def _body(route: str, method: str, records: dict) -> dict:
         return {"mrn": f"M-{n}", "given_name": "Ana", "family_name": f"Lima{n}"}
     if route.endswith("/edit/") or (route == "api/v1/patients/<int:patient_id>/" and method != "delete"):
         return {"mrn": f"E-{n}", "given_name": "Ana", "family_name": "Edited"}
+    if route == "api/v1/patients/by-mrn/<path:mrn>/" and method == "put":
+        return records["patient_details"]
     if route in ("api/v1/studies/",):
         return {"patient": records["patient_id"], "exam_date": "2026-01-20"}
     if route.endswith("studies/new/"):
@@ -200,6 +212,7 @@ def _body(route: str, method: str, records: dict) -> dict:
 def _call(client, route: str, method: str, role: str, people, records):
     user = people[role]
     url = fill_route(route, records).replace("<str:model_version>", records["model_version"])
+    url = url.replace("<path:mrn>", quote(records["mrn"], safe=""))
     headers = {}
     client.logout()
     if user is not None and route.startswith("api/"):

@@ -10,8 +10,9 @@ endpoint added later is covered as soon as its URL follows the project's convent
   collection (``images/``, ``images.json``) is a LIST of that collection with no object id, and any
   other segment (``edit/``, ``studies/new/``) shows the object itself, so it is a VIEW of it;
 * under ``/api/v1/`` (except the prefixes in ``API_NOT_PATIENT_DATA``) any ``<int:..._id>`` names the
-  object, known or not (``reports/<int:report_id>/`` is a VIEW of a ``report``), and a route without
-  an id is a LIST of its last segment (``patients/`` -> patient);
+  object, known or not (``reports/<int:report_id>/`` is a VIEW of a ``report``), a route without
+  an id is a LIST of its last segment (``patients/`` -> patient), and a lookup by another key
+  (``patients/by-mrn/<path:mrn>/``) a LIST of its collection, naming the patients its view noted;
 * pages without an id are counted only when named in ``PAGE_TARGETS``;
 * the admin's patient-data models are counted through ``ADMIN_MODELS``.
 """
@@ -36,7 +37,8 @@ ID_KWARGS: dict[str, str] = {
 
 # A route segment after the object's id that is not a plain view of the object.
 SUFFIX_TARGETS: dict[str, tuple[str, str | None]] = {
-    "file": (Action.DOWNLOAD, "image_file"),
+    "file": (Action.DOWNLOAD, "image_file"),  # an image's display rendition
+    "original": (Action.DOWNLOAD, "image_original"),  # the bytes uploaded for an image
     "download": (Action.DOWNLOAD, None),  # None: the object's own type
     "heatmap": (Action.DOWNLOAD, "heatmap"),
     "history": (Action.VIEW, "history"),
@@ -150,6 +152,10 @@ def _api_excluded(segments: list[str]) -> bool:
 
 
 def _api_list_target(segments: list[str]) -> AccessTarget | None:
+    # A lookup by another key (patients/by-mrn/<path:mrn>/) reads like a search of the collection before it:
+    # a LIST whose entry names the patients the view noted.
+    if len(segments) > 4 and _CONVERTER.match(segments[-1]) and segments[-2].startswith("by-"):
+        segments = segments[:-2]
     last = segments[-1]
     if not re.fullmatch(r"[\w.-]+", last):
         return None  # a regex catch-all (the JSON 404), not a collection

@@ -37,6 +37,7 @@ ENDPOINTS = [
     ("post", "/api/v1/studies/{study}/images/", "file"),
     ("get", "/api/v1/images/{image}/", None),
     ("get", "/api/v1/images/{image}/file/", None),
+    ("get", "/api/v1/images/{image}/original/", None),
     ("get", "/api/v1/images/{image}/history/", None),
     ("get", "/api/v1/jobs/{job}/", None),
     ("post", "/api/v1/jobs/{job}/retry/", None),

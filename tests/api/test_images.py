@@ -179,7 +179,7 @@ class TestImageListApi:
 
 
 class TestImageFileApi:
-    def test_downloads_the_bytes_as_an_attachment(self, api_client, image):
+    def test_downloads_the_display_rendition_as_a_png_attachment(self, api_client, image):
         response = api_client.get(f"/api/v1/images/{image.id}/file/", HTTP_ACCEPT="image/*")
 
         assert response.status_code == 200

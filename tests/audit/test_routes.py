@@ -38,12 +38,14 @@ class TestAccessTargetResolve:
             ("studies/<int:study_id>/", {"study_id": 3}, ("VIEW", "study", 3, "study")),
             ("images/<int:image_id>/file/", {"image_id": 4}, ("DOWNLOAD", "image_file", 4, "image")),
             ("images/<int:image_id>/heatmap/", {"image_id": 4}, ("DOWNLOAD", "heatmap", 4, "image")),
+            ("api/v1/images/<int:image_id>/original/", {"image_id": 4}, ("DOWNLOAD", "image_original", 4, "image")),
             ("api/v1/images/<int:image_id>/history/", {"image_id": 4}, ("VIEW", "history", 4, "image")),
             ("studies/<int:study_id>/images/", {"study_id": 3}, ("LIST", "image", None, "study")),
             ("studies/<int:study_id>/images.json", {"study_id": 3}, ("LIST", "image", None, "study")),
             ("api/v1/studies/<int:study_id>/images/", {"study_id": 3}, ("LIST", "image", None, "study")),
             ("patients/<int:patient_id>/studies/new/", {"patient_id": 2}, ("VIEW", "patient", 2, "patient")),
             ("api/v1/jobs/", {}, ("LIST", "job", None, None)),
+            ("api/v1/patients/by-mrn/<path:mrn>/", {"mrn": "N-1"}, ("LIST", "patient", None, None)),
             # Routes nobody has written yet.
             ("api/v1/predictions/<int:prediction_id>/", {"prediction_id": 5}, ("VIEW", "prediction", 5, "prediction")),
             (
@@ -92,6 +94,7 @@ READABLE = {
     "api-patient",
     "api-study",
     "api-image",
+    "api-image-original",
     "api-job",
 }
 

@@ -60,12 +60,14 @@ class TestRefused:
 
 
 class TestStoredCopy:
-    def test_polyglot_payload_is_never_stored(self, study, sonographer, media_root):
+    def test_polyglot_payload_never_reaches_the_display_rendition(self, study, sonographer, media_root):
         payload = b"<html><script>alert('x')</script></html>PK\x03\x04zip-payload"
         image = image_upload(study=study, data=png_bytes() + payload, filename="p.png", uploaded_by=sonographer).image
         stored = (media_root / image.file.name).read_bytes()
         assert b"script" not in stored and b"zip-payload" not in stored
-        assert image.byte_size == len(png_bytes() + payload)  # the original's size and sha256 are kept
+        # The original is kept as sent (served only as a sandboxed attachment: tests/api/test_originals.py).
+        assert (media_root / image.original.name).read_bytes() == png_bytes() + payload
+        assert image.byte_size == len(png_bytes() + payload)
 
     def test_exif_and_text_metadata_are_stripped(self, study, sonographer, media_root):
         exif = Image.Exif()

@@ -7,9 +7,18 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from PIL import Image
 
+from classifier import services as classifier_services
 from classifier.models import ClassificationJob
 from patients.models import Patient, Study, UltrasoundImage
-from patients.services import StudyNotOpen, image_upload, patient_create, study_complete, study_create
+from patients.services import (
+    MRN_TAKEN,
+    MrnExists,
+    StudyNotOpen,
+    image_upload,
+    patient_create,
+    study_complete,
+    study_create,
+)
 from tests.images import png_bytes
 
 
@@ -24,9 +33,10 @@ class TestPatientCreate:
         assert patient.history.count() == 1
 
     def test_rejects_a_duplicate_mrn_in_the_same_clinic(self, sonographer):
-        patient_create(created_by=sonographer, mrn="123", given_name="Ana", family_name="Lima")
-        with pytest.raises(ValidationError, match="already exists"):
+        first = patient_create(created_by=sonographer, mrn="123", given_name="Ana", family_name="Lima")
+        with pytest.raises(MrnExists) as refused:
             patient_create(created_by=sonographer, mrn="123", given_name="Bea", family_name="Lima")
+        assert (refused.value.fields, refused.value.extra) == ({"mrn": [MRN_TAKEN]}, {"existing_id": first.id})
         assert Patient.objects.count() == 1
 
     def test_allows_the_same_mrn_in_another_clinic(self, sonographer, south_sonographer):
@@ -76,6 +86,10 @@ class TestImageUpload:
         stored = Image.open(media_root / image.file.name)
         assert stored.format == "PNG"
         assert np.array_equal(np.asarray(stored), np.asarray(Image.open(BytesIO(png_bytes()))))
+        assert image.original.name.startswith(f"originals/clinic-{study.patient.clinic_id}/")
+        assert image.original.name.endswith(".png") and "scan" not in image.original.name
+        assert (media_root / image.original.name).read_bytes() == png_bytes()
+        assert (image.original_width, image.original_height) == (64, 48)
         job = image.jobs.get()
         assert (job.status, job.model_version) == (ClassificationJob.Status.QUEUED, active_model)
 
@@ -84,7 +98,7 @@ class TestImageUpload:
         second = image_upload(study=study, data=png_bytes(), filename="b.png", uploaded_by=sonographer)
         assert (second.created, second.image.id) == (False, first.image.id)
         assert UltrasoundImage.objects.count() == 1 and ClassificationJob.objects.count() == 1
-        assert len(stored_files(media_root)) == 1
+        assert len(stored_files(media_root)) == 2  # the display rendition and the original, once
 
     @pytest.mark.parametrize("data", [b"", b"not an image at all", png_bytes()[:150]], ids=["empty", "text", "cut"])
     def test_bad_bytes_leave_no_record_and_no_file(self, study, sonographer, media_root, data):
@@ -92,6 +106,33 @@ class TestImageUpload:
             image_upload(study=study, data=data, filename="x.png", uploaded_by=sonographer)
         assert not UltrasoundImage.objects.exists() and not ClassificationJob.objects.exists()
         assert stored_files(media_root) == []
+
+    def test_a_failure_after_the_files_are_saved_leaves_no_file_and_no_row(
+        self, study, sonographer, media_root, monkeypatch
+    ):
+        def failing_job_create(*, image):
+            raise RuntimeError("the queue is down")
+
+        monkeypatch.setattr(classifier_services, "classification_job_create", failing_job_create)
+        with pytest.raises(RuntimeError):
+            image_upload(study=study, data=png_bytes(), filename="x.png", uploaded_by=sonographer)
+        assert not UltrasoundImage.objects.exists() and stored_files(media_root) == []
+
+    def test_a_failure_to_save_the_original_leaves_no_file_and_no_row(
+        self, study, sonographer, media_root, monkeypatch
+    ):
+        storage = UltrasoundImage._meta.get_field("original").storage
+        save = storage.save
+
+        def save_all_but_originals(name, content, **kwargs):
+            if name.startswith("originals/"):
+                raise OSError("disk full")
+            return save(name, content, **kwargs)
+
+        monkeypatch.setattr(storage, "save", save_all_but_originals)
+        with pytest.raises(OSError):
+            image_upload(study=study, data=png_bytes(), filename="x.png", uploaded_by=sonographer)
+        assert not UltrasoundImage.objects.exists() and stored_files(media_root) == []
 
     def test_refuses_a_completed_study(self, study, sonographer):
         study_complete(study=study, completed_by=sonographer)

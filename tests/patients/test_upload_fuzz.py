@@ -72,6 +72,11 @@ def test_mutated_files_are_stored_and_classified_or_refused(study, sonographer, 
 
     print(f"fuzz outcomes over {MUTANTS} mutants: {outcomes}")
     assert outcomes["stored"] > 50 and outcomes["refused"] > 50  # the fuzzer reached both paths
-    records = set(UltrasoundImage.objects.values_list("file", flat=True))
-    on_disk = {str(path.relative_to(media_root)) for path in (media_root / "images").rglob("*") if path.is_file()}
-    assert on_disk == records, "every stored file has its record and every record its file"
+    records = {name for pair in UltrasoundImage.objects.values_list("file", "original") for name in pair}
+    on_disk = {
+        str(path.relative_to(media_root))
+        for folder in ("images", "originals")
+        for path in (media_root / folder).rglob("*")
+        if path.is_file()
+    }
+    assert on_disk == records, "every stored file (rendition or original) has its record and every record its file"
