@@ -177,9 +177,15 @@ class Prediction(models.Model):
 
 
 class WebhookEvent(models.TextChoices):
-    PREDICTION_CREATED = "prediction.created", "Prediction created"
-    PREDICTION_REVIEWED = "prediction.reviewed", "Prediction reviewed"
-    JOB_FAILED = "job.failed", "Job failed"
+    PREDICTION_CREATED = "prediction.created", "Prediction created: the model classified an image"
+    PREDICTION_REVIEWED = "prediction.reviewed", "Prediction reviewed: a clinician confirmed or corrected it"
+    JOB_FAILED = "job.failed", "Job failed: classification failed for good"
+    # Sent to one endpoint when an admin asks for it, whatever the endpoint subscribed to.
+    TEST = "webhook.test", "Test event (sent from the admin on request)"
+
+
+# The events an endpoint can subscribe to: all but the test event, which is sent only on request.
+SUBSCRIBABLE_WEBHOOK_EVENTS = [event for event in WebhookEvent if event != WebhookEvent.TEST]
 
 
 def _webhook_secret() -> str:
@@ -187,7 +193,7 @@ def _webhook_secret() -> str:
 
 
 def _all_webhook_events() -> list[str]:
-    return [event.value for event in WebhookEvent]
+    return [event.value for event in SUBSCRIBABLE_WEBHOOK_EVENTS]
 
 
 class WebhookEndpointQuerySet(models.QuerySet):
@@ -203,7 +209,8 @@ class WebhookEndpoint(models.Model):
     secret = models.CharField(
         max_length=128,
         default=_webhook_secret,
-        help_text="Shared with the receiver, who checks the X-Fetal-Signature header with it.",
+        help_text="Shared with the receiver, who checks the X-Fetal-Signature header with it. Generated here, "
+        "shown once when the endpoint is registered or its secret rotated.",
     )
     events = models.JSONField(default=_all_webhook_events, help_text="The event types sent to this URL.")
     is_active = models.BooleanField(default=True)
@@ -227,9 +234,10 @@ class WebhookEndpoint(models.Model):
             webhook_target_resolve(self.url)
         except WebhookTargetRefused as refused:
             raise ValidationError({"url": str(refused)}) from refused
-        unknown = set(self.events or []) - set(WebhookEvent.values) if isinstance(self.events, list) else {"?"}
+        subscribable = _all_webhook_events()
+        unknown = set(self.events or []) - set(subscribable) if isinstance(self.events, list) else {"?"}
         if unknown or not self.events:
-            raise ValidationError({"events": f"Choose events among: {', '.join(WebhookEvent.values)}."})
+            raise ValidationError({"events": f"Choose events among: {', '.join(subscribable)}."})
 
 
 class WebhookDeliveryQuerySet(models.QuerySet):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from classifier import webhooks
 from classifier.labels import PLANE_LABELS
 from classifier.ml.inference import file_sha256
-from classifier.models import ClassificationJob, ModelVersion, Prediction, WebhookDelivery
+from classifier.models import ClassificationJob, ModelVersion, Prediction, WebhookDelivery, WebhookEndpoint
 from classifier.selectors import active_model_version, image_latest_prediction
 from fetalsite.accounts.roles import require_permission, user_can_review
 from fetalsite.core.errors import ApplicationError
@@ -151,9 +151,82 @@ def webhook_deliveries_requeue_stale() -> list[int]:
 
 
 @transaction.atomic
-def webhook_delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
+def webhook_delivery_resend(*, delivery: WebhookDelivery, resent_by) -> WebhookDelivery:
     """Send a delivery again now, with a fresh attempt budget (an admin action)."""
+    require_permission(
+        resent_by,
+        "classifier.change_webhookdelivery",
+        clinic_id=delivery.endpoint.clinic_id,
+        action="send webhook deliveries again",
+    )
     delivery = webhooks.webhook_delivery_reset(delivery_id=delivery.id)
+    webhook_deliveries_send([delivery])
+    return delivery
+
+
+# ---- Webhook endpoints (the admin) --------------------------------------------------------------
+
+
+class WebhookEndpointInactive(ApplicationError):
+    http_status = 409
+    code = "webhook_endpoint_inactive"
+
+
+def _require_endpoint_permission(user, endpoint: WebhookEndpoint, *, action: str) -> None:
+    require_permission(user, "classifier.change_webhookendpoint", clinic_id=endpoint.clinic_id, action=action)
+
+
+@transaction.atomic
+def webhook_endpoint_create(
+    *, clinic, url: str, events: list[str], created_by, description: str = "", is_active: bool = True
+) -> WebhookEndpoint:
+    """Register a clinic's callback URL with a secret generated here; the caller shows the secret once."""
+    require_permission(created_by, "classifier.add_webhookendpoint", clinic_id=clinic.id, action="add webhooks")
+    endpoint = WebhookEndpoint(
+        clinic=clinic,
+        url=url,
+        events=list(events),
+        description=description,
+        is_active=is_active,
+        secret=WebhookEndpoint._meta.get_field("secret").get_default(),
+    )
+    endpoint._history_user = created_by
+    return webhooks.webhook_endpoint_save(endpoint=endpoint)
+
+
+@transaction.atomic
+def webhook_endpoint_update(
+    *, endpoint: WebhookEndpoint, url: str, events: list[str], description: str, is_active: bool, updated_by
+) -> WebhookEndpoint:
+    """Change where and what an endpoint is sent; its clinic and secret stay (rotate the secret on its own)."""
+    _require_endpoint_permission(updated_by, endpoint, action="change webhooks")
+    endpoint = WebhookEndpoint.objects.select_for_update().get(id=endpoint.id)
+    endpoint.url, endpoint.events, endpoint.description, endpoint.is_active = url, list(events), description, is_active
+    endpoint._history_user = updated_by
+    return webhooks.webhook_endpoint_save(
+        endpoint=endpoint, update_fields=["url", "events", "description", "is_active"]
+    )
+
+
+@transaction.atomic
+def webhook_endpoint_secret_rotate(*, endpoint: WebhookEndpoint, rotated_by) -> WebhookEndpoint:
+    """Replace the secret with a new one generated here (the caller shows it once). Every delivery from now on,
+    retries of older events included, is signed with the new secret."""
+    _require_endpoint_permission(rotated_by, endpoint, action="rotate webhook secrets")
+    endpoint = WebhookEndpoint.objects.select_for_update().get(id=endpoint.id)
+    endpoint.secret = WebhookEndpoint._meta.get_field("secret").get_default()
+    endpoint._history_user = rotated_by
+    return webhooks.webhook_endpoint_save(endpoint=endpoint, update_fields=["secret"])
+
+
+@transaction.atomic
+def webhook_test_event_send(*, endpoint: WebhookEndpoint, requested_by) -> WebhookDelivery:
+    """Send a ``webhook.test`` event to one endpoint through the normal path: recorded as a delivery, queued
+    after commit, signed, retried; whatever events the endpoint subscribed to."""
+    _require_endpoint_permission(requested_by, endpoint, action="send webhook test events")
+    if not endpoint.is_active:
+        raise WebhookEndpointInactive("This endpoint is switched off: switch it on to send it a test event.")
+    delivery = webhooks.webhook_test_event_record(endpoint=endpoint, requested_by=requested_by)
     webhook_deliveries_send([delivery])
     return delivery
 

@@ -4,11 +4,13 @@
 subscribed endpoint (an outbox: no event without its change, no change without its event); the
 service that called it queues the delivery task with ``transaction.on_commit``
 (``classifier.services.webhook_deliveries_send``), so that this module imports neither the services nor
-the tasks. ``webhook_delivery_attempt`` is the task's body. The payload's job and prediction are the API's own
-output serializers (classifier.serializers), so a receiver sees what ``GET /api/v1/predictions/<id>/`` shows.
+the tasks. ``webhook_delivery_attempt`` is the task's body. What an event says is
+``classifier.webhook_events``: its payload is built with the API's own output serializers, so a receiver
+sees what ``GET /api/v1/predictions/<id>/`` shows.
 
 Signature: ``X-Fetal-Signature: sha256=<hex>``, the HMAC-SHA256 with the endpoint's secret of
-``<X-Fetal-Timestamp>.<raw body>``; receivers recompute it and reject stale timestamps."""
+``<X-Fetal-Timestamp>.<raw body>``; receivers recompute it and reject stale timestamps (docs/api.md's
+``verify``, which the tests run)."""
 
 from __future__ import annotations
 
@@ -23,11 +25,19 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from classifier.models import ClassificationJob, Prediction, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from classifier.serializers import JobOutputSerializer, PredictionOutputSerializer
+from classifier.webhook_events import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    EVENT_ID_HEADER,
+    EVENT_SERIALIZERS,
+    EVENT_VERSION_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    webhook_test_event_subject,
+)
 from classifier.webhook_targets import (
     REFUSED_TARGET_MESSAGE,
     WebhookTargetRefused,
@@ -37,45 +47,17 @@ from classifier.webhook_targets import (
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Fetal-Signature"
-TIMESTAMP_HEADER = "X-Fetal-Timestamp"
-EVENT_HEADER = "X-Fetal-Event"
-EVENT_ID_HEADER = "X-Fetal-Event-Id"
-DELIVERY_HEADER = "X-Fetal-Delivery"
-
-
-# ---- Payloads ----------------------------------------------------------------------------------
-
-
-def _links(image_id: int) -> dict:
-    return {
-        "image": reverse("api-image", args=[image_id]),
-        "history": reverse("api-image-history", args=[image_id]),
-    }
-
 
 # ---- Emitting ----------------------------------------------------------------------------------
 
 
-def webhook_event_record(*, event_type: str, image_id: int, data: dict) -> list[WebhookDelivery]:
-    """Record the event for every active endpoint of the image's clinic that wants it.
-
-    Call inside the transaction of the change the event reports, then queue the deliveries it returns
-    (``classifier.services.webhook_deliveries_send``)."""
-    endpoints = [
-        endpoint
-        for endpoint in WebhookEndpoint.objects.filter(is_active=True, clinic__patients__studies__images=image_id)
-        if event_type in endpoint.events
-    ]
+def _deliveries_create(*, endpoints: list[WebhookEndpoint], event_type: str, subject) -> list[WebhookDelivery]:
+    """One event (one id, one payload) and a delivery of it to each endpoint."""
     if not endpoints:
         return []
     event_id = uuid.uuid4()
-    payload = {
-        "id": str(event_id),
-        "type": event_type,
-        "created_at": timezone.now(),
-        "data": {**data, "links": _links(image_id)},
-    }
+    envelope = {"id": event_id, "created_at": timezone.now(), "data": subject}
+    payload = EVENT_SERIALIZERS[event_type](envelope).data
     deliveries = []
     for endpoint in endpoints:
         delivery = WebhookDelivery(endpoint=endpoint, event_id=event_id, event_type=event_type, payload=payload)
@@ -85,24 +67,35 @@ def webhook_event_record(*, event_type: str, image_id: int, data: dict) -> list[
     return deliveries
 
 
+def webhook_event_record(*, event_type: str, clinic_id: int, subject) -> list[WebhookDelivery]:
+    """Record the event for every active endpoint of the clinic that subscribed to it; ``subject`` is what the
+    event reports (a prediction or a job).
+
+    Call inside the transaction of the change the event reports, then queue the deliveries it returns
+    (``classifier.services.webhook_deliveries_send``)."""
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(is_active=True, clinic_id=clinic_id).order_by("id")
+        if event_type in endpoint.events
+    ]
+    return _deliveries_create(endpoints=endpoints, event_type=event_type, subject=subject)
+
+
 def webhook_prediction_event_record(*, prediction: Prediction, event_type: str) -> list[WebhookDelivery]:
-    job = prediction.job
-    image = job.image
-    prediction_data = dict(PredictionOutputSerializer(prediction).data)
-    return webhook_event_record(
-        event_type=event_type,
-        image_id=image.id,
-        data={"study": image.study_id, "image": image.id, "prediction": prediction_data},
-    )
+    clinic_id = prediction.job.image.study.patient.clinic_id
+    return webhook_event_record(event_type=event_type, clinic_id=clinic_id, subject=prediction)
 
 
 def webhook_job_failed_record(*, job: ClassificationJob) -> list[WebhookDelivery]:
-    image = job.image
-    return webhook_event_record(
-        event_type=WebhookEvent.JOB_FAILED,
-        image_id=image.id,
-        data={"study": image.study_id, "image": image.id, "job": dict(JobOutputSerializer(job).data)},
-    )
+    clinic_id = job.image.study.patient.clinic_id
+    return webhook_event_record(event_type=WebhookEvent.JOB_FAILED, clinic_id=clinic_id, subject=job)
+
+
+def webhook_test_event_record(*, endpoint: WebhookEndpoint, requested_by) -> WebhookDelivery:
+    """A ``webhook.test`` event for this endpoint only, whatever it subscribed to."""
+    subject = webhook_test_event_subject(endpoint=endpoint, requested_by=requested_by)
+    (delivery,) = _deliveries_create(endpoints=[endpoint], event_type=WebhookEvent.TEST, subject=subject)
+    return delivery
 
 
 # ---- Delivering --------------------------------------------------------------------------------
@@ -112,12 +105,6 @@ def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
     """The value of X-Fetal-Signature for this body and timestamp."""
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
-
-
-def webhook_signature_verify(*, secret: str, timestamp: str, body: bytes, signature: str, tolerance_s: int = 300):
-    """What a receiver does (used by the tests and shown in docs/api.md)."""
-    fresh = abs(time.time() - int(timestamp)) <= tolerance_s
-    return fresh and hmac.compare_digest(webhook_signature(secret=secret, timestamp=timestamp, body=body), signature)
 
 
 def _retry_delay(attempts: int) -> float:
@@ -163,6 +150,8 @@ def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
         "User-Agent": "fetalsite-webhooks/1",
         EVENT_HEADER: delivery.event_type,
         EVENT_ID_HEADER: str(delivery.event_id),
+        # Deliveries recorded before the format had versions (still pending at an upgrade) are version 1.
+        EVENT_VERSION_HEADER: str(delivery.payload.get("version", 1)),
         DELIVERY_HEADER: str(delivery.id),
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: webhook_signature(secret=endpoint.secret, timestamp=timestamp, body=body),
@@ -204,13 +193,14 @@ def webhook_delivery_stale_ids() -> list[int]:
     return sorted(stale.values_list("id", flat=True))
 
 
-# ---- Admin actions -----------------------------------------------------------------------------
+# ---- Writes the admin's services make -------------------------------------------------------------
 
 
 @transaction.atomic
-def webhook_endpoint_save(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+def webhook_endpoint_save(*, endpoint: WebhookEndpoint, update_fields: list[str] | None = None) -> WebhookEndpoint:
+    """Validate (the URL's host is vetted here) and save; the services in classifier.services check who may."""
     endpoint.full_clean()
-    endpoint.save()
+    endpoint.save(update_fields=update_fields)
     return endpoint
 
 
