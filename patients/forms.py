@@ -1,5 +1,7 @@
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.urls import reverse
+from django.utils.html import format_html
 
 from classifier.labels import FetalPlane
 from patients.models import Study
@@ -62,3 +64,9 @@ def add_service_errors(form: forms.Form, error, *, non_field_errors_to: str | No
                 form.add_error(non_field_errors_to if field == NON_FIELD_ERRORS else None, messages)
     else:
         form.add_error(non_field_errors_to, error.messages)
+
+
+def add_mrn_taken_error(form: forms.Form, taken) -> None:
+    """Show a service's MrnExists (409) on the MRN field, with a link to the patient who has that MRN."""
+    url = reverse("patient-detail", args=[taken.extra["existing_id"]])
+    form.add_error("mrn", format_html('{} <a href="{}">Open that patient</a>.', taken.message, url))

@@ -84,8 +84,9 @@ class ErrorDescription:
     status: int
     code: str
     message: str
-    fields: dict[str, list[str]] | None = None  # per-field messages of a validation error
-    extra: dict[str, Any] = field(default_factory=dict)  # an ApplicationError's own details
+    # Per-field messages: of a validation error, or of a rule about certain fields (a taken MRN).
+    fields: dict[str, list[str]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # an ApplicationError's own details, beside "code"
 
     def as_api_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"detail": self.message, "code": self.code}
@@ -134,7 +135,7 @@ def error_describe(exc: Exception) -> ErrorDescription | None:
     if type(exc) in _REQUEST_BODY_ERRORS:
         return ErrorDescription(*_REQUEST_BODY_ERRORS[type(exc)])
     if isinstance(exc, ApplicationError):
-        return ErrorDescription(exc.http_status, exc.code, exc.message, extra=exc.extra)
+        return ErrorDescription(exc.http_status, exc.code, exc.message, exc.fields, exc.extra)
     if isinstance(exc, Http404):
         return ErrorDescription(status.HTTP_404_NOT_FOUND, "not_found", NOT_FOUND_MESSAGE)
     if isinstance(exc, PermissionDenied):

@@ -58,13 +58,39 @@ class TestPatientCreateAndUpdateApi:
         assert updated.json()["family_name"] == "Stone-Hill"
         assert updated.json()["mrn"] == "N-9"
 
-    def test_duplicate_mrn_is_a_400_naming_the_field(self, api_client, north_patients):
+    def test_duplicate_mrn_is_a_409_naming_the_field_and_the_existing_patient(self, api_client, north_patients):
+        response = api_client.post(
+            "/api/v1/patients/", {"mrn": " N-1 ", "given_name": "X", "family_name": "Y"}, format="json"
+        )
+
+        assert response.status_code == 409
+        assert response.json() == {
+            "detail": "A patient with this MRN is already registered in your clinic.",
+            "code": "mrn_exists",
+            "fields": {"mrn": ["A patient with this MRN is already registered in your clinic."]},
+            "existing_id": north_patients[0].id,
+        }
+
+    def test_the_same_mrn_in_another_clinic_is_no_conflict(self, api_client, south):
+        PatientFactory(clinic=south, mrn="N-1")
+
         response = api_client.post(
             "/api/v1/patients/", {"mrn": "N-1", "given_name": "X", "family_name": "Y"}, format="json"
         )
 
-        assert response.status_code == 400
-        assert response.json()["code"] == "invalid"
+        assert response.status_code == 201
+
+    def test_changing_the_mrn_to_a_taken_one_is_a_409_and_changes_nothing(self, api_client, north_patients):
+        first, second = north_patients[:2]
+
+        response = api_client.patch(
+            f"/api/v1/patients/{second.id}/", {"mrn": "N-1", "family_name": "Changed"}, format="json"
+        )
+
+        assert response.status_code == 409
+        assert (response.json()["code"], response.json()["existing_id"]) == ("mrn_exists", first.id)
+        second.refresh_from_db()
+        assert (second.mrn, second.family_name) == ("N-2", "Brown")
 
     def test_has_no_delete(self, api_client, north_patients):
         response = api_client.delete(f"/api/v1/patients/{north_patients[0].id}/")

@@ -41,6 +41,7 @@ CASES = [
     WriteCase("post", "/auth/token/rotate/", {}),
     WriteCase("post", "/patients/", {"mrn": "N-9", "given_name": "A", "family_name": "B"}),
     WriteCase("patch", "/patients/{patient_id}/", {"given_name": "C"}),
+    WriteCase("put", "/patients/by-mrn/{mrn}/", {"given_name": "A", "family_name": "B"}),
     WriteCase("post", "/studies/", {"patient": "{patient_id}", "exam_date": "2026-11-27"}),
     WriteCase("patch", "/studies/{study_id}/", {"notes": "Placenta anterior."}),
     WriteCase("post", "/studies/{study_id}/complete/", {}),
@@ -61,7 +62,13 @@ def ids(study, model_version):
     classify(classified)
     failed_job = upload(study, seed=2).jobs.get()
     classifier_services.job_mark_failed(job_id=failed_job.id, reason="RuntimeError: boom")
-    return {"patient_id": study.patient_id, "study_id": study.id, "image_id": classified.id, "job_id": failed_job.id}
+    return {
+        "patient_id": study.patient_id,
+        "study_id": study.id,
+        "image_id": classified.id,
+        "job_id": failed_job.id,
+        "mrn": "N-NEW",
+    }
 
 
 class TestUnknownFieldsAreRefused:
@@ -131,6 +138,6 @@ class TestSchemaSaysSo:
             for content in operation["requestBody"]["content"].values()
         ]
 
-        assert len(set(bodies)) == 7  # token, patient x2, study x2, upload, review
+        assert len(set(bodies)) == 8  # token, patient x3 (create, correct, by MRN), study x2, upload, review
         for name in bodies:
             assert schema["components"]["schemas"][name]["additionalProperties"] is False, name

@@ -146,15 +146,29 @@ class TestWorklist:
 
 
 class TestPatientPages:
-    def test_create_shows_a_duplicate_mrn_next_to_the_field(self, client_for, sonographer):
-        PatientFactory(clinic=sonographer.clinic, mrn="M-1")
+    def test_create_shows_a_duplicate_mrn_next_to_the_field_with_a_link(self, client_for, sonographer):
+        existing = PatientFactory(clinic=sonographer.clinic, mrn="M-1")
         data = {"mrn": "M-1", "given_name": "Eva", "family_name": "Ng", "birth_date": ""}
 
         response = client_for(sonographer).post(reverse("patient-create"), data)
 
         assert response.status_code == 200
-        assert "A patient with this MRN already exists" in str(response.context["form"].errors)
+        message = response.context["form"].errors["mrn"][0]
+        assert message.startswith("A patient with this MRN is already registered in your clinic.")
         assert b'aria-invalid="true"' in response.content
+        assert f'<a href="/patients/{existing.id}/">Open that patient</a>'.encode() in response.content
+
+    def test_edit_to_a_taken_mrn_shows_the_same_message(self, client_for, sonographer):
+        existing = PatientFactory(clinic=sonographer.clinic, mrn="M-1")
+        patient = PatientFactory(clinic=sonographer.clinic, mrn="M-3")
+        data = {"mrn": "M-1", "given_name": "Eva", "family_name": "Ng", "birth_date": ""}
+
+        response = client_for(sonographer).post(reverse("patient-edit", args=[patient.id]), data)
+
+        assert response.status_code == 200
+        assert f'<a href="/patients/{existing.id}/">Open that patient</a>'.encode() in response.content
+        patient.refresh_from_db()
+        assert patient.mrn == "M-3"
 
     def test_edit_saves_through_the_service_and_keeps_history(self, client_for, sonographer):
         patient = PatientFactory(clinic=sonographer.clinic, mrn="M-2", given_name="Eva")
