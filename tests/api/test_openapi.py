@@ -82,3 +82,15 @@ def test_the_response_headers_a_client_acts_on_are_documented():
 
     assert documented == {"Retry-After", "Idempotent-Replayed", "Location", "Content-Disposition"}
     assert schema["components"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
+
+
+def test_every_request_body_has_one_media_type():
+    """A generated client sends the last body type it is offered: JSON everywhere, multipart for files."""
+    import yaml
+
+    schema = yaml.safe_load(COMMITTED.read_text())
+
+    bodies = {name: list(op["requestBody"]["content"]) for name, op in _operations(schema) if "requestBody" in op}
+
+    assert bodies.pop("post /api/v1/studies/{study_id}/images/") == ["multipart/form-data"]
+    assert bodies and all(media_types == ["application/json"] for media_types in bodies.values()), bodies
