@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from classifier import selectors, services
 from classifier.filters import JobFilter, PredictionFilter
-from classifier.labels import PLANE_LABELS
 from classifier.serializers import JobOutputSerializer, PredictionOutputSerializer
-from fetalsite.core.api_input import UNKNOWN_FIELD_EXAMPLE, validate_empty_body
+from fetalsite.core.api_input import validate_empty_body
 from fetalsite.core.api_utils import READ_ERRORS, HasRequiredPerms, error_responses
 from fetalsite.core.api_views import ApiView
 from fetalsite.core.lists import FilteredListApi
@@ -68,10 +67,6 @@ class JobRetryApi(ApiView):
                 404,
                 409,
                 429,
-                examples={
-                    400: UNKNOWN_FIELD_EXAMPLE,
-                    409: {"detail": "Only a failed job can be retried.", "code": "job_not_retryable"},
-                },
             ),
         },
     )
@@ -115,28 +110,6 @@ class PredictionDetailApi(ApiView):
         return Response(PredictionOutputSerializer(prediction).data)
 
 
-@extend_schema_serializer(
-    examples=[
-        OpenApiExample(
-            "A model version",
-            value={
-                "id": 2,
-                "key": "fetalnet:1.0",
-                "name": "fetalnet",
-                "version": "1.0",
-                "sha256": "5b1f0c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
-                "class_labels": PLANE_LABELS,
-                "input_size": 224,
-                "review_threshold": 0.62,
-                "novelty_threshold": 0.741,
-                "metrics": {"test": {"accuracy": 0.93, "macro_f1": 0.92}},
-                "is_active": True,
-                "registered_at": "2026-11-20T08:00:00.000Z",
-            },
-            response_only=True,
-        )
-    ]
-)
 class ModelVersionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     key = serializers.SerializerMethodField(help_text="`name:version`: how jobs and predictions name it.")

@@ -3,12 +3,13 @@ webhook payloads all serialize with these, so the three cannot drift apart."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from classifier.labels import PLANE_LABELS, FetalPlane
 from classifier.models import ClassificationJob
 
+# The webhook events' examples (classifier.webhook_events); the API's own examples are recorded answers
+# (fetalsite.core.api_examples).
 EXAMPLE_PROBABILITIES = dict(zip(PLANE_LABELS, (0.91, 0.04, 0.03, 0.02), strict=True))
 EXAMPLE_JOB = {
     "id": 31,
@@ -41,7 +42,6 @@ EXAMPLE_PREDICTION = {
 }
 
 
-@extend_schema_serializer(examples=[OpenApiExample("A job", value=EXAMPLE_JOB, response_only=True)])
 class JobOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     image = serializers.IntegerField(source="image_id")
@@ -61,7 +61,6 @@ class JobOutputSerializer(serializers.Serializer):
 _PLANE_CHOICES = FetalPlane.choices
 
 
-@extend_schema_serializer(examples=[OpenApiExample("A prediction", value=EXAMPLE_PREDICTION, response_only=True)])
 class PredictionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     job = serializers.IntegerField(source="job_id")

@@ -7,13 +7,11 @@ from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
     extend_schema_field,
-    extend_schema_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -23,10 +21,10 @@ from rest_framework.response import Response
 
 from classifier import selectors as classifier_selectors
 from classifier import services as classifier_services
-from classifier.labels import PLANE_LABELS, FetalPlane
-from classifier.serializers import EXAMPLE_JOB, EXAMPLE_PREDICTION, JobOutputSerializer, PredictionOutputSerializer
+from classifier.labels import FetalPlane
+from classifier.serializers import JobOutputSerializer, PredictionOutputSerializer
 from fetalsite.accounts.roles import user_can_review
-from fetalsite.core.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
+from fetalsite.core.api_input import StrictInputSerializer, validate_empty_body
 from fetalsite.core.api_schema import ApiAutoSchema
 from fetalsite.core.api_utils import (
     IDEMPOTENCY_PARAMETER,
@@ -48,51 +46,7 @@ from patients.filters import ImageFilter, PatientFilter, StudyFilter
 from patients.imaging import DISPLAY_MEDIA_TYPE, MEDIA_TYPES, media_type_of
 from patients.models import Study, UltrasoundImage
 
-EXAMPLE_IMAGE = {
-    "id": 12,
-    "study": 7,
-    "original_filename": "head-01.png",
-    "format": "PNG",
-    "width": 800,
-    "height": 600,
-    "byte_size": 183402,
-    "sha256": "9f2c4e0b5d0f3a8e7c1b2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071",
-    "uploaded_by": "api_north",
-    "uploaded_at": "2026-11-27T10:15:02.101Z",
-    "file_url": "/images/12/file/",
-    "download_url": "/api/v1/images/12/file/",
-    "original": {
-        "media_type": "image/png",
-        "byte_size": 183402,
-        "sha256": "9f2c4e0b5d0f3a8e7c1b2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071",
-        "width": 800,
-        "height": 600,
-        "url": "/api/v1/images/12/original/",
-    },
-    "display": {"media_type": "image/png", "width": 800, "height": 600, "url": "/api/v1/images/12/file/"},
-    "job": EXAMPLE_JOB,
-    "prediction": EXAMPLE_PREDICTION,
-}
 
-
-@extend_schema_serializer(
-    examples=[
-        OpenApiExample(
-            "A patient",
-            value={
-                "id": 3,
-                "mrn": "N-000123",
-                "given_name": "Maria",
-                "family_name": "Rossi",
-                "birth_date": "1991-04-02",
-                "clinic": 1,
-                "created_at": "2026-11-27T09:58:10.000Z",
-                "updated_at": "2026-11-27T09:58:10.000Z",
-            },
-            response_only=True,
-        )
-    ]
-)
 class PatientOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     mrn = serializers.CharField()
@@ -104,26 +58,6 @@ class PatientOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-@extend_schema_serializer(
-    examples=[
-        OpenApiExample(
-            "A study",
-            value={
-                "id": 7,
-                "patient": 3,
-                "exam_date": "2026-11-27",
-                "gestational_age_weeks": 21,
-                "gestational_age_days": 3,
-                "notes": "Routine anomaly scan.",
-                "status": "OPEN",
-                "created_by": "api_north",
-                "created_at": "2026-11-27T10:01:00.000Z",
-                "updated_at": "2026-11-27T10:01:00.000Z",
-            },
-            response_only=True,
-        )
-    ]
-)
 class StudyOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     patient = serializers.IntegerField(source="patient_id")
@@ -153,7 +87,6 @@ class ImageDisplayOutputSerializer(serializers.Serializer):
     url = serializers.CharField()
 
 
-@extend_schema_serializer(examples=[OpenApiExample("An image", value=EXAMPLE_IMAGE, response_only=True)])
 class ImageOutputSerializer(serializers.Serializer):
     """An uploaded image. Two files: the `original` (the uploaded bytes, unchanged) and the `display`
     rendition (PNG, upright, 8-bit, at most 4096 px on the long side, no metadata) that pages show and
@@ -245,13 +178,6 @@ class PatientListCreateApi(FilteredListApi):
         summary="Register a patient",
         parameters=[IDEMPOTENCY_PARAMETER],
         request=InputSerializer,
-        examples=[
-            OpenApiExample(
-                "New patient",
-                value={"mrn": "N-000123", "given_name": "Maria", "family_name": "Rossi", "birth_date": "1991-04-02"},
-                request_only=True,
-            )
-        ],
         responses={201: PatientOutputSerializer, **error_responses(400, 401, 403, 409, 413, 415, 422, 429)},
     )
     @idempotent
@@ -287,7 +213,6 @@ class PatientDetailApi(ApiView):
         operation_id="patients_partial_update",
         summary="Correct a patient's details",
         request=InputSerializer,
-        examples=[OpenApiExample("Correct the name", value={"family_name": "Rossi-Bianchi"}, request_only=True)],
         responses={200: PatientOutputSerializer, **error_responses(*WRITE_ERRORS, 409)},
     )
     def patch(self, request, patient_id: int):
@@ -402,13 +327,6 @@ class StudyListCreateApi(FilteredListApi):
         summary="Open a study for a patient",
         parameters=[IDEMPOTENCY_PARAMETER],
         request=InputSerializer,
-        examples=[
-            OpenApiExample(
-                "New study",
-                value={"patient": 3, "exam_date": "2026-11-27", "gestational_age_weeks": 21, "gestational_age_days": 3},
-                request_only=True,
-            )
-        ],
         responses={
             201: StudyOutputSerializer,
             **error_responses(
@@ -421,7 +339,6 @@ class StudyListCreateApi(FilteredListApi):
                 415,
                 422,
                 429,
-                examples={404: {"detail": "Not found.", "code": "not_found"}},
             ),
         },
     )
@@ -460,7 +377,6 @@ class StudyDetailApi(ApiView):
         operation_id="studies_partial_update",
         summary="Correct a study's exam date, gestational age or notes",
         request=InputSerializer,
-        examples=[OpenApiExample("Add notes", value={"notes": "Placenta anterior."}, request_only=True)],
         responses={200: StudyOutputSerializer, **error_responses(*WRITE_ERRORS)},
     )
     def patch(self, request, study_id: int):
@@ -483,7 +399,7 @@ class StudyCompleteApi(ApiView):
         request=None,
         responses={
             200: StudyOutputSerializer,
-            **error_responses(400, 401, 403, 404, 429, examples={400: UNKNOWN_FIELD_EXAMPLE}),
+            **error_responses(400, 401, 403, 404, 429),
         },
     )
     def post(self, request, study_id: int):
@@ -496,15 +412,6 @@ class StudyCompleteApi(ApiView):
 # ---- Images ------------------------------------------------------------------------------------
 
 
-@extend_schema_serializer(
-    examples=[
-        OpenApiExample(
-            "Two files",
-            value={"results": [{"created": True, "image": EXAMPLE_IMAGE}, {"created": False, "image": EXAMPLE_IMAGE}]},
-            response_only=True,
-        )
-    ]
-)
 class ImageBatchOutputSerializer(serializers.Serializer):
     class ResultSerializer(serializers.Serializer):
         created = serializers.BooleanField(help_text="False when these bytes were already in the study.")
@@ -566,13 +473,6 @@ class ImageUploadApi(ApiView):
                 415,
                 422,
                 429,
-                examples={
-                    400: {
-                        "detail": "The file is not an image this server can read.",
-                        "code": "invalid",
-                        "fields": {"file": ["The file is not an image this server can read."]},
-                    }
-                },
             ),
         },
     )
@@ -699,21 +599,6 @@ ORIGINAL_NOT_FOUND = OpenApiResponse(
     description="No such image in your clinic (`not_found`; another clinic's image answers the same), or "
     "its original was not kept (`original_not_kept`: uploaded before originals were kept; `file/` still "
     "serves its display rendition).",
-    examples=[
-        OpenApiExample(
-            "Not found", value={"detail": "Not found.", "code": "not_found"}, status_codes=["404"], response_only=True
-        ),
-        OpenApiExample(
-            "Original not kept",
-            value={
-                "detail": "This image was uploaded before originals were kept; only its display rendition "
-                "(file/) exists.",
-                "code": "original_not_kept",
-            },
-            status_codes=["404"],
-            response_only=True,
-        ),
-    ],
 )
 
 
@@ -774,13 +659,6 @@ class PredictionReviewApi(ApiView):
         operation_id="images_review",
         summary="Review an image's prediction (clinicians only)",
         request=InputSerializer,
-        examples=[
-            OpenApiExample(
-                "Correct the label",
-                value={"label": PLANE_LABELS[1], "comment": "Four-chamber view."},
-                request_only=True,
-            )
-        ],
         responses={
             200: PredictionOutputSerializer,
             **error_responses(
@@ -792,13 +670,6 @@ class PredictionReviewApi(ApiView):
                 413,
                 415,
                 429,
-                examples={
-                    403: {"detail": "Only clinicians can review predictions.", "code": "permission_denied"},
-                    409: {
-                        "detail": "This image has no prediction yet; wait for its job to finish.",
-                        "code": "not_classified",
-                    },
-                },
             ),
         },
     )
@@ -813,27 +684,6 @@ class PredictionReviewApi(ApiView):
         return Response(PredictionOutputSerializer(prediction).data)
 
 
-@extend_schema_serializer(
-    examples=[
-        OpenApiExample(
-            "A review",
-            value={
-                "at": "2026-11-27T10:20:44.512Z",
-                "actor": "clin_north",
-                "record": "prediction",
-                "record_id": 27,
-                "action": "changed",
-                "changes": {
-                    "reviewed_label": {"from": "", "to": PLANE_LABELS[1]},
-                    "reviewed_by": {"from": None, "to": 4},
-                    "reviewed_at": {"from": None, "to": "2026-11-27T10:20:44.500000+00:00"},
-                    "review_comment": {"from": "", "to": "Four-chamber view."},
-                },
-            },
-            response_only=True,
-        )
-    ]
-)
 class HistoryEntryOutputSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
     actor = serializers.CharField(allow_null=True, help_text="Who made the change; null for the worker.")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
 from fetalsite.accounts import tokens
-from fetalsite.core.api_input import UNKNOWN_FIELD_EXAMPLE, StrictInputSerializer, validate_empty_body
+from fetalsite.core.api_input import StrictInputSerializer, validate_empty_body
 from fetalsite.core.api_utils import ApiLoginRateThrottle, error_responses
 from fetalsite.core.api_views import ApiView
 from fetalsite.core.client_ip import client_ip
@@ -22,11 +22,6 @@ logger = logging.getLogger("fetalsite.api")
 
 class TokenOutputSerializer(serializers.Serializer):
     token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
-
-
-TOKEN_EXAMPLE = OpenApiExample(
-    "A token", value={"token": "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"}, response_only=True
-)
 
 
 class TokenObtainApi(ApiView):
@@ -62,10 +57,6 @@ class TokenObtainApi(ApiView):
         summary="Get your API token",
         auth=[],
         request=InputSerializer,
-        examples=[
-            OpenApiExample("Log in", value={"username": "api_north", "password": "s3cret-passw0rd"}, request_only=True),
-            TOKEN_EXAMPLE,
-        ],
         responses={
             200: TokenOutputSerializer,
             **error_responses(
@@ -75,17 +66,6 @@ class TokenObtainApi(ApiView):
                 413,
                 415,
                 429,
-                examples={
-                    401: {
-                        "detail": "Unable to log in with the given username and password.",
-                        "code": "authentication_failed",
-                    },
-                    403: {
-                        "detail": "Your account's role may not hold an API token (allowed: integrator). Use the "
-                        "web app, or ask an admin for an integrator account.",
-                        "code": "token_not_allowed",
-                    },
-                },
             ),
         },
     )
@@ -110,7 +90,7 @@ class TokenObtainApi(ApiView):
         responses={
             204: OpenApiResponse(description="Revoked: the token no longer works."),
             # 403: a session without its CSRF token
-            **error_responses(400, 401, 403, 429, examples={400: UNKNOWN_FIELD_EXAMPLE}),
+            **error_responses(400, 401, 403, 429),
         },
     )
     def delete(self, request):
@@ -128,10 +108,9 @@ class TokenRotateApi(ApiView):
         operation_id="auth_token_rotate",
         summary="Rotate your API token",
         request=None,
-        examples=[TOKEN_EXAMPLE],
         responses={
             200: TokenOutputSerializer,
-            **error_responses(400, 401, 403, 429, examples={400: UNKNOWN_FIELD_EXAMPLE}),
+            **error_responses(400, 401, 403, 429),
         },
     )
     def post(self, request):

@@ -12,8 +12,6 @@ from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import serializers
 
 UNKNOWN_FIELD = "Unknown field."
-# The 400 a write that takes no body documents (what a write with a body sends is in WRITE_ERRORS).
-UNKNOWN_FIELD_EXAMPLE = {"detail": UNKNOWN_FIELD, "code": "invalid", "fields": {"status": [UNKNOWN_FIELD]}}
 
 
 # An input serializer that answers 400 for every key it does not declare. A client that sends

@@ -32,6 +32,13 @@ class ApiAutoSchema(AutoSchema):
                 parameter["description"] = str(help_text)
         return parameters
 
+    def get_operation(self, *args, **kwargs):
+        # Examples are real answers recorded by the tests, not the ones written beside the code.
+        from fetalsite.core.api_examples import attach_recorded_examples
+
+        operation = super().get_operation(*args, **kwargs)
+        return None if operation is None else attach_recorded_examples(operation)
+
     def _map_basic_serializer(self, serializer, direction):
         # Input serializers refuse undeclared keys with a 400 (fetalsite.core.api_input): say so.
         from fetalsite.core.api_input import StrictInputSerializer
