@@ -232,7 +232,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     required=False,
     description=(
         "A unique string (1 to 255 printable ASCII characters, a UUID is ideal) that makes a retried "
-        "POST safe: the same request again (same user, URL and body: JSON compared by content, uploads by "
+        "write safe: the same request again (same user, URL and body: JSON compared by content, uploads by "
         "their files' bytes and the other form fields) with the same key within 24 hours gets the first "
         "request's response again (with `Idempotent-Replayed: true`) and changes nothing. The same key with "
         "a different body answers 422 `idempotency_key_mismatch` and changes nothing. A key still being "
@@ -244,7 +244,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 
 
 def idempotent(view_method):
-    """Wrap a view's POST: replay the stored response for a repeated ``Idempotency-Key``."""
+    """Wrap a view's POST (or PUT): replay the stored response for a repeated ``Idempotency-Key``."""
 
     @functools.wraps(view_method)
     def wrapper(self, request, *args, **kwargs):
