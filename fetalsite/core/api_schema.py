@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import get_doc
 
 
 class ApiAutoSchema(AutoSchema):
@@ -15,6 +16,14 @@ class ApiAutoSchema(AutoSchema):
             outer, inner = qualname.split(".")[-2:]
             return outer.removesuffix("Api").removesuffix("Serializer") + inner.removesuffix("Serializer")
         return super().get_serializer_name(serializer, direction)
+
+    def get_description(self):
+        # inspect.getdoc falls back to a base class's docstring: a view without its own would be described
+        # by ApiView's ("Every API view derives from this class"), which says nothing about the operation.
+        if self.view.__class__.__doc__ is None:
+            method = getattr(self.view, getattr(self.view, "action", None) or self.method.lower(), None)
+            return get_doc(method) if method else ""
+        return super().get_description()
 
     def _get_parameters(self):
         parameters = super()._get_parameters()

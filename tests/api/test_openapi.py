@@ -94,3 +94,17 @@ def test_every_request_body_has_one_media_type():
 
     assert bodies.pop("post /api/v1/studies/{study_id}/images/") == ["multipart/form-data"]
     assert bodies and all(media_types == ["application/json"] for media_types in bodies.values()), bodies
+
+
+def test_no_operation_is_described_by_the_base_views_docstring():
+    """A view without a docstring of its own must not borrow ApiView's (which speaks to developers)."""
+    import yaml
+
+    from fetalsite.core.api_views import ApiView
+
+    schema = yaml.safe_load(COMMITTED.read_text())
+    base_doc = ApiView.__doc__.split("\n")[0]
+
+    borrowed = [name for name, op in _operations(schema) if base_doc in op.get("description", "")]
+
+    assert borrowed == []
