@@ -12,6 +12,7 @@ from fetalsite.audit.models import AccessLogEntry
 from fetalsite.audit.routes import AccessTarget, access_target_resolve, admin_refused_target
 from fetalsite.audit.selectors import PatientRef, patient_ids_listed, patient_ref_get
 from fetalsite.audit.services import access_log_record
+from fetalsite.core.api_utils import REPLAYED_HEADER
 from fetalsite.core.client_ip import client_ip
 from fetalsite.core.shown import note_listed, shown_records
 
@@ -21,7 +22,6 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is kept only when it is short and plain; anything else is replaced by a fresh uuid4.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 READ_METHODS = ("GET", "HEAD")
-REPLAY_HEADER = "Idempotent-Replayed"  # set by fetalsite.core.api_utils.idempotent on a stored answer
 Action = AccessLogEntry.Action
 NO_PATIENT = PatientRef(None, None)
 
@@ -39,7 +39,7 @@ def _event(request, response) -> str | None:
     status = response.status_code
     if request.method in READ_METHODS and 200 <= status < 300:
         return READ
-    if response.get(REPLAY_HEADER) == "true":
+    if response.get(REPLAYED_HEADER) == "true":
         return REPLAY
     if status in (302, 403, 404) and getattr(getattr(request, "user", None), "is_authenticated", False):
         return REFUSAL
