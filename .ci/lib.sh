@@ -74,6 +74,10 @@ ensure_chromium() {
   [ -x /usr/bin/chromium ] || apt_install chromium
 }
 
+ensure_dcmtk() {  # DICOM tests use real DCMTK tools (img2dcm makes test files; storescu/echoscu are peers)
+  command -v img2dcm >/dev/null || apt_install dcmtk
+}
+
 ensure_curl() {  # docs/api.md's walkthrough is a curl script, run by tests/api/test_docs_walkthrough.py
   command -v curl >/dev/null || apt_install curl
 }

@@ -11,6 +11,7 @@ ensure_redis
 ensure_postgres
 ensure_chromium
 ensure_curl
+ensure_dcmtk
 
 log "ruff, import-linter, djLint"
 .venv/bin/ruff check .
