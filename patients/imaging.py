@@ -17,7 +17,13 @@ from classifier.ml.preprocessing import draft_for, to_bounded_8bit
 
 ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "TIFF": "tif"}
 # Media type of a stored file, by its server-chosen extension (an original, or the display rendition's "png").
-MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "bmp": "image/bmp", "tif": "image/tiff"}
+MEDIA_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "bmp": "image/bmp",
+    "tif": "image/tiff",
+    "dcm": "application/dicom",  # a DICOM Part 10 file (patients.dicom_files)
+}
 DISPLAY_MEDIA_TYPE = MEDIA_TYPES["png"]
 # The stored copy's long side: twice an ultrasound frame's, so a clinic's images keep every pixel,
 # while a huge one is stored (and later read by the worker) as an integer box-filtered reduction.

@@ -57,6 +57,17 @@ class Study(models.Model):
     gestational_age_days = models.PositiveSmallIntegerField(null=True, blank=True)
     notes = models.TextField(blank=True, max_length=5000)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    # From DICOM (a file uploaded into the study, or one received for it): unique within the clinic, which the
+    # services check under a lock on the clinic row (the clinic is the patient's, beyond a table constraint).
+    study_instance_uid = models.CharField(
+        "Study Instance UID",
+        max_length=64,
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="Set from the first DICOM file.",
+    )
+    accession_number = models.CharField(max_length=64, blank=True, help_text="The DICOM Accession Number.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -105,6 +116,7 @@ class UltrasoundImage(models.Model):
         JPEG = "JPEG", "JPEG"
         BMP = "BMP", "BMP"
         TIFF = "TIFF", "TIFF"
+        DICOM = "DICOM", "DICOM"
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="images")
     # Two files under server-generated paths; the client's name is kept, sanitised, for display only.
@@ -152,3 +164,43 @@ class UltrasoundImage(models.Model):
     @property
     def clinic_id(self) -> int:
         return self.study.patient.clinic_id
+
+
+class DicomInstance(models.Model):
+    """The DICOM facts of an image uploaded or received as a DICOM file (its original is that file).
+
+    A table of its own, not columns on every image: it carries the clinic, so that "one SOP Instance UID per
+    clinic" is a database constraint (an image's clinic is two joins away), and the later cine and DICOMweb
+    work reads and extends it without touching images that never were DICOM."""
+
+    image = models.OneToOneField(UltrasoundImage, on_delete=models.PROTECT, related_name="dicom")
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    sop_instance_uid = models.CharField("SOP Instance UID", max_length=64)
+    sop_class_uid = models.CharField("SOP Class UID", max_length=64)
+    series_instance_uid = models.CharField("Series Instance UID", max_length=64)
+    study_instance_uid = models.CharField("Study Instance UID", max_length=64)
+    transfer_syntax_uid = models.CharField("Transfer Syntax UID", max_length=64)
+    manufacturer = models.CharField(max_length=64, blank=True)
+    model_name = models.CharField(max_length=64, blank=True, help_text="Manufacturer's Model Name.")
+    number_of_frames = models.PositiveIntegerField(default=1)
+    frame_time_ms = models.FloatField(null=True, blank=True, help_text="Frame Time, in milliseconds.")
+    pixel_spacing_x_mm = models.FloatField(
+        null=True, blank=True, help_text="Physical Delta X of the ultrasound region, in mm; empty: not calibrated."
+    )
+    pixel_spacing_y_mm = models.FloatField(
+        null=True, blank=True, help_text="Physical Delta Y of the ultrasound region, in mm; empty: not calibrated."
+    )
+    source = models.CharField(max_length=200, help_text='How it came: "upload" or the network peer.')
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "sop_instance_uid"],
+                name="dicom_sop_instance_unique_per_clinic",
+                violation_error_message="This SOP Instance UID is already stored in this clinic.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"DICOM {self.sop_instance_uid} (image #{self.image_id})"

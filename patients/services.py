@@ -13,10 +13,12 @@ from django.core.files.storage import Storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from fetalsite.accounts.models import Clinic
 from fetalsite.accounts.roles import require_permission
 from fetalsite.core.errors import ApplicationError
+from patients.dicom_files import DICOM_EXTENSION, DicomFacts, DicomHeader, DicomRefused, inspect_dicom_bytes, is_part10
 from patients.imaging import ImageFacts, inspect_image_bytes, sanitize_filename
-from patients.models import Patient, Study, UltrasoundImage
+from patients.models import DicomInstance, Patient, Study, UltrasoundImage
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +159,8 @@ def study_create(
     gestational_age_weeks: int | None = None,
     gestational_age_days: int | None = None,
     notes: str = "",
+    study_instance_uid: str | None = None,
+    accession_number: str = "",
 ) -> Study:
     require_permission(created_by, "patients.add_study", action="open studies")
     if not created_by.is_superuser and patient.clinic_id != created_by.clinic_id:
@@ -168,6 +172,8 @@ def study_create(
         gestational_age_weeks=gestational_age_weeks,
         gestational_age_days=gestational_age_days,
         notes=notes,
+        study_instance_uid=study_instance_uid,
+        accession_number=accession_number,
         created_by=created_by,
     )
     study.full_clean()
@@ -213,23 +219,75 @@ class UploadResult:
 
 
 def image_upload(*, study: Study, data: bytes, filename: str | bytes | None, uploaded_by) -> UploadResult:
-    """Validate, store and queue one image; the same bytes again return the existing record."""
+    """Validate, store and queue one image; the same bytes again return the existing record.
+
+    A DICOM file is accepted when its patient is the study's (and its study, once the study has a UID)."""
     return _image_upload(study=study, data=data, facts=None, filename=filename, uploaded_by=uploaded_by)
 
 
+def inspect_upload(data: bytes, filename: str | bytes | None) -> ImageFacts:
+    """The facts of an uploaded file: a DICOM Part 10 file (by its DICM marker) or an image (by its content).
+
+    A file named .dcm that is neither is refused as not DICOM, the sender's own word for it."""
+    if is_part10(data):
+        return inspect_dicom_bytes(data)
+    try:
+        return inspect_image_bytes(data)
+    except ValidationError as error:
+        name = filename.decode("utf-8", "replace") if isinstance(filename, bytes) else filename or ""
+        codes = {e.code for e in error.error_dict.get("file", [])}
+        if name.lower().endswith(f".{DICOM_EXTENSION}") and "not_an_image" in codes:
+            raise DicomRefused("The file is named .dcm but is not a DICOM Part 10 file.", code="not_dicom") from None
+        raise
+
+
 def _image_upload(
-    *, study: Study, data: bytes, facts: ImageFacts | None, filename: str | bytes | None, uploaded_by
+    *,
+    study: Study,
+    data: bytes,
+    facts: ImageFacts | None,
+    filename: str | bytes | None,
+    uploaded_by,
+    source: str = "upload",
 ) -> UploadResult:
     """image_upload, given the facts when the caller has inspected ``data`` already: decoding is the costly part."""
-    from classifier.services import classification_job_create
-
     require_permission(
         uploaded_by, "patients.add_ultrasoundimage", clinic_id=study.patient.clinic_id, action="upload images"
     )
     study.refresh_from_db(fields=["status"])
     if study.status != Study.Status.OPEN:
         raise StudyNotOpen("This study is completed; open a new study to add images.")
-    facts = facts or inspect_image_bytes(data)
+    facts = facts or inspect_upload(data, filename)
+    header = facts.dicom if isinstance(facts, DicomFacts) else None
+    if header is None:
+        return _image_store(study=study, data=data, facts=facts, filename=filename, uploaded_by=uploaded_by)
+    with transaction.atomic():
+        # Serialises the clinic's DICOM writes: a Study Instance UID and a SOP Instance UID stay unique in it.
+        Clinic.objects.select_for_update().get(id=study.patient.clinic_id)
+        _dicom_match_study(study=study, header=header, updated_by=uploaded_by)
+        known = DicomInstance.objects.filter(
+            clinic_id=study.patient.clinic_id, sop_instance_uid=header.sop_instance_uid
+        )
+        existing = known.select_related("image").first()
+        if existing is not None:
+            return UploadResult(image=existing.image, created=False)
+        return _image_store(
+            study=study, data=data, facts=facts, filename=filename, uploaded_by=uploaded_by, source=source
+        )
+
+
+def _image_store(
+    *,
+    study: Study,
+    data: bytes,
+    facts: ImageFacts,
+    filename: str | bytes | None,
+    uploaded_by,
+    source: str = "upload",
+) -> UploadResult:
+    """Save the files, then the row (and a DICOM file's facts) and its job; the files go again if the row does not."""
+    from classifier.services import classification_job_create
+
     existing = UltrasoundImage.objects.filter(study=study, sha256=facts.sha256).first()
     if existing:
         return UploadResult(image=existing, created=False)
@@ -252,7 +310,10 @@ def _image_upload(
                 uploaded_by=uploaded_by,
             )
             image.full_clean(validate_constraints=False)
+            image._change_reason = source  # the history says how it came (an upload, a DICOM peer)
             image.save()
+            if isinstance(facts, DicomFacts) and facts.dicom is not None:
+                _dicom_instance_create(image=image, header=facts.dicom, source=source)
             classification_job_create(image=image)
     except IntegrityError:
         # A concurrent upload of the same bytes won the race: keep its record.
@@ -307,14 +368,181 @@ def image_upload_many(
     if len(files) <= 1:
         return [image_upload(study=study, data=data, filename=name, uploaded_by=uploaded_by) for data, name in files]
     inspected, errors = [], {}
-    for index, (data, _) in enumerate(files):
+    for index, (data, name) in enumerate(files):
         try:
-            inspected.append(inspect_image_bytes(data))
+            inspected.append(inspect_upload(data, name))
         except ValidationError as error:
             errors[f"file[{index}]"] = error.error_dict["file"]
+        except DicomRefused as refused:  # one of several files: named by its part, its code kept
+            errors[f"file[{index}]"] = [ValidationError(refused.message, code=refused.code)]
     if errors:
         raise ValidationError(errors)
+    _dicom_batch_check(study=study, facts=inspected)
     return [
         _image_upload(study=study, data=data, facts=facts, filename=name, uploaded_by=uploaded_by)
         for (data, name), facts in zip(files, inspected, strict=True)
     ]
+
+
+# ---- DICOM files: the study they belong to, their facts, and instances received over the network ----------
+
+
+class DicomPatientMismatch(ApplicationError):
+    http_status = 409
+    code = "dicom_patient_mismatch"
+
+
+class DicomStudyMismatch(ApplicationError):
+    http_status = 409
+    code = "dicom_study_mismatch"
+
+
+def _dicom_refusal(*, study: Study, header: DicomHeader, batch_uid: str | None = None) -> ApplicationError | None:
+    """Why this file may not go into ``study`` (read only; None when it may)."""
+    if header.patient_id != study.patient.mrn:
+        message = (
+            f"The DICOM file is of Patient ID {header.patient_id or '(none)'}, not this study's patient "
+            f"(MRN {study.patient.mrn}); nothing was stored."
+        )
+        return DicomPatientMismatch(message, fields={"file": [message]})
+    uid = header.study_instance_uid
+    other = (
+        Study.objects.filter(patient__clinic_id=study.patient.clinic_id, study_instance_uid=uid)
+        .exclude(id=study.id)
+        .values_list("id", flat=True)
+        .first()
+    )
+    expected = study.study_instance_uid or batch_uid
+    if (expected and uid != expected) or other is not None:
+        where = f"study #{other}" if other is not None else "another study"
+        message = (
+            f"The DICOM file belongs to Study Instance UID {uid} ({where}), not this study "
+            f"({expected or 'no UID yet'}); nothing was stored."
+        )
+        return DicomStudyMismatch(message, fields={"file": [message]}, extra={"existing_id": other} if other else None)
+    return None
+
+
+def _dicom_match_study(*, study: Study, header: DicomHeader, updated_by) -> None:
+    """Refuse a file of another patient or study; a study without a UID takes the file's (under the clinic lock)."""
+    study.refresh_from_db(fields=["study_instance_uid", "accession_number"])
+    refusal = _dicom_refusal(study=study, header=header)
+    if refusal is not None:
+        raise refusal
+    if not study.study_instance_uid:
+        study.study_instance_uid = header.study_instance_uid
+        study.accession_number = study.accession_number or header.accession_number
+        study._history_user = updated_by
+        study.save(update_fields=["study_instance_uid", "accession_number", "updated_at"])
+
+
+def _dicom_batch_check(*, study: Study, facts: list[ImageFacts]) -> None:
+    """Before a multi-file upload stores anything: every DICOM file is of this study's patient and one study."""
+    headers = [f.dicom for f in facts if isinstance(f, DicomFacts) and f.dicom is not None]
+    batch_uid = headers[0].study_instance_uid if headers else None
+    for header in headers:
+        refusal = _dicom_refusal(study=study, header=header, batch_uid=batch_uid)
+        if refusal is not None:
+            raise refusal
+
+
+def _dicom_instance_create(*, image: UltrasoundImage, header: DicomHeader, source: str) -> DicomInstance:
+    instance = DicomInstance(
+        image=image,
+        clinic_id=image.study.patient.clinic_id,
+        sop_instance_uid=header.sop_instance_uid,
+        sop_class_uid=header.sop_class_uid,
+        series_instance_uid=header.series_instance_uid,
+        study_instance_uid=header.study_instance_uid,
+        transfer_syntax_uid=header.transfer_syntax_uid,
+        manufacturer=header.manufacturer,
+        model_name=header.model_name,
+        number_of_frames=header.number_of_frames,
+        frame_time_ms=header.frame_time_ms,
+        pixel_spacing_x_mm=header.pixel_spacing_x_mm,
+        pixel_spacing_y_mm=header.pixel_spacing_y_mm,
+        source=source[:200],
+    )
+    instance.full_clean(validate_constraints=False)  # the clinic lock makes a duplicate impossible here
+    instance.save()
+    return instance
+
+
+def dicom_instance_receive(*, clinic: Clinic, data: bytes, received_by, source: str) -> UploadResult:
+    """Store one DICOM instance received over the network (C-STORE, later STOW-RS) in ``clinic``.
+
+    Patient ID is the MRN: a new one registers the patient; a registered one whose name or birth date differs
+    is refused (PatientDetailsDiffer, logged), never merged. The Study Instance UID finds the clinic's study,
+    opened (exam date from Study Date, else today; accession number kept) when there is none. Then the upload's
+    storing path: the original kept, a display PNG, classification queued once this commits. The same SOP
+    Instance UID again returns its image (created=False). Refusals are ApplicationErrors with a ``code``."""
+    if received_by.clinic_id != clinic.id:
+        require_permission(received_by, "patients.add_ultrasoundimage", clinic_id=clinic.id, action="receive images")
+    facts = inspect_dicom_bytes(data)
+    header = facts.dicom
+    with transaction.atomic():
+        Clinic.objects.select_for_update().get(id=clinic.id)
+        known = DicomInstance.objects.filter(clinic=clinic, sop_instance_uid=header.sop_instance_uid)
+        existing = known.select_related("image").first()
+        if existing is not None:
+            return UploadResult(image=existing.image, created=False)
+        patient = _dicom_patient(header=header, received_by=received_by, source=source)
+        study = _dicom_study(patient=patient, header=header, received_by=received_by)
+        return _image_upload(
+            study=study,
+            data=data,
+            facts=facts,
+            filename=f"{header.sop_instance_uid}.{DICOM_EXTENSION}",
+            uploaded_by=received_by,
+            source=source,
+        )
+
+
+def _dicom_patient(*, header: DicomHeader, received_by, source: str) -> Patient:
+    if not (header.patient_id and header.patient_family_name and header.patient_given_name):
+        raise DicomRefused(
+            "The DICOM header lacks the Patient ID or a Patient's Name with family and given names.",
+            code="dicom_patient_incomplete",
+        )
+    existing = Patient.objects.filter(clinic_id=received_by.clinic_id, mrn=header.patient_id).first()
+    # A header without a birth date says nothing against the registered one.
+    birth_date = header.patient_birth_date or (existing.birth_date if existing else None)
+    try:
+        patient, _ = patient_get_or_create(
+            created_by=received_by,
+            mrn=header.patient_id,
+            given_name=header.patient_given_name,
+            family_name=header.patient_family_name,
+            birth_date=birth_date,
+        )
+    except PatientDetailsDiffer as differ:
+        logger.warning(
+            "DICOM from %s refused: MRN %s is patient %s, registered with other %s",
+            source,
+            header.patient_id,
+            differ.extra.get("existing_id"),
+            ", ".join(sorted(differ.fields or {})),
+        )
+        raise
+    return patient
+
+
+def _dicom_study(*, patient: Patient, header: DicomHeader, received_by) -> Study:
+    study = Study.objects.filter(
+        patient__clinic_id=patient.clinic_id, study_instance_uid=header.study_instance_uid
+    ).first()
+    if study is None:
+        return study_create(
+            patient=patient,
+            exam_date=header.study_date or timezone.localdate(),
+            created_by=received_by,
+            study_instance_uid=header.study_instance_uid,
+            accession_number=header.accession_number,
+        )
+    if study.patient_id != patient.id:
+        message = (
+            f"Study Instance UID {header.study_instance_uid} is a study of another patient than Patient ID "
+            f"{header.patient_id}; nothing was stored."
+        )
+        raise DicomStudyMismatch(message, fields={"file": [message]})
+    return study
