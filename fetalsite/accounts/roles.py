@@ -41,6 +41,10 @@ CLINIC_ADMIN_PERMISSIONS = [
     ("classifier", "view_prediction"),
     ("classifier", "view_modelversion"),
     ("audit", "view_accesslogentry"),
+    # The clinic's known DICOM senders (dicom.DicomPeer): registered and changed through dicom.services.
+    ("dicom", "view_dicompeer"),
+    ("dicom", "add_dicompeer"),
+    ("dicom", "change_dicompeer"),
 ]
 ROLE_PERMISSIONS = {
     Role.SONOGRAPHER: SONOGRAPHER_PERMISSIONS,
@@ -80,10 +84,13 @@ def check_api_token_settings(app_configs=None, **kwargs) -> list[checks.CheckMes
     return errors
 
 
-def sync_role_groups(*, group_model, permission_model, roles=None) -> None:
-    """Create the role groups (all, or ``roles``) and give them exactly their permissions; safe to repeat."""
+def sync_role_groups(*, group_model, permission_model, roles=None, app_labels=None) -> None:
+    """Create the role groups (all, or ``roles``) and give them exactly their permissions; safe to repeat.
+
+    ``app_labels``: only those apps' permissions. A migration passes the apps migrated so far (an app added later,
+    like dicom, may not have its tables yet); post_migrate then syncs every role with all of its permissions."""
     for role in roles or ROLE_PERMISSIONS:
-        perms = ROLE_PERMISSIONS[role]
+        perms = [(app, codename) for app, codename in ROLE_PERMISSIONS[role] if app_labels is None or app in app_labels]
         group, _ = group_model.objects.get_or_create(name=role.value)
         wanted = [
             permission_model.objects.get(content_type__app_label=app_label, codename=codename)

@@ -81,3 +81,23 @@ def user_save_by_admin(*, user: User, roles: list[str] | None, acting_user: User
         user.user_permissions.clear()
     logger.info("Account %s saved in the admin by %s", user, acting_user)
     return user
+
+
+@transaction.atomic
+def service_account_create(*, username_base: str, clinic: Clinic, role: Role, label: str, created_by: User) -> User:
+    """An account a program acts as (a DICOM sender): in ``clinic`` with ``role``, so the services' permission
+    checks and history apply to it as to a person, but with no usable password, so nobody logs in as it.
+    The caller's service has checked that ``created_by`` may create it."""
+    cleaned = "".join(char if char.isalnum() or char in "._-" else "_" for char in username_base)[:120]
+    username, suffix = cleaned, 1
+    while User.objects.filter(username=username).exists():
+        suffix += 1
+        username = f"{cleaned}-{suffix}"
+    user = User(username=username, clinic=clinic, last_name=label[:150])
+    user.set_unusable_password()
+    user._history_user = created_by
+    user.full_clean(exclude=["password"])
+    user.save()
+    user.groups.set([Group.objects.get(name=role.value)])
+    logger.info("Service account %s created by %s", user, created_by)
+    return user

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "patients",
     "classifier",
     "fetalsite.audit",
+    "dicom",
 ]
 
 MIDDLEWARE = [
@@ -216,6 +217,11 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
 # Role names (fetalsite.accounts.roles.Role) whose members may hold an API token; people use the web app.
 API_TOKEN_ROLES = env.list("API_TOKEN_ROLES", default=["integrator"])
+
+# ---- DICOM receiver (python manage.py dicom_receiver; docs/dicom.md) ------------------------------
+DICOM_RECEIVER_HOST = env("DICOM_RECEIVER_HOST", default="127.0.0.1")
+DICOM_RECEIVER_PORT = env.int("DICOM_RECEIVER_PORT", default=11112)
+DICOM_RECEIVER_AE_TITLE = env("DICOM_RECEIVER_AE_TITLE", default="FETALSITE")
 
 # ---- Webhooks: signed POSTs to each clinic's registered callback --------------------------------
 # The address integrators reach this server at: webhook payloads carry absolute links built on it.

@@ -18,6 +18,7 @@ from rest_framework.authtoken.models import Token, TokenProxy
 
 from classifier.labels import PLANE_LABELS
 from classifier.models import ModelVersion, WebhookDelivery, WebhookEndpoint
+from dicom.services import dicom_peer_create
 from fetalsite.accounts.roles import ROLE_PERMISSIONS, Role
 from fetalsite.audit.services import access_log_record
 from tests.api.conftest import classify, upload
@@ -49,8 +50,9 @@ def _prediction_for(study, user):
     return classify(upload(study, seed=study.id, user=user))
 
 
-def _clinic_records(clinic, user, label: str) -> dict:
+def _clinic_records(clinic, user, label: str, *, superuser) -> dict:
     study = StudyFactory(patient__clinic=clinic, patient__mrn=f"{label}-1", created_by=user)
+    peer = dicom_peer_create(clinic=clinic, ae_title=f"{label}_US", allowed_addresses="127.0.0.1", created_by=superuser)
     endpoint = WebhookEndpoint.objects.create(clinic=clinic, url=f"https://{label.lower()}.example.org/hook")
     prediction = _prediction_for(study, user)
     delivery = WebhookDelivery.objects.filter(endpoint=endpoint).first() or WebhookDelivery.objects.create(
@@ -71,6 +73,7 @@ def _clinic_records(clinic, user, label: str) -> dict:
         "classifier.webhookendpoint": endpoint,
         "classifier.webhookdelivery": delivery,
         "audit.accesslogentry": entry,
+        "dicom.dicompeer": peer,
         "authtoken.tokenproxy": TokenProxy.objects.get(key=Token.objects.get_or_create(user=user)[0].key),
     }
 
@@ -84,9 +87,9 @@ def world(north, south, settings):
         input_size=32, review_threshold=0.5, is_active=True,
     )  # fmt: skip
     north_admin = UserFactory(username="admin_north", clinic=north, is_staff=True, role=Role.CLINIC_ADMIN)
-    own = _clinic_records(north, UserFactory(username="sono_north", clinic=north), "NORTH")
-    other = _clinic_records(south, UserFactory(username="sono_south", clinic=south), "SOUTH")
     root = UserFactory(username="root", clinic=None, is_superuser=True, is_staff=True, role=None)
+    own = _clinic_records(north, UserFactory(username="sono_north", clinic=north), "NORTH", superuser=root)
+    other = _clinic_records(south, UserFactory(username="sono_south", clinic=south), "SOUTH", superuser=root)
     root_in_north = UserFactory(username="root_north", clinic=north, is_superuser=True, is_staff=True, role=None)
     return {"admin": north_admin, "root": root, "own": own, "other": other, "superusers": [root, root_in_north]}
 
@@ -183,8 +186,9 @@ def _expected_get(model, name: str, kind: str) -> set[int]:
 
 
 def _write_allowed(model, name: str, kind: str) -> bool:
-    """Writes a clinic admin may make through this URL: their own clinic's accounts, and nothing else."""
-    return model._meta.label_lower == "accounts.user" and kind == "own" and not name.endswith("_simple_history")
+    """Writes a clinic admin may make through this URL: their own clinic's accounts and DICOM senders, nothing else."""
+    manageable = model._meta.label_lower in {"accounts.user", "dicom.dicompeer"}
+    return manageable and kind == "own" and not name.endswith("_simple_history")
 
 
 PARAMS = [pytest.param(model, model_admin, id=model._meta.label) for model, model_admin in REGISTERED]

@@ -17,7 +17,10 @@ def create_roles(apps, schema_editor):
         app_config.models_module = None
 
     sync_role_groups(
-        group_model=apps.get_model("auth", "Group"), permission_model=apps.get_model("auth", "Permission"), roles=ROLES
+        group_model=apps.get_model("auth", "Group"),
+        permission_model=apps.get_model("auth", "Permission"),
+        roles=ROLES,
+        app_labels={app_config.label for app_config in apps.get_app_configs()},
     )
 
 

@@ -15,6 +15,7 @@ def create_role(apps, schema_editor):
         group_model=apps.get_model("auth", "Group"),
         permission_model=apps.get_model("auth", "Permission"),
         roles=[Role.CLINIC_ADMIN],
+        app_labels={app_config.label for app_config in apps.get_app_configs()},
     )
 
 
