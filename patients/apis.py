@@ -66,9 +66,33 @@ class StudyOutputSerializer(serializers.Serializer):
     gestational_age_days = serializers.IntegerField(allow_null=True)
     notes = serializers.CharField(allow_blank=True)
     status = serializers.ChoiceField(choices=Study.Status.choices)
+    study_instance_uid = serializers.CharField(
+        allow_null=True, help_text="DICOM Study Instance UID, set by the first DICOM file; null until then."
+    )
+    accession_number = serializers.CharField(allow_blank=True, help_text="DICOM Accession Number; may be empty.")
     created_by = serializers.CharField(source="created_by.username")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+
+class ImageDicomOutputSerializer(serializers.Serializer):
+    """What the DICOM file said about itself (docs/dicom.md)."""
+
+    sop_instance_uid = serializers.CharField(help_text="SOP Instance UID: one image per UID in a clinic.")
+    sop_class_uid = serializers.CharField()
+    series_instance_uid = serializers.CharField()
+    study_instance_uid = serializers.CharField()
+    transfer_syntax_uid = serializers.CharField()
+    manufacturer = serializers.CharField(allow_blank=True)
+    model_name = serializers.CharField(allow_blank=True, help_text="Manufacturer's Model Name.")
+    number_of_frames = serializers.IntegerField()
+    frame_time_ms = serializers.FloatField(allow_null=True)
+    pixel_spacing_x_mm = serializers.FloatField(
+        allow_null=True, help_text="Physical Delta X of the ultrasound region in mm; null when not calibrated."
+    )
+    pixel_spacing_y_mm = serializers.FloatField(
+        allow_null=True, help_text="Physical Delta Y of the ultrasound region in mm; null when not calibrated."
+    )
 
 
 class ImageOriginalOutputSerializer(serializers.Serializer):
@@ -108,6 +132,7 @@ class ImageOutputSerializer(serializers.Serializer):
         help_text="The uploaded bytes, kept unchanged; null for images uploaded before originals were kept."
     )
     display = serializers.SerializerMethodField(help_text="The display rendition, always PNG.")
+    dicom = serializers.SerializerMethodField(help_text="The DICOM file's facts; null for other formats.")
     job = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
 
@@ -134,6 +159,11 @@ class ImageOutputSerializer(serializers.Serializer):
     def get_display(self, image) -> dict:
         url = reverse("api-image-file", args=[image.id])
         return {"media_type": DISPLAY_MEDIA_TYPE, "width": image.width, "height": image.height, "url": url}
+
+    @extend_schema_field(ImageDicomOutputSerializer(allow_null=True))
+    def get_dicom(self, image) -> dict | None:
+        instance = getattr(image, "dicom", None)  # a reverse one-to-one: absent for a PNG, JPEG, BMP or TIFF
+        return ImageDicomOutputSerializer(instance).data if instance is not None else None
 
     @extend_schema_field(JobOutputSerializer(allow_null=True))
     def get_job(self, image) -> dict | None:
@@ -443,7 +473,8 @@ class ImageUploadApi(ApiView):
             child=serializers.FileField(allow_empty_file=True),
             min_length=1,
             max_length=settings.UPLOAD_MAX_FILES_PER_REQUEST,
-            help_text="PNG, JPEG, BMP or TIFF; repeat the part to send several images.",
+            help_text="PNG, JPEG, BMP or TIFF, or a DICOM file of the study's patient (docs/dicom.md); "
+            "repeat the part to send several images.",
         )
 
     def initial(self, request, *args, **kwargs):
@@ -462,7 +493,10 @@ class ImageUploadApi(ApiView):
             202: OpenApiResponse(
                 UPLOAD_RESULT, description="New images, queued for classification (one file: the image itself)."
             ),
-            200: OpenApiResponse(UPLOAD_RESULT, description="These bytes were all already in the study."),
+            200: OpenApiResponse(
+                UPLOAD_RESULT,
+                description="These bytes (a DICOM file: these SOP Instance UIDs) were all already in the study.",
+            ),
             **error_responses(
                 400,
                 401,

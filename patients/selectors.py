@@ -68,7 +68,8 @@ def study_get(*, user, study_id: int) -> Study:
 
 def _images_with_latest_job(queryset: QuerySet[UltrasoundImage]) -> QuerySet[UltrasoundImage]:
     """Images ready for ``classifier.selectors.image_latest_job``/``image_latest_prediction`` (no more queries)."""
-    return queryset.select_related("study", "study__patient", "uploaded_by").prefetch_related(latest_jobs_prefetch())
+    related = ("study", "study__patient", "uploaded_by", "dicom")  # dicom: the facts of a DICOM file, if it was one
+    return queryset.select_related(*related).prefetch_related(latest_jobs_prefetch())
 
 
 def image_list(*, user, study_id: int | None = None) -> QuerySet[UltrasoundImage]:

@@ -476,8 +476,8 @@ def dicom_instance_receive(*, clinic: Clinic, data: bytes, received_by, source: 
     opened (exam date from Study Date, else today; accession number kept) when there is none. Then the upload's
     storing path: the original kept, a display PNG, classification queued once this commits. The same SOP
     Instance UID again returns its image (created=False). Refusals are ApplicationErrors with a ``code``."""
-    if received_by.clinic_id != clinic.id:
-        require_permission(received_by, "patients.add_ultrasoundimage", clinic_id=clinic.id, action="receive images")
+    # Before anything is looked up: even "already stored" is an answer only a sender of this clinic may get.
+    require_permission(received_by, "patients.add_ultrasoundimage", clinic_id=clinic.id, action="receive images")
     facts = inspect_dicom_bytes(data)
     header = facts.dicom
     with transaction.atomic():

@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
@@ -197,6 +198,8 @@ class TestUploadIntoAStudy:
             0.125,
         )
         assert image.history.first().history_change_reason == "upload"
+        page = client.get(reverse("study-detail", args=[study.id])).content.decode()
+        assert "ACC-77" in page and instance.study_instance_uid in page
 
     def test_another_patients_file_is_refused_naming_both(self, sonographer, study, media_root):
         with pytest.raises(DicomPatientMismatch) as refused:
@@ -283,3 +286,10 @@ class TestReceive:
                 source="t",
             )
         assert Study.objects.get().images.count() == 2
+
+    def test_a_user_of_another_clinic_cannot_receive_for_this_one(self, sonographer, south_sonographer, media_root):
+        with pytest.raises(PermissionDenied):
+            dicom_instance_receive(
+                clinic=sonographer.clinic, data=dicom_bytes(), received_by=south_sonographer, source="t"
+            )
+        assert not Patient.objects.exists() and nothing_stored(media_root)
