@@ -72,11 +72,11 @@ class TestCStore:
 
         patient = Patient.objects.get(mrn="MRN-NET-1")
         assert (patient.clinic, patient.family_name, patient.given_name) == (north, "Doe", "Jane")
-        studies = Study.objects.filter(patient=patient)
-        assert studies.count() == 2
+        studies = {study.study_instance_uid: study for study in Study.objects.filter(patient=patient)}
+        assert set(studies) == {study_uid, "1.2.3.4.5.6"}
+        assert studies[study_uid].images.count() == 1 and studies["1.2.3.4.5.6"].images.count() == 3
+        assert studies[study_uid].accession_number == "ACC-1"
         images = UltrasoundImage.objects.filter(study__patient=patient)
-        assert images.count() == 4
-        assert images.filter(study__in=studies.exclude(pk=images.first().study_id)).exists()
         assert ClassificationJob.objects.filter(image__in=images).count() == 4  # each image queued for the model
         assert {image.uploaded_by.dicom_peer.ae_title for image in images} == {"STORESCU"}
 
