@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
+from pydicom.pixels import convert_color_space
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     UID,
@@ -123,6 +124,8 @@ def _set_pixels(ds: Dataset, pixels: np.ndarray, photometric: str, transfer_synt
         for channel, values in zip(("Red", "Green", "Blue"), (ramp * 257, (255 - ramp) * 257, ramp * 128), strict=True):
             setattr(ds, f"{channel}PaletteColorLookupTableDescriptor", [256, 0, 16])
             setattr(ds, f"{channel}PaletteColorLookupTableData", values.astype("<u2").tobytes())
+    if photometric == "YBR_FULL" and transfer_syntax != JPEGBaseline8Bit:  # stored as Y, Cb, Cr as the name says
+        pixels = convert_color_space(pixels, "RGB", "YBR_FULL")
     if transfer_syntax == JPEGBaseline8Bit:
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, format="JPEG", quality=90, subsampling=1)  # 4:2:2, as the name says

@@ -76,6 +76,11 @@ class TestReading:
         data = dicom_bytes(pixels, photometric="RGB", **({"transfer_syntax": syntax} if syntax else {}))
         assert np.array_equal(display_pixels(inspect_dicom_bytes(data)), pixels)
 
+    def test_ybr_full_is_converted_to_rgb(self):
+        pixels = np.stack([ultrasound_pixels(), np.full((120, 160), 90, np.uint8), 255 - ultrasound_pixels()], axis=-1)
+        shown = display_pixels(inspect_dicom_bytes(dicom_bytes(pixels, photometric="YBR_FULL"))).astype(int)
+        assert np.abs(shown - pixels).max() <= 2  # YCbCr and back, rounded twice
+
     def test_ybr_full_422_jpeg_baseline_decodes_close_to_its_source(self):
         grey = ultrasound_pixels()
         facts = inspect_dicom_bytes(dicom_bytes(grey, photometric="YBR_FULL_422", transfer_syntax=JPEGBaseline8Bit))
