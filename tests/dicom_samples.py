@@ -50,7 +50,9 @@ def ultrasound_pixels(width: int = 160, height: int = 120) -> np.ndarray:
             return np.asarray(image.convert("L").resize((width, height)))
     y, x = np.mgrid[0:height, 0:width]
     fan = np.hypot(x - width / 2, y) < height  # a sector of speckle, black around it, as a probe draws it
-    speckle = np.random.default_rng(7).integers(30, 220, size=(height, width))
+    # Smooth speckle grains of several pixels, as a probe's are (pixel-wise noise is no picture a JPEG codec keeps).
+    grains = np.random.default_rng(7).integers(30, 220, size=(height // 8, width // 8), dtype=np.uint8)
+    speckle = np.asarray(Image.fromarray(grains).resize((width, height), Image.Resampling.BILINEAR))
     return (speckle * fan).astype(np.uint8)
 
 
