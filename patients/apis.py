@@ -67,9 +67,15 @@ class StudyOutputSerializer(serializers.Serializer):
     notes = serializers.CharField(allow_blank=True)
     status = serializers.ChoiceField(choices=Study.Status.choices)
     study_instance_uid = serializers.CharField(
-        allow_null=True, help_text="DICOM Study Instance UID, set by the first DICOM file; null until then."
+        allow_null=True,
+        help_text="DICOM Study Instance UID, set by the first DICOM file or when the study is scheduled; "
+        "null until then.",
     )
     accession_number = serializers.CharField(allow_blank=True, help_text="DICOM Accession Number; may be empty.")
+    scheduled_date = serializers.DateField(
+        allow_null=True, help_text="The day the exam is booked for; an open study with one is on the modality worklist."
+    )
+    requested_procedure = serializers.CharField(allow_blank=True, help_text="Shown on the modality worklist.")
     created_by = serializers.CharField(source="created_by.username")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -340,6 +346,17 @@ class StudyListCreateApi(FilteredListApi):
         gestational_age_weeks = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=45)
         gestational_age_days = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=6)
         notes = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+        accession_number = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=16,
+            default="",
+            help_text="DICOM SH: unique in your clinic when given.",
+        )
+        scheduled_date = serializers.DateField(
+            required=False, allow_null=True, help_text="Today or later; puts the open study on the modality worklist."
+        )
+        requested_procedure = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
 
     def get_queryset(self):
         return selectors.study_list(user=self.request.user)
@@ -393,6 +410,13 @@ class StudyDetailApi(ApiView):
         gestational_age_weeks = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=45)
         gestational_age_days = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=6)
         notes = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+        accession_number = serializers.CharField(
+            required=False, allow_blank=True, max_length=16, help_text="DICOM SH: unique in your clinic when given."
+        )
+        scheduled_date = serializers.DateField(
+            required=False, allow_null=True, help_text="Today or later; puts the open study on the modality worklist."
+        )
+        requested_procedure = serializers.CharField(required=False, allow_blank=True, max_length=64)
 
     @extend_schema(
         operation_id="studies_retrieve",
@@ -405,7 +429,7 @@ class StudyDetailApi(ApiView):
 
     @extend_schema(
         operation_id="studies_partial_update",
-        summary="Correct a study's exam date, gestational age or notes",
+        summary="Correct a study's exam date, gestational age, notes or schedule",
         request=InputSerializer,
         responses={200: StudyOutputSerializer, **error_responses(*WRITE_ERRORS)},
     )

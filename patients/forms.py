@@ -26,6 +26,14 @@ class StudyForm(forms.Form):
     gestational_age_weeks = forms.IntegerField(required=False, min_value=0, max_value=45, label="GA weeks")
     gestational_age_days = forms.IntegerField(required=False, min_value=0, max_value=6, label="GA days")
     notes = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
+    # The modality worklist (docs/dicom.md): a scheduled date puts the study on the clinic's ultrasound machines.
+    scheduled_date = forms.DateField(
+        required=False, widget=DateInput, help_text="The day the exam is booked for: it then shows on the worklist."
+    )
+    accession_number = forms.CharField(
+        required=False, max_length=16, help_text="From your RIS, if any; at most 16 characters, unique in the clinic."
+    )
+    requested_procedure = forms.CharField(required=False, max_length=64, help_text="Shown on the machine's worklist.")
 
 
 class UploadForm(forms.Form):

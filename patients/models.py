@@ -68,6 +68,14 @@ class Study(models.Model):
         help_text="Set from the first DICOM file.",
     )
     accession_number = models.CharField(max_length=64, blank=True, help_text="The DICOM Accession Number.")
+    # The modality worklist (docs/dicom.md): an OPEN study with a scheduled date is offered to the clinic's
+    # ultrasound machines, with its requested procedure, so they stamp its MRN, accession number and UID.
+    scheduled_date = models.DateField(
+        null=True, blank=True, help_text="The day the exam is booked for; puts the study on the modality worklist."
+    )
+    requested_procedure = models.CharField(
+        max_length=64, blank=True, help_text="e.g. 'Second trimester anomaly scan' (DICOM LO, 64 characters)."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import Storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from pydicom.uid import generate_uid
 
 from fetalsite.accounts.models import Clinic
 from fetalsite.accounts.roles import require_permission
@@ -150,6 +151,45 @@ def _validate_study_dates(exam_date: date, patient: Patient) -> None:
         raise ValidationError({"exam_date": "The exam date is before the patient's date of birth."})
 
 
+ACCESSION_NUMBER_MAX = 16  # DICOM SH: what a modality can hold and stamp on its images
+ACCESSION_TAKEN = "Another study of your clinic has this accession number."
+
+
+def _dicom_text_error(value: str, *, max_length: int) -> str | None:
+    """Why ``value`` cannot go into a DICOM SH/LO element (None when it can): the machine gets it verbatim."""
+    if len(value) > max_length:
+        return f"At most {max_length} characters (DICOM allows no more)."
+    if any(c == "\\" or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "No backslash or control characters (DICOM uses the backslash to separate values)."
+    return None
+
+
+def _validate_schedule(study: Study, *, changed: set[str], check_accession_taken: bool) -> None:
+    """The worklist fields: a valid accession number, unique in the clinic when given (so a machine's images come
+    back to one study); a scheduled date not in the past when it is set or moved (a clinic books exams ahead);
+    and a Study Instance UID generated once a study is scheduled, so the worklist hands the machine the UID its
+    images must carry to land in this study."""
+    errors: dict[str, str] = {}
+    study.accession_number = study.accession_number.strip()
+    study.requested_procedure = study.requested_procedure.strip()
+    for field, limit in (("accession_number", ACCESSION_NUMBER_MAX), ("requested_procedure", 64)):
+        error = _dicom_text_error(getattr(study, field), max_length=limit) if field in changed else None
+        if error:
+            errors[field] = error
+    if "scheduled_date" in changed and study.scheduled_date and study.scheduled_date < timezone.localdate():
+        errors["scheduled_date"] = "The scheduled date cannot be in the past."
+    if errors:
+        raise ValidationError(errors)
+    if check_accession_taken and study.accession_number and "accession_number" in changed:
+        clinic_id = study.patient.clinic_id
+        Clinic.objects.select_for_update().get(id=clinic_id)  # two schedulings of one number: the second waits
+        taken = Study.objects.filter(patient__clinic_id=clinic_id, accession_number=study.accession_number)
+        if taken.exclude(id=study.id).exists():
+            raise ValidationError({"accession_number": ACCESSION_TAKEN})
+    if study.scheduled_date and not study.study_instance_uid:
+        study.study_instance_uid = generate_uid()
+
+
 @transaction.atomic
 def study_create(
     *,
@@ -161,6 +201,8 @@ def study_create(
     notes: str = "",
     study_instance_uid: str | None = None,
     accession_number: str = "",
+    scheduled_date: date | None = None,
+    requested_procedure: str = "",
 ) -> Study:
     require_permission(created_by, "patients.add_study", action="open studies")
     if not created_by.is_superuser and patient.clinic_id != created_by.clinic_id:
@@ -174,14 +216,31 @@ def study_create(
         notes=notes,
         study_instance_uid=study_instance_uid,
         accession_number=accession_number,
+        scheduled_date=scheduled_date,
+        requested_procedure=requested_procedure,
         created_by=created_by,
+    )
+    # A study opened for a received file (it comes with its UID) keeps the file's accession number as sent: a
+    # machine that made its own Study Instance UID for a worklist item still has its images stored.
+    _validate_schedule(
+        study,
+        changed={"accession_number", "scheduled_date", "requested_procedure"},
+        check_accession_taken=study_instance_uid is None,
     )
     study.full_clean()
     study.save()
     return study
 
 
-STUDY_EDITABLE_FIELDS = ("exam_date", "gestational_age_weeks", "gestational_age_days", "notes")
+STUDY_EDITABLE_FIELDS = (
+    "exam_date",
+    "gestational_age_weeks",
+    "gestational_age_days",
+    "notes",
+    "accession_number",
+    "scheduled_date",
+    "requested_procedure",
+)
 
 
 @transaction.atomic
@@ -190,12 +249,15 @@ def study_update(*, study: Study, updated_by, **changes) -> Study:
     if unknown:
         raise ValidationError({field: "This field cannot be changed." for field in unknown})
     require_permission(updated_by, "patients.change_study", clinic_id=study.patient.clinic_id, action="edit studies")
+    had_uid = study.study_instance_uid
     for field, value in changes.items():
         setattr(study, field, value)
     _validate_study_dates(study.exam_date, study.patient)
+    _validate_schedule(study, changed=set(changes), check_accession_taken=True)
     study._history_user = updated_by
     study.full_clean()
-    study.save(update_fields=[*changes, "updated_at"])
+    extra = ["study_instance_uid"] if study.study_instance_uid != had_uid else []
+    study.save(update_fields=[*changes, *extra, "updated_at"])
     return study
 
 
