@@ -1,4 +1,5 @@
-"""The DIMSE receiver (a storage SCP): C-ECHO and C-STORE from known senders, run by `manage.py dicom_receiver`.
+"""The DIMSE receiver (storage and Modality Worklist SCP): C-ECHO, C-STORE and C-FIND (worklist) from known
+senders, run by `manage.py dicom_receiver`.
 
 Each association runs in its own pynetdicom thread, so every handler opens and closes its own database connection
 and never lets an exception out: a failing instance answers a failure status and the receiver goes on. The handlers
@@ -17,9 +18,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import close_old_connections, connections
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
-from dicom.selectors import PeerNotAllowed, dicom_peer_for_association
+from dicom.selectors import PeerNotAllowed, dicom_peer_for_association, worklist_studies
+from dicom.worklist import QueryNotUnderstood, WorklistCriteria, worklist_identifier
+from fetalsite.audit.models import AccessLogEntry
+from fetalsite.audit.services import access_log_record
 from fetalsite.core.errors import ApplicationError
 from patients.dicom_files import SOP_CLASSES, TRANSFER_SYNTAXES
 from patients.services import dicom_instance_receive
@@ -141,6 +145,53 @@ def on_c_store(event) -> Dataset | int:
     return SUCCESS
 
 
+PENDING = 0xFF00
+FIND_NOT_UNDERSTOOD = 0xC000  # C-FIND failure "unable to process" (PS3.4 C.4.1.1.4): a malformed query key
+FIND_CANCELLED = 0xFE00
+
+
+def on_c_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+    """EVT_C_FIND (Modality Worklist): one pending answer per scheduled study of the caller's clinic that matches,
+    then success. The identifiers are built before the first is sent, so the database connection is closed
+    while the machine reads them."""
+    title, address = _calling(event.assoc)
+    try:
+        criteria = WorklistCriteria.from_identifier(event.identifier)
+        with _own_connection():
+            peer = dicom_peer_for_association(ae_title=title, address=address)
+            studies = [] if criteria.asks_for_other(calling_ae_title=peer.ae_title) else None
+            if studies is None:
+                studies = worklist_studies(clinic_id=peer.clinic_id, criteria=criteria)
+            answers = [worklist_identifier(study, station_ae_title=peer.ae_title) for study in studies]
+            # The worklist discloses names, MRNs and birth dates: the access log records who was shown, as a list.
+            access_log_record(
+                user=peer.acting_user,
+                action=AccessLogEntry.Action.LIST,
+                object_type="study",
+                patient_ids=[study.patient_id for study in studies],
+                clinic_id=peer.clinic_id,
+                path=f"dicom:C-FIND worklist {peer.ae_title}",
+                method="C-FIND",
+                status_code=SUCCESS,
+                ip=address,
+            )
+    except (QueryNotUnderstood, PeerNotAllowed) as refusal:
+        logger.warning("C-FIND from %s@%s refused: %s", title, address, refusal)
+        yield _status(FIND_NOT_UNDERSTOOD, str(refusal)), None
+        return
+    except Exception:
+        logger.exception("C-FIND from %s@%s failed unexpectedly", title, address)
+        yield _status(OUT_OF_RESOURCES, "internal error; see the receiver's log"), None
+        return
+    logger.info("C-FIND (worklist) from %s@%s: %d scheduled studies", title, address, len(answers))
+    for answer in answers:
+        if event.is_cancelled:
+            yield FIND_CANCELLED, None
+            return
+        yield PENDING, answer
+    yield SUCCESS, None
+
+
 class DicomReceiver:
     """A storage SCP that answers Verification and the three storage SOP classes in the transfer syntaxes that
     patients.dicom_files decodes; anything else is refused at negotiation."""
@@ -153,6 +204,7 @@ class DicomReceiver:
     def _application_entity(self) -> AE:
         ae = AE(ae_title=self.ae_title)
         ae.add_supported_context(Verification)
+        ae.add_supported_context(ModalityWorklistInformationFind)
         for sop_class in SOP_CLASSES:
             ae.add_supported_context(sop_class, list(TRANSFER_SYNTAXES))
         ae.require_called_aet = True  # a sender configured with another AE title for us is told so
@@ -166,6 +218,7 @@ class DicomReceiver:
             (evt.EVT_REQUESTED, on_association_requested),
             (evt.EVT_C_ECHO, on_c_echo),
             (evt.EVT_C_STORE, on_c_store),
+            (evt.EVT_C_FIND, on_c_find),
         ]
         self._server = self._ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)
         host, port = self._server.server_address[:2]

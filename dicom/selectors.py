@@ -6,7 +6,9 @@ from django.db.models import QuerySet
 
 from dicom.aetitle import address_allowed, ae_title_normalize
 from dicom.models import DicomPeer
+from dicom.worklist import WorklistCriteria, has_wildcards
 from fetalsite.accounts.selectors import scope_to_user
+from patients.models import Study
 
 
 class PeerNotAllowed(Exception):
@@ -31,3 +33,20 @@ def dicom_peer_for_association(*, ae_title: str, address: str) -> DicomPeer:
     if not address_allowed(address, peer.allowed_addresses):
         raise PeerNotAllowed(f"calling AE title {title!r} is not allowed from {address}")
     return peer
+
+
+def worklist_studies(*, clinic_id: int, criteria: WorklistCriteria, limit: int = 500) -> list[Study]:
+    """The modality worklist of ``clinic_id``: its OPEN studies with a scheduled date that match ``criteria``
+    (scheduled date range, MRN, accession number, patient's name with DICOM wildcards), earliest first."""
+    studies = Study.objects.for_clinics([clinic_id]).filter(status=Study.Status.OPEN, scheduled_date__isnull=False)
+    if criteria.date_from:
+        studies = studies.filter(scheduled_date__gte=criteria.date_from)
+    if criteria.date_to:
+        studies = studies.filter(scheduled_date__lte=criteria.date_to)
+    # A key without wildcards is matched by the database; one with them (rare, and on a clinic's open scheduled
+    # studies only) in Python, below.
+    for lookup, value in (("patient__mrn", criteria.patient_id), ("accession_number", criteria.accession_number)):
+        if value and not has_wildcards(value):
+            studies = studies.filter(**{lookup: value})
+    found = studies.select_related("patient").order_by("scheduled_date", "id")
+    return [study for study in found.iterator() if criteria.matches(study)][:limit]
