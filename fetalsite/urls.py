@@ -11,6 +11,7 @@ urlpatterns = [
     path("health/", health, name="health"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("fetalsite.api_urls")),
+    path("dicomweb/", include("dicom.urls")),  # DICOMweb (PS3.18): docs/dicom.md
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("classifier.urls")),

@@ -22,9 +22,10 @@ from rest_framework.authtoken.models import Token
 from classifier.labels import PLANE_LABELS
 from classifier.models import ClassificationJob, ModelVersion
 from fetalsite.accounts.roles import Role
-from patients.services import image_upload
+from patients.services import dicom_instance_receive, image_upload
 from tests.api.conftest import classify, upload
 from tests.dbstate import database_snapshot
+from tests.dicom_samples import dicom_bytes
 from tests.factories import StudyFactory, UserFactory
 from tests.images import png_bytes
 from tests.urlconf import all_routes, fill_route
@@ -41,6 +42,21 @@ _unique = itertools.count(1)
 PAGE_DEFAULT = "302 405 405 403 405 405 405"
 API_DEFAULT = "401 405 405 405 405 405 401"
 NOT_ALLOWED = "405 405 405 405 405 405 405"
+NOT_ALLOWED_API = "401 405 405 405 405 405 401"
+DICOMWEB_SEARCH = {
+    "get": "401 200 200 200 200 200 401",
+    "post": NOT_ALLOWED_API,
+    "put": NOT_ALLOWED_API,
+    "patch": NOT_ALLOWED_API,
+    "delete": NOT_ALLOWED_API,
+}
+DICOMWEB_RETRIEVE = {
+    "get": "401 200 200 200 200 404 401",
+    "post": NOT_ALLOWED_API,
+    "put": NOT_ALLOWED_API,
+    "patch": NOT_ALLOWED_API,
+    "delete": NOT_ALLOWED_API,
+}
 EXPECTED: dict[str, dict[str, str]] = {
     # Pages
     "": {"get": "302 200 200 403 200 200 200"},
@@ -89,6 +105,22 @@ EXPECTED: dict[str, dict[str, str]] = {
     "images/<int:image_id>/review/": {"post": "302 403 302 403 403 404 302"},
     "images/<int:image_id>/retry/": {"post": "302 302 302 403 403 404 302"},
     # The API's description, public like its documentation
+    # DICOMweb (docs/dicom.md): token or session, like the API; the roles that upload may store; searches of another
+    # clinic are empty (200 []), its instance a 404 like an unknown one. POST /studies/{uid} stores into that study.
+    "dicomweb/studies": {"get": "401 200 200 200 200 200 401", "post": "401 200 200 200 403 200 401",
+                         "put": NOT_ALLOWED_API, "patch": NOT_ALLOWED_API, "delete": NOT_ALLOWED_API},
+    "dicomweb/studies/<str:study_uid>": {"get": NOT_ALLOWED_API, "post": "401 200 200 200 403 200 401",
+                                         "put": NOT_ALLOWED_API, "patch": NOT_ALLOWED_API, "delete": NOT_ALLOWED_API},
+    "dicomweb/studies/<str:study_uid>/series": DICOMWEB_SEARCH,
+    "dicomweb/studies/<str:study_uid>/instances": DICOMWEB_SEARCH,
+    "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances": DICOMWEB_SEARCH,
+    "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/rendered": DICOMWEB_RETRIEVE,
+    "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/frames/<str:frames>/"
+    "rendered": DICOMWEB_RETRIEVE,
+    "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>": {
+        "get": "401 200 200 200 200 404 401", "post": NOT_ALLOWED_API, "put": NOT_ALLOWED_API,
+        "patch": NOT_ALLOWED_API, "delete": NOT_ALLOWED_API,
+    },
     "api/schema/": {"get": "200 200 200 200 200 200 200", "post": NOT_ALLOWED, "put": NOT_ALLOWED,
                     "patch": NOT_ALLOWED, "delete": NOT_ALLOWED},
     "api/docs/": {"get": "200 200 200 200 200 200 200", "post": NOT_ALLOWED, "put": NOT_ALLOWED,
@@ -157,8 +189,9 @@ def people(north, south, no_last_login_updates):
     }
 
 
-def _records(people) -> dict:
-    """Fresh North records for one request: a study with a classified image, and a failed job to retry."""
+def _records(people, route: str = "") -> dict:
+    """Fresh North records for one request: a study with a classified image, and a failed job to retry
+    (and, for DICOMweb routes, a DICOM instance stored as a sonographer's would be)."""
     sonographer = people["sonographer"]
     if not ModelVersion.objects.filter(is_active=True).exists():
         ModelVersion.objects.create(
@@ -169,7 +202,9 @@ def _records(people) -> dict:
     job = _prediction(study, sonographer)
     failed = image_upload(study=study, data=png_bytes(seed=next(_unique)), filename="f.png", uploaded_by=sonographer)
     ClassificationJob.objects.filter(image=failed.image).update(status=ClassificationJob.Status.FAILED)
+    dicom_uids = _dicom_instance(sonographer) if route.startswith("dicomweb/") else {}
     return {
+        **dicom_uids,
         "patient_id": study.patient_id,
         "study_id": study.id,
         "image_id": job.image_id,
@@ -183,6 +218,21 @@ def _records(people) -> dict:
             "birth_date": study.patient.birth_date.isoformat(),
         },
     }
+
+
+def _dicom_instance(user) -> dict:
+    mrn = f"MRN-WEB-{next(_unique)}"
+    data = dicom_bytes(patient_id=mrn)
+    dicom = dicom_instance_receive(clinic=user.clinic, data=data, received_by=user, source="test").image.dicom
+    uids = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
+    found = dict(zip(("study_uid", "series_uid", "instance_uid"), (getattr(dicom, uid) for uid in uids), strict=True))
+    return {**found, "dicom_mrn": mrn, "frames": "1"}
+
+
+def _stow_body(records: dict) -> bytes:
+    """A STOW-RS body: a new instance (a fresh SOP Instance UID each time) of the records' DICOM study."""
+    data = dicom_bytes(patient_id=records["dicom_mrn"], study_uid=records["study_uid"])
+    return b"--B\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n--B--\r\n"
 
 
 def _body(route: str, method: str, records: dict) -> dict:
@@ -213,9 +263,11 @@ def _call(client, route: str, method: str, role: str, people, records):
     user = people[role]
     url = fill_route(route, records).replace("<str:model_version>", records["model_version"])
     url = url.replace("<path:mrn>", quote(records["mrn"], safe=""))
+    for name in ("study_uid", "series_uid", "instance_uid", "frames"):
+        url = url.replace(f"<str:{name}>", records.get(name, ""))
     headers = {}
     client.logout()
-    if user is not None and route.startswith("api/"):
+    if user is not None and route.startswith(("api/", "dicomweb/")):
         token = Token.objects.filter(user=user).first()
         if token is not None:
             headers["HTTP_AUTHORIZATION"] = f"Token {token.key}"
@@ -224,6 +276,9 @@ def _call(client, route: str, method: str, role: str, people, records):
     body = _body(route, method, records)
     if method == "get":
         return client.get(url, **headers)
+    if route.startswith("dicomweb/") and method == "post":
+        content_type = 'multipart/related; type="application/dicom"; boundary=B'
+        return client.generic("POST", url, _stow_body(records), content_type=content_type, **headers)
     uploads = any(isinstance(value, SimpleUploadedFile) for value in body.values())
     if method == "post" and (uploads or not route.startswith("api/")):
         return client.post(url, body, **headers)  # multipart, as a browser's form or an upload sends it
@@ -255,7 +310,7 @@ def test_every_route_has_a_row():
 @pytest.mark.parametrize("route", _routes())
 def test_each_role_gets_the_expected_status_and_refused_writes_change_nothing(client, people, route, settings):
     settings.API_THROTTLE_RATES = {"user": "100000/minute", "anon": "100000/minute", "login": "100000/minute"}
-    records = _records(people)
+    records = _records(people, route)
     for user in people.values():
         if user is not None and not user.is_superuser:  # superusers hold no token: they work in the admin
             Token.objects.get_or_create(user=user)

@@ -64,6 +64,18 @@ PAGE_TARGETS: dict[str, tuple[str, str]] = {
     "home": (Action.LIST, "study"),  # the worklist: patients and their studies
 }
 
+# DICOMweb (dicom.urls, namespace "dicomweb"): its routes name objects by DICOM UID, not by id, so the views note
+# what they showed (the patients come from the note). By URL name.
+DICOMWEB_TARGETS: dict[str, tuple[str, str]] = {
+    "studies": (Action.LIST, "study"),
+    "series": (Action.LIST, "series"),
+    "study-instances": (Action.LIST, "image"),
+    "instances": (Action.LIST, "image"),
+    "instance": (Action.DOWNLOAD, "image_original"),  # WADO-RS: the stored bytes
+    "instance-rendered": (Action.DOWNLOAD, "image_file"),  # WADO-RS rendered: the display rendition
+    "frame-rendered": (Action.DOWNLOAD, "image_file"),
+}
+
 # Admin models holding patient data ("<app_label>_<model_name>") -> object type.
 ADMIN_MODELS: dict[str, str] = {
     "patients_patient": "patient",
@@ -199,6 +211,9 @@ def access_target_resolve(
     """What a successful GET of this resolved URL read, or None when it read no patient data."""
     if "admin" in namespaces:
         return _admin_target(url_name or "", kwargs, tuple(args))
+    if "dicomweb" in namespaces:
+        found = DICOMWEB_TARGETS.get(url_name or "")
+        return AccessTarget(*found) if found else None
     segments = _segments(route)
     api = "/".join(segments[:2]) + "/" == API_PREFIX and len(segments) > 2
     if api and _api_excluded(segments):

@@ -96,10 +96,10 @@ def records(study, model_version, settings):
 
 
 @pytest.fixture
-def matrix_records(sonographer, settings):
+def matrix_records(sonographer, settings, route):
     """The role matrix's records, for its bodies: each write would succeed but for the query parameter."""
     settings.API_THROTTLE_RATES = {"user": "100000/minute", "anon": "100000/minute", "login": "100000/minute"}
-    return _records({"sonographer": sonographer})
+    return _records({"sonographer": sonographer}, route)
 
 
 @pytest.fixture
@@ -183,6 +183,8 @@ class TestEveryRoute:
         schema = SchemaGenerator().get_schema(request=None, public=True)
         differ = {}
         for route, method in _api_operations():
+            if _view_of(route).schema is None:
+                continue  # DICOMweb: a standard of its own, left out of the schema (docs/dicom.md)
             operation = schema["paths"][_PATH_PARAMETER.sub(r"{\1}", "/" + route)][method]
             documented = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
             accepted = set(_view_of(route)().accepted_query_parameters(method.upper()))

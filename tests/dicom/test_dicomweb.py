@@ -1,0 +1,213 @@
+"""DICOMweb with a real client: dicomweb-client (PyPI) stores, searches and retrieves against the live server,
+authenticated by an API token, as an integration would. Raw HTTP (requests) only where the client hides what is
+checked: the status codes of refusals and the retrieved bytes themselves."""
+
+from __future__ import annotations
+
+import email
+import io
+
+import pydicom
+import pytest
+import requests
+from dicomweb_client.api import DICOMwebClient
+from django.conf import settings
+from rest_framework.authtoken.models import Token
+
+from fetalsite.accounts.roles import Role
+from fetalsite.audit.models import AccessLogEntry
+from patients.models import DicomInstance, Patient, Study, UltrasoundImage
+from tests.dicom_samples import dicom_bytes
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+STUDY_UID = "1.2.826.0.1.3680043.8.498.1001"
+FAILED_SOP_SEQUENCE, REFERENCED_SOP_SEQUENCE, FAILURE_REASON = "00081198", "00081199", "00081197"
+
+
+@pytest.fixture
+def server(live_server) -> str:
+    return f"{live_server.url}/dicomweb"
+
+
+def token_of(user) -> str:
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+def client_for(server: str, user) -> DICOMwebClient:
+    return DICOMwebClient(url=server, headers={"Authorization": f"Token {token_of(user)}"})
+
+
+def dataset(data: bytes) -> pydicom.Dataset:
+    return pydicom.dcmread(io.BytesIO(data))
+
+
+def stow(server: str, user, parts: list[bytes], *, boundary: str = "b0undary") -> requests.Response:
+    body = b"".join(
+        b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + part + b"\r\n" for part in parts
+    )
+    return requests.post(
+        f"{server}/studies",
+        data=body + b"--" + boundary.encode() + b"--\r\n",
+        headers={
+            "Authorization": f"Token {token_of(user)}",
+            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+        },
+        timeout=30,
+    )
+
+
+def test_store_search_and_retrieve_with_dicomweb_client(server, integrator, south_sonographer):
+    client = client_for(server, integrator)
+    first = dicom_bytes(study_uid=STUDY_UID, patient_id="MRN-WEB-1", accession="ACC-WEB")
+    second = dicom_bytes(study_uid=STUDY_UID, patient_id="MRN-WEB-1", accession="ACC-WEB")
+
+    response = client.store_instances(datasets=[dataset(first), dataset(second)])
+
+    stored = {item.ReferencedSOPInstanceUID for item in response.ReferencedSOPSequence}
+    assert stored == {dataset(first).SOPInstanceUID, dataset(second).SOPInstanceUID}
+    assert "FailedSOPSequence" not in response
+    patient = Patient.objects.get(mrn="MRN-WEB-1")
+    assert patient.clinic_id == integrator.clinic_id
+    study = Study.objects.get(study_instance_uid=STUDY_UID)
+    assert (study.patient_id, study.accession_number) == (patient.id, "ACC-WEB")
+    assert study.images.count() == 2
+
+    # The same instance again is the same image, referenced again.
+    again = client.store_instances(datasets=[dataset(first)])
+    assert again.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == dataset(first).SOPInstanceUID
+    assert study.images.count() == 2
+
+    found = client.search_for_studies(search_filters={"PatientID": "MRN-WEB-1"})
+    assert [row["0020000D"]["Value"] for row in found] == [[STUDY_UID]]
+    assert found[0]["00201208"]["Value"] == [2] and found[0]["00080061"]["Value"] == ["US"]
+    assert client.search_for_studies(search_filters={"StudyInstanceUID": STUDY_UID})[0]["00100020"]["Value"] == [
+        "MRN-WEB-1"
+    ]
+    assert client.search_for_studies(search_filters={"PatientID": "MRN-NOBODY"}) == []
+    series = client.search_for_series(study_instance_uid=STUDY_UID)
+    assert len(series) == 2
+    instances = client.search_for_instances(study_instance_uid=STUDY_UID)
+    assert {row["00080018"]["Value"][0] for row in instances} == stored
+
+    retrieved = client.retrieve_instance(STUDY_UID, dataset(first).SeriesInstanceUID, dataset(first).SOPInstanceUID)
+    assert retrieved.SOPInstanceUID == dataset(first).SOPInstanceUID
+
+    # Another clinic sees nothing: its searches are empty, its retrieval a 404 like an unknown UID.
+    south = client_for(server, south_sonographer)
+    assert south.search_for_studies(search_filters={"PatientID": "MRN-WEB-1"}) == []
+    assert south.search_for_studies() == []
+    assert south.search_for_instances(study_instance_uid=STUDY_UID) == []
+    with pytest.raises(requests.HTTPError) as refused:
+        south.retrieve_instance(STUDY_UID, dataset(first).SeriesInstanceUID, dataset(first).SOPInstanceUID)
+    assert refused.value.response.status_code == 404
+
+
+def test_retrieve_returns_the_stored_bytes_unchanged_and_is_access_logged(server, integrator):
+    data = dicom_bytes(study_uid=STUDY_UID)
+    assert stow(server, integrator, [data]).status_code == 200
+    header = dataset(data)
+    url = f"{server}/studies/{STUDY_UID}/series/{header.SeriesInstanceUID}/instances/{header.SOPInstanceUID}"
+
+    response = requests.get(url, headers={"Authorization": f"Token {token_of(integrator)}"}, timeout=30)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith('multipart/related; type="application/dicom"')
+    message = email.message_from_bytes(
+        f"Content-Type: {response.headers['Content-Type']}\r\n\r\n".encode() + response.content
+    )
+    (part,) = message.get_payload()
+    assert part.get_content_type() == "application/dicom"
+    assert part.get_payload(decode=True) == data
+    image = UltrasoundImage.objects.get(dicom__sop_instance_uid=header.SOPInstanceUID)
+    entry = AccessLogEntry.objects.filter(
+        path=f"/dicomweb/studies/{STUDY_UID}/series/{header.SeriesInstanceUID}/instances/{header.SOPInstanceUID}"
+    ).get()
+    assert (entry.action, entry.object_type, entry.patient_ids) == (
+        AccessLogEntry.Action.DOWNLOAD,
+        "image_original",
+        [image.study.patient_id],
+    )
+
+
+def test_a_refused_instance_is_in_the_failed_sequence_and_leaves_nothing(server, integrator):
+    assert stow(server, integrator, [dicom_bytes(patient_id="MRN-WEB-2", patient_name="Doe^Jane")]).status_code == 200
+    before = (Study.objects.count(), UltrasoundImage.objects.count(), DicomInstance.objects.count())
+    differs = dicom_bytes(patient_id="MRN-WEB-2", patient_name="Other^Name")
+    good = dicom_bytes(patient_id="MRN-WEB-3")
+
+    partly = stow(server, integrator, [differs, good])
+
+    assert partly.status_code == 202
+    assert partly.headers["Content-Type"] == "application/dicom+json"
+    body = partly.json()
+    (failed,) = body[FAILED_SOP_SEQUENCE]["Value"]
+    assert failed["00081155"]["Value"] == [dataset(differs).SOPInstanceUID]
+    assert failed[FAILURE_REASON]["Value"] == [0xC003]  # the receiver's status for patient_details_differ
+    assert [item["00081155"]["Value"] for item in body[REFERENCED_SOP_SEQUENCE]["Value"]] == [
+        [dataset(good).SOPInstanceUID]
+    ]
+    assert not DicomInstance.objects.filter(sop_instance_uid=dataset(differs).SOPInstanceUID).exists()
+    assert Study.objects.count() == before[0] + 1 and UltrasoundImage.objects.count() == before[1] + 1
+
+    all_failed = stow(server, integrator, [differs, b"not a DICOM file at all"])
+    assert all_failed.status_code == 409
+    reasons = [item[FAILURE_REASON]["Value"][0] for item in all_failed.json()[FAILED_SOP_SEQUENCE]["Value"]]
+    assert reasons == [0xC003, 0xC000]
+    assert DicomInstance.objects.count() == before[2] + 1
+
+
+def test_refusals_of_the_request_itself(server, integrator):
+    data = dicom_bytes()
+    no_token = requests.post(
+        f"{server}/studies",
+        data=b"--b\r\n\r\n" + data + b"\r\n--b--",
+        headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'},
+        timeout=30,
+    )
+    assert no_token.status_code == 401
+    assert requests.get(f"{server}/studies", timeout=30).status_code == 401
+    headers = {"Authorization": f"Token {token_of(integrator)}"}
+    unclosed = requests.post(
+        f"{server}/studies",
+        data=b"--b\r\nContent-Type: application/dicom\r\n\r\n" + data,
+        headers={**headers, "Content-Type": 'multipart/related; type="application/dicom"; boundary=b'},
+        timeout=30,
+    )
+    assert unclosed.status_code == 400
+    wrong_type = requests.post(
+        f"{server}/studies", data=data, headers={**headers, "Content-Type": "application/dicom"}, timeout=30
+    )
+    assert wrong_type.status_code == 415
+    too_many = stow(server, integrator, [data] * (settings.UPLOAD_MAX_FILES_PER_REQUEST + 1))
+    assert too_many.status_code == 413
+    clinic_admin = UserFactory(username="admin_north", clinic=integrator.clinic, role=Role.CLINIC_ADMIN)
+    assert stow(server, clinic_admin, [data]).status_code == 403  # the roles that may upload may store
+    unknown = requests.get(f"{server}/studies?PatientId=MRN-1", headers=headers, timeout=30)
+    assert unknown.status_code == 400 and "PatientId" in unknown.json()["fields"]
+    bad_date = requests.get(f"{server}/studies?StudyDate=2024-03", headers=headers, timeout=30)
+    assert bad_date.status_code == 400
+    assert not DicomInstance.objects.exists()
+
+
+def test_rendered_frame_is_the_display_image(server, integrator, south_sonographer):
+    data = dicom_bytes(study_uid=STUDY_UID)
+    assert stow(server, integrator, [data]).status_code == 200
+    header = dataset(data)
+    uids = (STUDY_UID, header.SeriesInstanceUID, header.SOPInstanceUID)
+    image = UltrasoundImage.objects.get(dicom__sop_instance_uid=header.SOPInstanceUID)
+
+    png = client_for(server, integrator).retrieve_instance_frames_rendered(
+        *uids, frame_numbers=[1], media_types=("image/png",)
+    )
+
+    with image.file.open("rb") as display:
+        assert png == display.read()
+    jpeg = client_for(server, integrator).retrieve_instance_rendered(*uids, media_types=("image/jpeg",))
+    assert jpeg[:3] == b"\xff\xd8\xff"
+    with pytest.raises(requests.HTTPError) as no_frame:
+        client_for(server, integrator).retrieve_instance_frames_rendered(*uids, frame_numbers=[2])
+    assert no_frame.value.response.status_code == 404
+    with pytest.raises(requests.HTTPError) as other_clinic:
+        client_for(server, south_sonographer).retrieve_instance_rendered(*uids)
+    assert other_clinic.value.response.status_code == 404
