@@ -14,6 +14,7 @@ from dicomweb_client.api import DICOMwebClient
 from django.conf import settings
 from rest_framework.authtoken.models import Token
 
+from dicom.dicomweb import MediaTypeUnsupported, MultipartMalformed, multipart_body, multipart_boundary, multipart_parts
 from fetalsite.accounts.roles import Role
 from fetalsite.audit.models import AccessLogEntry
 from patients.models import DicomInstance, Patient, Study, UltrasoundImage
@@ -211,3 +212,31 @@ def test_rendered_frame_is_the_display_image(server, integrator, south_sonograph
     with pytest.raises(requests.HTTPError) as other_clinic:
         client_for(server, south_sonographer).retrieve_instance_rendered(*uids)
     assert other_clinic.value.response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "refusal"),
+    [
+        ('multipart/related; type="application/dicom"', b"--b\r\n\r\nx\r\n--b--", MultipartMalformed),  # no boundary
+        ("multipart/related; type=application/dicom; boundary=b", b"--b--", MultipartMalformed),  # no parts
+        ("multipart/related; type=application/dicom; boundary=b", b"no delimiter at all", MultipartMalformed),
+        ("multipart/related; type=application/dicom; boundary=b", b"--b\r\nno blank line", MultipartMalformed),
+        (
+            'multipart/related; type="application/dicom+json"; boundary=b',
+            b"--b\r\n\r\nx\r\n--b--",
+            MediaTypeUnsupported,
+        ),
+        ("multipart/related; boundary=b", b"--b\r\nContent-Type: image/png\r\n\r\nx\r\n--b--", MediaTypeUnsupported),
+        ("multipart/form-data; boundary=b", b"--b\r\n\r\nx\r\n--b--", MediaTypeUnsupported),
+    ],
+)
+def test_the_multipart_parser_refuses_what_it_cannot_read_whole(content_type, body, refusal):
+    with pytest.raises(refusal):
+        multipart_parts(body, boundary=multipart_boundary(content_type), max_parts=5)
+
+
+def test_the_multipart_parser_takes_a_preamble_padding_and_part_headers():
+    first = b"--b \r\nContent-Type: application/dicom\r\nContent-Length: 3\r\n\r\none\r\n"
+    body = b"preamble\r\n" + first + b"--b\r\n\r\ntwo\r\n--b--"
+    assert multipart_parts(body, boundary="b", max_parts=2) == [b"one", b"two"]
+    assert multipart_body([b"one", b"two"], boundary="b").count(b"--b") == 3
