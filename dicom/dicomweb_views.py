@@ -27,7 +27,7 @@ from dicom.dicomweb_selectors import (
     qido_study_sop_classes,
     wado_instance_get,
 )
-from dicom.receiver import OTHER_REFUSAL, OUT_OF_RESOURCES, STATUS_BY_CODE, _refusal_code
+from dicom.receiver import OTHER_REFUSAL, OUT_OF_RESOURCES, STATUS_BY_CODE, refusal_code
 from fetalsite.accounts.roles import require_permission
 from fetalsite.core.api_utils import RequestTooLarge, content_length, parse_whole_number
 from fetalsite.core.api_views import REPEATED_QUERY_PARAMETER, check_query_parameters
@@ -141,7 +141,7 @@ def _store_one(request, data: bytes, *, study_uid: str | None) -> dict:
             clinic=user.clinic, data=data, received_by=user, source=f"dicomweb:{user.get_username()}"
         )
     except (ApplicationError, PermissionDenied, ValidationError) as error:
-        code = _refusal_code(error)
+        code = refusal_code(error)
         logger.warning("STOW-RS from %s: instance %s refused (%s): %s", user, sop_instance or "?", code, error)
         reason = STATUS_BY_CODE.get(code, OTHER_REFUSAL)
         return dicomweb.failed_sop(sop_class_uid=sop_class, sop_instance_uid=sop_instance, reason=reason)

@@ -107,7 +107,7 @@ def on_c_echo(event) -> int:
     return SUCCESS
 
 
-def _refusal_code(error: Exception) -> str:
+def refusal_code(error: Exception) -> str:
     if isinstance(error, ApplicationError):
         code = error.code
     elif isinstance(error, PeerNotAllowed):
@@ -133,7 +133,7 @@ def on_c_store(event) -> Dataset | int:
                 source=f"dicom:{peer.ae_title}@{address}",
             )
         except (ApplicationError, PeerNotAllowed, PermissionDenied, ValidationError) as error:
-            code = _refusal_code(error)
+            code = refusal_code(error)
             logger.warning("C-STORE from %s@%s refused (%s): %s", title, address, code, error)
             return _status(STATUS_BY_CODE.get(code, OTHER_REFUSAL), f"{code}: {error}")
         except Exception:
