@@ -20,6 +20,7 @@ from fetalsite.core.errors import ApplicationError
 DICOM_MEDIA_TYPE = "application/dicom"
 DICOM_JSON_MEDIA_TYPE = "application/dicom+json"
 CRLF = b"\r\n"
+MAX_BOUNDARY_LENGTH = 200
 
 # Modality (0008,0060) is not stored per instance; the ultrasound SOP classes say it, Secondary Capture does not.
 MODALITY_BY_SOP_CLASS = {UltrasoundImageStorage: "US", UltrasoundMultiFrameImageStorage: "US"}
@@ -50,7 +51,9 @@ def multipart_boundary(content_type: str) -> str:
     if part_type != DICOM_MEDIA_TYPE:
         raise MediaTypeUnsupported(f'Only type="{DICOM_MEDIA_TYPE}" parts are stored (got {part_type}).')
     boundary = header.get_param("boundary")
-    if not isinstance(boundary, str) or not 1 <= len(boundary) <= 70:
+    # RFC 2046 caps a boundary at 70 characters, but Orthanc's DICOMweb plugin sends 73 (two UUIDs joined):
+    # taken up to a bound that still keeps the delimiter search cheap.
+    if not isinstance(boundary, str) or not 1 <= len(boundary) <= MAX_BOUNDARY_LENGTH:
         raise MultipartMalformed("The Content-Type has no usable boundary parameter.")
     return boundary
 

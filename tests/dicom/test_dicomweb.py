@@ -240,3 +240,10 @@ def test_the_multipart_parser_takes_a_preamble_padding_and_part_headers():
     body = b"preamble\r\n" + first + b"--b\r\n\r\ntwo\r\n--b--"
     assert multipart_parts(body, boundary="b", max_parts=2) == [b"one", b"two"]
     assert multipart_body([b"one", b"two"], boundary="b").count(b"--b") == 3
+
+
+def test_a_boundary_longer_than_rfc_2046s_70_characters_is_taken_as_orthanc_sends_it():
+    orthanc = "bc51eb17-5699-496e-ba52-7377dfeeb03a-bc51eb17-5699-496e-ba52-7377dfeeb03a"  # 73 characters
+    assert multipart_boundary(f'multipart/related; type="application/dicom"; boundary={orthanc}') == orthanc
+    with pytest.raises(MultipartMalformed):
+        multipart_boundary(f'multipart/related; type="application/dicom"; boundary={"b" * 201}')
