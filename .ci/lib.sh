@@ -78,6 +78,17 @@ ensure_dcmtk() {  # DICOM tests use real DCMTK tools (img2dcm makes test files; 
   command -v img2dcm >/dev/null || apt_install dcmtk
 }
 
+ensure_orthanc() {  # tests/dicom/test_orthanc.py runs a real PACS (its own config, storage and free ports)
+  local plugin=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
+  if ! PATH="$PATH:/usr/sbin" command -v Orthanc >/dev/null || [ ! -e "$plugin" ]; then
+    apt_install orthanc orthanc-dicomweb
+    # Debian's package may start a system Orthanc on 4242/8042; the tests never use those ports, but stop it anyway.
+    if command -v systemctl >/dev/null && systemctl is-active --quiet orthanc 2>/dev/null; then
+      as_root systemctl disable --now orthanc || true
+    fi
+  fi
+}
+
 ensure_curl() {  # docs/api.md's walkthrough is a curl script, run by tests/api/test_docs_walkthrough.py
   command -v curl >/dev/null || apt_install curl
 }

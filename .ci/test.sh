@@ -12,6 +12,7 @@ ensure_postgres
 ensure_chromium
 ensure_curl
 ensure_dcmtk
+ensure_orthanc
 
 log "ruff, import-linter, djLint"
 .venv/bin/ruff check .
