@@ -10,7 +10,7 @@ from dicom.aetitle import ae_title_normalize
 from dicom.models import DicomPeer
 from fetalsite.accounts.models import Clinic
 from fetalsite.accounts.roles import Role, require_permission
-from fetalsite.accounts.services import service_account_create
+from fetalsite.accounts.services import service_account_create, service_account_set_active
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ def dicom_peer_create(
         label=f"DICOM sender {fields['ae_title']}",
         created_by=created_by,
     )
+    if not peer.is_active:  # registered switched off: its account is off too
+        peer.acting_user = service_account_set_active(user=peer.acting_user, is_active=False, changed_by=created_by)
     peer._history_user = created_by
     peer.save()
     logger.info("DICOM sender %s registered for clinic %s by %s", peer, clinic.id, created_by)
@@ -70,5 +72,9 @@ def dicom_peer_update(*, peer: DicomPeer, updated_by, **changes) -> DicomPeer:
     peer.full_clean()
     peer._history_user = updated_by
     peer.save(update_fields=[*changes, "updated_at"])
+    # The account follows the sender, so a switched-off sender cannot act anywhere else either (a token, a login).
+    peer.acting_user = service_account_set_active(
+        user=peer.acting_user, is_active=peer.is_active, changed_by=updated_by
+    )
     logger.info("DICOM sender %s changed by %s: %s", peer, updated_by, ", ".join(sorted(changes)))
     return peer

@@ -52,6 +52,23 @@ class UserAdmin(DjangoUserAdmin, ReadOnlyHistoryAdmin):
     def get_queryset(self, request):
         return user_list_manageable(user=request.user).prefetch_related("groups")
 
+    def get_list_display(self, request):
+        # Clinic admins never see service accounts; a superuser sees them, marked.
+        display = super().get_list_display(request)
+        return (*display, "is_service_account") if request.user.is_superuser else display
+
+    def has_change_permission(self, request, obj=None):
+        # A service account is read-only here: it changes with what it acts for (a DICOM sender's, in that admin).
+        # Django's password view asks this too, so no password can be set on one either.
+        if obj is not None and obj.is_service_account:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_service_account:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def get_fieldsets(self, request, obj=None):
         if request.user.is_superuser:
             return super().get_fieldsets(request, obj)

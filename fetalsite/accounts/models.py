@@ -16,6 +16,14 @@ class Clinic(models.Model):
 class User(AbstractUser):
     # Superusers may stand outside any clinic; everybody else belongs to exactly one.
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
+    # An account a program acts as (a DICOM sender's): it never logs in, holds no API token, and only the service
+    # that owns it changes it, so a clinic admin cannot give it a password and act as the machine.
+    is_service_account = models.BooleanField(
+        "service account",
+        default=False,
+        editable=False,
+        help_text="Acts for a program (e.g. a DICOM sender); nobody logs in as it, and it changes with its owner.",
+    )
     # Who changed a user's clinic, roles or flags, and when; passwords are excluded from history.
     history = HistoricalRecords(excluded_fields=["password", "last_login"])
 

@@ -28,10 +28,11 @@ def scope_to_user(queryset: Q, *, user) -> Q:
 
 def user_list_manageable(*, user) -> QuerySet:
     """The accounts a user may see and manage in the admin: all for a superuser; for a clinic admin the clinic's
-    own accounts, never a superuser's (a superuser placed in a clinic stays out of its admin's reach)."""
+    own accounts, never a superuser's (a superuser placed in a clinic stays out of its admin's reach) nor a service
+    account (a DICOM sender's: it changes with its sender, and a password given to it would impersonate the machine)."""
     from fetalsite.accounts.models import User
 
     clinic_ids = visible_clinic_ids(user=user)
     if clinic_ids is None:
         return User.objects.all()
-    return User.objects.filter(clinic_id__in=clinic_ids, is_superuser=False)
+    return User.objects.filter(clinic_id__in=clinic_ids, is_superuser=False, is_service_account=False)

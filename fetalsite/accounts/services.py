@@ -14,6 +14,10 @@ from fetalsite.accounts.roles import Role, require_permission
 logger = logging.getLogger(__name__)
 
 
+class ServiceAccountNotEditable(PermissionDenied):
+    """A change to a service account from anywhere but the service that owns it (the admin answers 403)."""
+
+
 @transaction.atomic
 def clinic_get_or_create(*, name: str) -> Clinic:
     clinic, _ = Clinic.objects.get_or_create(name=name)
@@ -26,6 +30,8 @@ def user_create_or_update(
 ) -> tuple[User, bool]:
     """Create the user, or bring an existing one back to the given clinic, role and password."""
     user = User.objects.filter(username=username).first()
+    if user is not None and user.is_service_account:
+        raise ServiceAccountNotEditable(f"{username} is a service account; nobody logs in as it.")
     created = user is None
     if created:
         user = User(username=username)
@@ -65,6 +71,12 @@ def user_save_by_admin(*, user: User, roles: list[str] | None, acting_user: User
     A superuser may set anything. A clinic admin's accounts stay in their clinic, never become superusers, get
     staff status exactly when they hold the clinic admin role, and keep no permissions outside their roles."""
     stored = User.objects.select_for_update().filter(pk=user.pk).first() if user.pk else None
+    if stored is not None and stored.is_service_account:
+        # Its program's service owns it (a DICOM sender's follows the sender); a password set here would let
+        # whoever knows it act as the machine.
+        raise ServiceAccountNotEditable(
+            f"{stored} is a service account; change it through what it acts for (e.g. its DICOM sender)."
+        )
     if not acting_user.is_superuser:
         if roles is None:
             roles = sorted(stored.groups.values_list("name", flat=True)) if stored else []
@@ -93,11 +105,26 @@ def service_account_create(*, username_base: str, clinic: Clinic, role: Role, la
     while User.objects.filter(username=username).exists():
         suffix += 1
         username = f"{cleaned}-{suffix}"
-    user = User(username=username, clinic=clinic, last_name=label[:150])
+    user = User(username=username, clinic=clinic, last_name=label[:150], is_service_account=True)
     user.set_unusable_password()
     user._history_user = created_by
     user.full_clean(exclude=["password"])
     user.save()
     user.groups.set([Group.objects.get(name=role.value)])
     logger.info("Service account %s created by %s", user, created_by)
+    return user
+
+
+@transaction.atomic
+def service_account_set_active(*, user: User, is_active: bool, changed_by: User) -> User:
+    """Activate or deactivate a service account with what it acts for (its API tokens go with deactivation,
+    ``signals.py``). The caller's service has checked that ``changed_by`` may change that owner."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if not user.is_service_account:
+        raise ServiceAccountNotEditable(f"{user} is a person's account, not a service account.")
+    if user.is_active != is_active:
+        user.is_active = is_active
+        user._history_user = changed_by
+        user.save(update_fields=["is_active"])
+        logger.info("Service account %s %s by %s", user, "activated" if is_active else "deactivated", changed_by)
     return user

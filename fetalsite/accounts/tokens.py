@@ -39,8 +39,11 @@ class TokenRefusal:
 
 
 def user_may_hold_token(user) -> bool:
-    """Membership of a role listed in API_TOKEN_ROLES; is_staff and is_superuser grant nothing here."""
-    return bool(user.is_active and user.groups.filter(name__in=api_token_roles()).exists())
+    """Membership of a role listed in API_TOKEN_ROLES; is_staff and is_superuser grant nothing here, and a service
+    account (a DICOM sender's) never holds one."""
+    return bool(
+        user.is_active and not user.is_service_account and user.groups.filter(name__in=api_token_roles()).exists()
+    )
 
 
 def token_expires_at(token: Token) -> datetime:

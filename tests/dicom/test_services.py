@@ -126,3 +126,18 @@ def test_seed_demo_dicom_registers_the_demo_sender_once(db):
     peer = DicomPeer.objects.get()
     assert (peer.ae_title, peer.clinic.name, peer.allowed_addresses) == ("STORESCU", "North Clinic", "127.0.0.1, ::1")
     assert "AE title FETALSITE on 127.0.0.1:11112" in out.getvalue()
+
+
+def test_the_senders_account_is_a_service_account_that_follows_the_sender(north):
+    root = UserFactory(clinic=None, is_superuser=True, role=None)
+    peer = dicom_peer_create(clinic=north, ae_title="ROOM_9", created_by=root)
+    account = peer.acting_user
+    assert account.is_service_account and account.is_active and not account.has_usable_password()
+    dicom_peer_update(peer=peer, updated_by=root, is_active=False)
+    account.refresh_from_db()
+    assert not account.is_active and account.history.first().history_user == root
+    dicom_peer_update(peer=peer, updated_by=root, description="back in room 9", is_active=True)
+    account.refresh_from_db()
+    assert account.is_active
+    switched_off = dicom_peer_create(clinic=north, ae_title="SPARE", created_by=root, is_active=False)
+    assert not switched_off.acting_user.is_active
