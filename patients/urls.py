@@ -15,6 +15,7 @@ urlpatterns = [
     path("studies/<int:study_id>/upload/", views.StudyUploadView.as_view(), name="study-upload"),
     path("studies/<int:study_id>/images/", views.StudyImagesView.as_view(), name="study-images"),
     path("images/<int:image_id>/file/", views.ImageFileView.as_view(), name="image-file"),
+    path("images/<int:image_id>/original/", views.ImageOriginalView.as_view(), name="image-original"),
     path("images/<int:image_id>/preview/", views.ImageFileView.as_view(variant="preview"), name="image-preview"),
     path("images/<int:image_id>/heatmap/", views.ImageFileView.as_view(variant="heatmap"), name="image-heatmap"),
     path("images/<int:image_id>/review/", views.PredictionReviewView.as_view(), name="image-review"),

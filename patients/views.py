@@ -323,7 +323,7 @@ class ImageHistoryView(StaffPageMixin, TemplateView):
 
 class ImageFileView(StaffPageMixin, View):
     """Image bytes only after the clinic check; never a public media URL. Pages show the display
-    rendition (PNG); the uploaded original is served by the API only (``api-image-original``)."""
+    rendition (PNG); the uploaded original is ``ImageOriginalView``'s (a download, never inline)."""
 
     variant = "display"
 
@@ -342,6 +342,29 @@ class ImageFileView(StaffPageMixin, View):
         response = FileResponse(handle, content_type=content_type, filename=name)
         response["Content-Disposition"] = f'inline; filename="{name}"'
         response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = IMAGE_CACHE_CONTROL
+        return response
+
+
+class ImageOriginalView(StaffPageMixin, View):
+    """The bytes uploaded or received for an image (a .dcm, a PNG...), unchanged, for the study page's "Download
+    original": the same selector and headers as the API's ``original/``. Never shown inline: they are not
+    sanitised, so an attachment, never sniffed, sandboxed should a browser render it anyway."""
+
+    def get(self, request, image_id: int):
+        try:
+            image = selectors.image_original_get(user=request.user, image_id=image_id)
+        except selectors.OriginalNotKept as error:
+            raise Http404(error.message) from None
+        extension = image.original.name.rsplit(".", 1)[-1].lower()
+        response = FileResponse(
+            image.original.open("rb"),
+            content_type=media_type_of(image.original.name),
+            as_attachment=True,
+            filename=f"image-{image.id}.{extension}",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "sandbox"
         response["Cache-Control"] = IMAGE_CACHE_CONTROL
         return response
 

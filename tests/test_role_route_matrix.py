@@ -99,6 +99,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "studies/<int:study_id>/upload/": {"post": "302 302 302 403 403 404 302"},
     "studies/<int:study_id>/images/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/file/": {"get": "302 200 200 403 200 404 200"},
+    "images/<int:image_id>/original/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/preview/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/heatmap/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/history/": {"get": "302 200 200 403 200 404 200"},
