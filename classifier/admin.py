@@ -21,7 +21,6 @@ from classifier.services import (
     webhook_test_event_send,
 )
 from fetalsite.accounts.admin_base import ClinicScopedAdmin, ReadOnlyHistoryAdmin
-from fetalsite.accounts.models import Clinic
 from fetalsite.accounts.selectors import scope_to_user
 from fetalsite.core.errors import ApplicationError
 
@@ -126,14 +125,6 @@ class WebhookEndpointAdmin(ClinicScopedAdmin):
         if db_field.name == "url":
             kwargs["assume_scheme"] = "https"  # the admin builds its own form fields: the same as the form's
         return super().formfield_for_dbfield(db_field, request, **kwargs)
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "clinic":
-            clinics = Clinic.objects.all()
-            if not request.user.is_superuser:
-                clinics = clinics.filter(id=request.user.clinic_id)
-            kwargs["queryset"] = clinics
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         fields = {name: form.cleaned_data[name] for name in ("url", "events", "is_active", "description")}

@@ -6,7 +6,6 @@ from django.contrib import admin
 from dicom.models import DicomPeer
 from dicom.services import dicom_peer_create, dicom_peer_update
 from fetalsite.accounts.admin_base import ClinicScopedAdmin
-from fetalsite.accounts.models import Clinic
 
 _FIELDS = ("ae_title", "allowed_addresses", "is_active", "description")
 
@@ -24,14 +23,6 @@ class DicomPeerAdmin(ClinicScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         # A sender stays with its clinic: what it stored is that clinic's, under its account.
         return ("clinic", "acting_user", "created_by", "created_at", "updated_at") if obj is not None else ()
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "clinic":
-            clinics = Clinic.objects.all()
-            if not request.user.is_superuser:
-                clinics = clinics.filter(id=request.user.clinic_id)
-            kwargs["queryset"] = clinics
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_delete_permission(self, request, obj=None):
         return False  # images and history name its account: switch it off instead

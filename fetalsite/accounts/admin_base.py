@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from simple_history.admin import SimpleHistoryAdmin
 
+from fetalsite.accounts.models import Clinic
 from fetalsite.accounts.selectors import scope_to_user
 
 SAFE_METHODS = ("GET", "HEAD")
@@ -49,3 +50,12 @@ class ClinicScopedAdmin(ReadOnlyHistoryAdmin):
 
     def get_queryset(self, request):
         return scope_to_user(super().get_queryset(request), user=request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # A record's clinic is chosen among the clinics its admin may see: their own, or any for a superuser.
+        if db_field.name == "clinic":
+            clinics = Clinic.objects.all()
+            if not request.user.is_superuser:
+                clinics = clinics.filter(id=request.user.clinic_id)
+            kwargs["queryset"] = clinics
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
