@@ -23,7 +23,7 @@ from classifier.webhooks import webhook_delivery_attempt, webhook_endpoint_save
 from patients.models import UltrasoundImage
 from tests.api.conftest import classify, upload
 from tests.api.docs_code import docs_block
-from tests.api.webhook_receiver import Receiver
+from tests.api.webhook_receiver import Receiver, serving
 
 COMMITTED = Path(settings.BASE_DIR) / "docs" / "openapi.yaml"
 BASE_URL = "https://fetal.example.test:8443"
@@ -74,11 +74,8 @@ def keys(value):
 
 @pytest.fixture
 def receiver():
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    with serving(Receiver()) as receiver:
+        yield receiver
 
 
 @pytest.fixture

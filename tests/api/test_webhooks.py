@@ -29,6 +29,7 @@ from classifier.webhooks import webhook_delivery_attempt, webhook_endpoint_save
 from tests.api.conftest import classify, upload
 from tests.api.docs_code import docs_verify
 from tests.api.webhook_receiver import Receiver as BaseReceiver
+from tests.api.webhook_receiver import serving
 from tests.conftest import wait_for
 from tests.images import png_bytes
 
@@ -46,11 +47,8 @@ class Receiver(BaseReceiver):
 
 @pytest.fixture
 def receiver():
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    with serving(Receiver()) as receiver:
+        yield receiver
 
 
 @pytest.fixture

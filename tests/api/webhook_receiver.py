@@ -1,10 +1,12 @@
 """A tiny HTTP server on 127.0.0.1 that records each webhook POST (headers and raw body) and answers with the
-next queued status (200 when none is queued). The ``receiver`` fixture (tests/api/conftest.py) runs one."""
+next queued status (200 when none is queued). The webhook tests' ``receiver`` fixtures run one with ``serving``."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -32,3 +34,14 @@ class Receiver:
 
     def events(self) -> list[dict]:
         return [json.loads(r["body"]) for r in self.received]
+
+
+@contextmanager
+def serving(receiver: Receiver) -> Iterator[Receiver]:
+    """Run ``receiver`` in its thread for the block, then stop it and free its port."""
+    receiver.thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
