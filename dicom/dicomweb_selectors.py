@@ -11,6 +11,7 @@ from datetime import date
 from django.db.models import Count, Min, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
+from dicom.worklist import has_wildcards, wildcard_regex
 from fetalsite.accounts.selectors import scope_to_user, visible_clinic_ids
 from patients.models import DicomInstance, Study
 
@@ -31,10 +32,8 @@ class QidoMatch:
 
 
 def _text_match(queryset: QuerySet, lookup: str, value: str) -> QuerySet:
-    # DICOM wildcard matching (PS3.4 C.2.2.2.4): "*" any run, "?" one character; otherwise exact.
-    if "*" in value or "?" in value:
-        pattern = "".join(".*" if c == "*" else "." if c == "?" else f"\\{c}" if not c.isalnum() else c for c in value)
-        return queryset.filter(**{f"{lookup}__regex": f"^{pattern}$"})
+    if has_wildcards(value):
+        return queryset.filter(**{f"{lookup}__regex": f"^{wildcard_regex(value)}$"})
     return queryset.filter(**{lookup: value})
 
 

@@ -22,10 +22,14 @@ def has_wildcards(value: str) -> bool:
     return "*" in value or "?" in value
 
 
+def wildcard_regex(value: str) -> str:
+    """DICOM wildcard matching (PS3.4 C.2.2.2.4) as a regular expression: ``*`` any run, ``?`` one character,
+    the rest literally; for Python's re and the database's ``__regex`` alike."""
+    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in value)
+
+
 def _pattern(value: str) -> re.Pattern[str]:
-    """DICOM wildcard matching (PS3.4 C.2.2.2.4): ``*`` any run, ``?`` one character; the rest literally."""
-    parts = [".*" if c == "*" else "." if c == "?" else re.escape(c) for c in value]
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+    return re.compile(wildcard_regex(value), re.IGNORECASE | re.DOTALL)
 
 
 def _date(value: str) -> date:
