@@ -86,6 +86,12 @@ def test_store_search_and_retrieve_with_dicomweb_client(server, integrator, sout
         "MRN-WEB-1"
     ]
     assert client.search_for_studies(search_filters={"PatientID": "MRN-NOBODY"}) == []
+    # DICOM wildcards: "*" any run, "?" one character; anything else literally (a "." is no regex dot).
+    for pattern in ("MRN-W*", "MRN-WEB-?", "*WEB*"):
+        assert [
+            row["0020000D"]["Value"] for row in client.search_for_studies(search_filters={"PatientID": pattern})
+        ] == [[STUDY_UID]], pattern
+    assert client.search_for_studies(search_filters={"PatientID": "MRN.WEB.1"}) == []
     series = client.search_for_series(study_instance_uid=STUDY_UID)
     assert len(series) == 2
     instances = client.search_for_instances(study_instance_uid=STUDY_UID)
