@@ -104,6 +104,46 @@ class ClassificationJob(models.Model):
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
 
 
+class CineFrames(models.Model):
+    """What a clip's job found frame by frame: compact per-frame probabilities, and its key frames.
+
+    The probabilities are float16, frame after frame, in ``class_labels`` order (8 bytes a frame for four
+    planes); ``flags`` has one byte a frame, 1 where the review rule flags the frame. A clip has no Prediction
+    of its own: its key frames (stills linked to it) are classified and reviewed like any image."""
+
+    job = models.OneToOneField(ClassificationJob, on_delete=models.PROTECT, related_name="cine_frames")
+    frame_count = models.PositiveIntegerField()
+    class_labels = models.JSONField(help_text="The order of each frame's probabilities.")
+    probabilities = models.BinaryField(help_text="float16 little-endian, frame_count x len(class_labels).")
+    flags = models.BinaryField(help_text="One byte a frame: 1 where the review rule flags it.")
+    similarities = models.BinaryField(
+        blank=True, help_text="float16 per frame: similarity to the nearest training image (novelty models)."
+    )
+    key_frames = models.JSONField(
+        default=list, help_text='Per plane with an unflagged frame: {"label", "frame_index", "confidence"}.'
+    )
+    inference_ms = models.FloatField(help_text="Decoding, preprocessing and prediction of every frame.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.frame_count} frames of job #{self.job_id}"
+
+    def probability_rows(self):
+        """The probabilities as a (frame_count, classes) float32 array."""
+        import numpy as np
+
+        values = np.frombuffer(bytes(self.probabilities), dtype="<f2")
+        return values.reshape(self.frame_count, len(self.class_labels)).astype(np.float32)
+
+    def flag_list(self) -> list[bool]:
+        return [bool(b) for b in bytes(self.flags)]
+
+    def frame_labels(self) -> list[str]:
+        """The predicted plane of every frame."""
+        rows = self.probability_rows()
+        return [self.class_labels[int(i)] for i in rows.argmax(axis=1)] if len(rows) else []
+
+
 class PredictionQuerySet(models.QuerySet):
     def for_clinics(self, clinic_ids) -> PredictionQuerySet:
         return self.filter(job__image__study__patient__clinic_id__in=clinic_ids)

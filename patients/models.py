@@ -125,8 +125,21 @@ class UltrasoundImage(models.Model):
         BMP = "BMP", "BMP"
         TIFF = "TIFF", "TIFF"
         DICOM = "DICOM", "DICOM"
+        MP4 = "MP4", "MP4"
+        AVI = "AVI", "AVI"
+        MOV = "MOV", "MOV"
+
+    class Kind(models.TextChoices):
+        STILL = "still", "Still image"
+        CINE = "cine", "Cine loop"
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="images")
+    kind = models.CharField(
+        max_length=8,
+        choices=Kind.choices,
+        default=Kind.STILL,
+        help_text="A still image, or a cine loop (a multi-frame DICOM or a video) whose frames are classified.",
+    )
     # Two files under server-generated paths; the client's name is kept, sanitised, for display only.
     file = models.FileField(
         max_length=255,
@@ -151,6 +164,24 @@ class UltrasoundImage(models.Model):
     original_height = models.PositiveIntegerField(
         null=True, blank=True, help_text="The original's height as its header gives it (before EXIF orientation)."
     )
+    # A cine loop: its frames, their rate, and a rendition a browser plays (H.264 MP4); ``file`` is its first frame.
+    frame_count = models.PositiveIntegerField(null=True, blank=True, help_text="A cine loop's number of frames.")
+    frame_rate = models.FloatField(null=True, blank=True, help_text="A cine loop's frames per second.")
+    playback = models.FileField(
+        max_length=255, blank=True, help_text="A cine loop as H.264 MP4 for the browser (8-bit, at most 1024 px)."
+    )
+    # A key frame: a still made from one frame of a clip (the best of its plane), reviewable like any image.
+    clip = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="key_frames",
+        help_text="The cine loop this still was taken from.",
+    )
+    clip_frame_index = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The frame of the clip this still is, counted from 0."
+    )
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     uploaded_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
@@ -164,6 +195,17 @@ class UltrasoundImage(models.Model):
                 name="image_bytes_unique_per_study",
                 violation_error_message="These exact bytes were already uploaded to this study.",
             ),
+            # A retried clip job finds its key frames instead of making them twice.
+            models.UniqueConstraint(
+                fields=["clip", "clip_frame_index"],
+                condition=Q(clip__isnull=False),
+                name="image_key_frame_unique_per_clip_frame",
+            ),
+            models.CheckConstraint(
+                condition=Q(clip__isnull=True, clip_frame_index__isnull=True)
+                | Q(clip__isnull=False, clip_frame_index__isnull=False),
+                name="image_key_frame_has_frame_index",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -172,6 +214,16 @@ class UltrasoundImage(models.Model):
     @property
     def clinic_id(self) -> int:
         return self.study.patient.clinic_id
+
+    @property
+    def is_cine(self) -> bool:
+        return self.kind == self.Kind.CINE
+
+    @property
+    def duration_s(self) -> float | None:
+        if not self.frame_count or not self.frame_rate:
+            return None
+        return self.frame_count / self.frame_rate
 
 
 class DicomInstance(models.Model):
