@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
-from classifier.models import ClassificationJob, ModelVersion, Prediction
+from classifier.models import CineFrames, ClassificationJob, ModelVersion, Prediction
 from fetalsite.accounts.selectors import scope_to_user
 
 
@@ -32,9 +34,12 @@ _JOBS_NEWEST_FIRST = "jobs_newest_first"
 
 
 def latest_jobs_prefetch() -> Prefetch:
-    """For an image queryset: each image's jobs (with model, prediction and reviewer), newest first, so that
-    ``image_latest_job`` and ``image_latest_prediction`` need no query of their own."""
-    jobs = ClassificationJob.objects.select_related("model_version", "prediction", "prediction__reviewed_by")
+    """For an image queryset: each image's jobs (with model, prediction, reviewer and a clip's per-frame
+    analysis), newest first, so that ``image_latest_job`` and ``image_latest_prediction`` need no query of their
+    own."""
+    jobs = ClassificationJob.objects.select_related(
+        "model_version", "prediction", "prediction__reviewed_by", "cine_frames"
+    )
     return Prefetch("jobs", queryset=jobs.newest_first(), to_attr=_JOBS_NEWEST_FIRST)
 
 
@@ -70,6 +75,94 @@ def image_latest_prediction_subquery() -> QuerySet[Prediction]:
 def image_awaits_review() -> Exists:
     """True for an image (``OuterRef("pk")``) whose latest prediction awaits a clinician's review."""
     return Exists(image_latest_prediction_subquery().awaiting_review())
+
+
+# ---- A cine loop's timeline ----------------------------------------------------------------------
+# What the study page draws under a clip (and the API may give): its frames as runs of one predicted plane,
+# flagged or not, and its key frames with the stills made of them. Read from the latest job's CineFrames.
+
+
+@dataclass(frozen=True)
+class CineSegment:
+    """Frames ``start`` to ``end`` (exclusive) all predicted ``label`` and all flagged, or all not."""
+
+    start: int
+    end: int
+    label: str
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class CineKeyFrame:
+    """The best frame of a plane; ``image_id`` is the still made of it (None until it is stored)."""
+
+    frame_index: int
+    label: str
+    confidence: float
+    image_id: int | None
+
+
+@dataclass(frozen=True)
+class CineTimeline:
+    frame_count: int
+    frame_rate: float | None
+    segments: tuple[CineSegment, ...]
+    key_frames: tuple[CineKeyFrame, ...]
+
+    def plane_frames(self) -> dict[str, tuple[int, int]]:
+        """Per predicted plane, in first-seen order: (frames, of which flagged)."""
+        counts: dict[str, tuple[int, int]] = {}
+        for segment in self.segments:
+            frames, flagged = counts.get(segment.label, (0, 0))
+            length = segment.end - segment.start
+            counts[segment.label] = (frames + length, flagged + (length if segment.flagged else 0))
+        return counts
+
+
+def frame_runs(labels: list[str], flags: list[bool]) -> tuple[CineSegment, ...]:
+    """Consecutive frames with the same plane and the same flag, as segments (a flag change starts a new one)."""
+    segments: list[CineSegment] = []
+    start = 0
+    for index in range(1, len(labels) + 1):
+        if index == len(labels) or (labels[index], flags[index]) != (labels[start], flags[start]):
+            segments.append(CineSegment(start=start, end=index, label=labels[start], flagged=flags[start]))
+            start = index
+    return tuple(segments)
+
+
+def cine_timeline(image) -> CineTimeline | None:
+    """The clip's timeline from its latest job, or None for a still, or while that job has not analysed it.
+
+    The key frames' stills are the clip's ``key_frames`` (prefetch them for a list of clips)."""
+    if not getattr(image, "is_cine", False):
+        return None
+    job = image_latest_job(image)
+    if job is None:
+        return None
+    try:
+        frames = job.cine_frames
+    except CineFrames.DoesNotExist:
+        return None
+    flags = frames.flag_list()
+    stills = {still.clip_frame_index: still.id for still in image.key_frames.all()}
+    key_frames = sorted(
+        (
+            CineKeyFrame(
+                frame_index=int(row["frame_index"]),
+                label=row["label"],
+                confidence=float(row["confidence"]),
+                image_id=stills.get(int(row["frame_index"])),
+            )
+            for row in frames.key_frames
+        ),
+        key=lambda key_frame: key_frame.frame_index,
+    )
+    return CineTimeline(
+        frame_count=frames.frame_count,
+        frame_rate=image.frame_rate,
+        segments=frame_runs(frames.frame_labels(), flags),
+        key_frames=tuple(key_frames),
+    )
 
 
 def model_version_list() -> QuerySet[ModelVersion]:
