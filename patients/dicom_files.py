@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import numpy as np
 from django.conf import settings
 from PIL import Image
 
+from classifier.ml.frames import dicom_display_image
 from classifier.ml.preprocessing import to_bounded_8bit
 from fetalsite.core.errors import ApplicationError
 from patients.imaging import DERIVED_MAX_SIDE, ImageFacts
@@ -242,42 +242,5 @@ def _check_declared_size(dataset, header: DicomHeader) -> None:
 
 
 def _display_image(dataset) -> Image.Image:
-    """The frame as 8-bit grey or RGB: modality LUT, VOI LUT or window, MONOCHROME1 inverted, palette applied."""
-    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut  # noqa: PLC0415
-
-    pixels = dataset.pixel_array  # YBR is converted to RGB by pydicom
-    photometric = _text(dataset, "PhotometricInterpretation")
-    if photometric == "PALETTE COLOR":
-        return Image.fromarray(_to_uint8(apply_color_lut(pixels, dataset)))
-    if pixels.ndim == 3:
-        return Image.fromarray(_to_uint8(pixels))
-    transformed = "RescaleSlope" in dataset or "ModalityLUTSequence" in dataset
-    windowed = "WindowCenter" in dataset or "VOILUTSequence" in dataset
-    if windowed:
-        grey = _to_uint8(apply_voi_lut(apply_modality_lut(pixels, dataset), dataset), _window_range(dataset))
-    else:
-        grey = _to_uint8(apply_modality_lut(pixels, dataset) if transformed else pixels)
-    if photometric == "MONOCHROME1":
-        grey = 255 - grey  # MONOCHROME1: low values are white
-    return Image.fromarray(grey)
-
-
-def _window_range(dataset) -> tuple[float, float]:
-    """The output range of pydicom's apply_voi_lut: the VOI LUT's entries, else the stored bits'."""
-    if "VOILUTSequence" in dataset:
-        return 0.0, float(2 ** int(dataset.VOILUTSequence[0].LUTDescriptor[2]) - 1)
-    bits = int(dataset.BitsStored)
-    if int(dataset.get("PixelRepresentation") or 0):
-        return float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
-    return 0.0, float(2**bits - 1)
-
-
-def _to_uint8(values: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
-    """8-bit values as they are; wider ones scaled by ``value_range`` (a window's output), else by their own
-    range (as a 16-bit PNG is)."""
-    if values.dtype == np.uint8 and value_range is None:
-        return np.ascontiguousarray(values)
-    values = values.astype(np.float32)
-    low, high = value_range or (float(values.min()), float(values.max()))
-    scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-    return np.ascontiguousarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))
+    """The frame as 8-bit grey or RGB, converted as every frame of a cine loop is (classifier.ml.frames)."""
+    return dicom_display_image(dataset.pixel_array, dataset)  # YBR is converted to RGB by pydicom
