@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,25 @@ class ClassifierResult:
     needs_review: bool
     inference_ms: float
     similarity: float | None = None  # to the nearest training image; None for models without that output
+
+
+@dataclass(frozen=True)
+class FrameScores:
+    """What the model says about every frame of a clip, in frame order."""
+
+    probabilities: np.ndarray  # (frames, classes) float32, in ``class_names`` order
+    similarities: np.ndarray | None  # (frames,) float32 for models with a novelty output, else None
+    flags: np.ndarray  # (frames,) bool: the review rule flags the frame, as it would flag the same still
+    inference_ms: float  # decoding (pulling the frames), preprocessing and prediction, all frames together
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.flags)
+
+
+# Called once per batch, before the next batch is decoded: (index of its first frame, its frames, their
+# probabilities (n, classes), their flags (n,)). The frames are the decoded ones, not the preprocessed input.
+BatchObserver = Callable[[int, Sequence[Image.Image], np.ndarray, np.ndarray], None]
 
 
 class ModelIntegrityError(Exception):
@@ -171,6 +190,50 @@ class PlaneClassifier:
         similarity = None if similarities is None else similarities[0]
         return self.result_from(scores[0], (time.perf_counter() - started) * 1000, similarity)
 
+    def classify_frames(
+        self, frames: Iterable[Image.Image], *, batch_size: int = 16, on_batch: BatchObserver | None = None
+    ) -> FrameScores:
+        """Classify a stream of frames in batches through the same ``preprocess`` and graph as ``classify``.
+
+        Frames are pulled from ``frames`` one at a time and at most one batch of them (decoded and
+        preprocessed) is held, so a long clip needs no more memory than a short one; only the per-frame
+        scores grow. ``on_batch`` sees each batch's decoded frames, so a caller can keep the few it needs
+        (the key frames) without decoding the clip twice.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        started = time.perf_counter()
+        inputs = np.empty((batch_size, self.input_size, self.input_size, 3), dtype=np.float32)  # reused
+        probabilities: list[np.ndarray] = []
+        similarities: list[np.ndarray] = []
+        first = 0
+        for batch in _batches(frames, batch_size):
+            for row, frame in enumerate(batch):
+                inputs[row] = preprocess(frame, self.input_size)
+            scores, similarity = self.predict_outputs(inputs[: len(batch)])
+            scores = scores.astype(np.float32)
+            probabilities.append(scores)
+            if similarity is not None:
+                similarities.append(similarity.astype(np.float32))
+            if on_batch is not None:
+                on_batch(first, batch, scores, self._flags(scores, similarity))
+            first += len(batch)
+        scores = np.concatenate(probabilities) if probabilities else np.empty((0, len(self.class_names)), np.float32)
+        similarity = (
+            (np.concatenate(similarities) if similarities else np.empty(0, np.float32)) if self.has_novelty else None
+        )
+        return FrameScores(
+            probabilities=scores,
+            similarities=similarity,
+            flags=self._flags(scores, similarity),
+            inference_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _flags(self, scores: np.ndarray, similarity: np.ndarray | None) -> np.ndarray:
+        """The still's review rule, frame by frame: top probability (and similarity) against the thresholds."""
+        confidence = scores.max(axis=1) if len(scores) else np.empty(0, np.float32)
+        return np.asarray(self.review.flags(confidence, similarity), dtype=bool).reshape(-1)
+
     def heatmap(self, image: Image.Image) -> np.ndarray:
         """Grad-CAM of the predicted class on the image's own grid (height, width), 0..1."""
         from classifier.ml.gradcam import GradCam, heatmap
@@ -187,3 +250,15 @@ class PlaneClassifier:
 
         image = to_rgb(image)
         return overlay_png(image, self.heatmap(image))
+
+
+def _batches(frames: Iterable[Image.Image], size: int) -> Iterator[list[Image.Image]]:
+    """Lists of up to ``size`` frames, pulled from ``frames`` only as each list is needed."""
+    batch: list[Image.Image] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
