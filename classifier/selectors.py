@@ -130,18 +130,26 @@ def frame_runs(labels: list[str], flags: list[bool]) -> tuple[CineSegment, ...]:
     return tuple(segments)
 
 
-def cine_timeline(image) -> CineTimeline | None:
-    """The clip's timeline from its latest job, or None for a still, or while that job has not analysed it.
-
-    The key frames' stills are the clip's ``key_frames`` (prefetch them for a list of clips)."""
+def image_latest_cine_frames(image) -> CineFrames | None:
+    """A clip's per-frame analysis by its latest job; None for a still, or while that job has none (no query for
+    an image fetched with ``latest_jobs_prefetch``)."""
     if not getattr(image, "is_cine", False):
         return None
     job = image_latest_job(image)
     if job is None:
         return None
     try:
-        frames = job.cine_frames
+        return job.cine_frames
     except CineFrames.DoesNotExist:
+        return None
+
+
+def cine_timeline(image) -> CineTimeline | None:
+    """The clip's timeline from its latest job, or None for a still, or while that job has not analysed it.
+
+    The key frames' stills are the clip's ``key_frames`` (prefetch them for a list of clips)."""
+    frames = image_latest_cine_frames(image)
+    if frames is None:
         return None
     flags = frames.flag_list()
     stills = {still.clip_frame_index: still.id for still in image.key_frames.all()}
