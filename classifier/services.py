@@ -18,7 +18,14 @@ from django.utils import timezone
 from classifier import webhooks
 from classifier.labels import PLANE_LABELS
 from classifier.ml.inference import file_sha256
-from classifier.models import ClassificationJob, ModelVersion, Prediction, WebhookDelivery, WebhookEndpoint
+from classifier.models import (
+    CineFrames,
+    ClassificationJob,
+    ModelVersion,
+    Prediction,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from classifier.selectors import active_model_version, image_latest_prediction
 from fetalsite.accounts.roles import require_permission, user_can_review
 from fetalsite.core.errors import ApplicationError
@@ -341,11 +348,72 @@ def classification_job_run(*, job_id: int) -> ClassificationJob | None:
         return job_mark_failed(job_id=job.id, reason="No active model: an admin must register and activate one.")
 
     classifier = classifier_for(job.model_version)
+    if job.image.is_cine:
+        return _cine_job_run(job=job, classifier=classifier)
     with job.image.file.open("rb") as handle:
         image = load_image(handle.read())
     result = classifier.classify(image)
     heatmap_png = classifier.heatmap_png(image)
     return prediction_save(job_id=job.id, result=result, heatmap_png=heatmap_png)
+
+
+def _cine_job_run(*, job: ClassificationJob, classifier) -> ClassificationJob | None:
+    """A clip: its frames decoded once, classified in batches, the key frames kept as they stream past."""
+    from classifier.ml.frames import ClipError, iter_frames
+    from classifier.ml.keyframes import KeyFramePicker
+
+    with job.image.original.open("rb") as handle:  # the clip as it came; ``file`` is only its first frame
+        data = handle.read()
+    picker = KeyFramePicker(classifier.class_names)
+    try:
+        scores = classifier.classify_frames(
+            iter_frames(data), batch_size=settings.CINE_BATCH_SIZE, on_batch=picker.offer_batch
+        )
+    except ClipError as error:  # decoding it again would fail again: no retries
+        return job_mark_failed(job_id=job.id, reason=f"The clip cannot be decoded: {error}")
+    if scores.frame_count == 0:
+        return job_mark_failed(job_id=job.id, reason="The clip has no frames.")
+    return cine_frames_save(job_id=job.id, scores=scores, key_frames=picker.key_frames())
+
+
+def cine_frames_save(*, job_id: int, scores, key_frames: list) -> ClassificationJob:
+    """Save a clip job's per-frame scores and key frames and finish the job, exactly once.
+
+    ``scores`` is a classifier.ml.inference.FrameScores, ``key_frames`` KeyFrames. The clip has no Prediction
+    (nor heatmap, nor prediction.created webhook): its key frames become stills, each with its own job, through
+    ``cine_key_frames_found``, sent in this transaction so the stills exist if and only if the CineFrames do.
+    A retried or redelivered job that finds the CineFrames saved saves nothing and sends nothing.
+    """
+    import numpy as np
+
+    from classifier.signals import cine_key_frames_found
+
+    with transaction.atomic():
+        job = ClassificationJob.objects.select_for_update().get(id=job_id)
+        if job.status != ClassificationJob.Status.RUNNING or CineFrames.objects.filter(job=job).exists():
+            return job
+        similarities = scores.similarities
+        frames = CineFrames(
+            job=job,
+            frame_count=scores.frame_count,
+            class_labels=list(job.model_version.class_labels),  # the order of the model's outputs
+            probabilities=scores.probabilities.astype("<f2").tobytes(),
+            flags=scores.flags.astype(np.uint8).tobytes(),
+            similarities=b"" if similarities is None else similarities.astype("<f2").tobytes(),
+            key_frames=[
+                {"label": k.label, "frame_index": k.frame_index, "confidence": float(k.confidence)} for k in key_frames
+            ],
+            inference_ms=scores.inference_ms,
+        )
+        frames.full_clean()
+        frames.save()
+        job.status = ClassificationJob.Status.SUCCEEDED
+        job.error = ""
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "error", "finished_at"])
+        # Last, so that once the receivers have stored their files nothing here can still fail but the commit.
+        cine_key_frames_found.send(sender=CineFrames, clip_id=job.image_id, key_frames=list(key_frames))
+        return job
 
 
 def prediction_save(*, job_id: int, result, heatmap_png: bytes | None) -> ClassificationJob:

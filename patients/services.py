@@ -608,3 +608,68 @@ def _dicom_study(*, patient: Patient, header: DicomHeader, received_by) -> Study
         )
         raise DicomStudyMismatch(message, fields={"file": [message]})
     return study
+
+
+# ---- Key frames of a cine loop: stills made by the classifier's worker --------------------------------------
+
+
+@transaction.atomic
+def cine_key_frames_store(*, clip: UltrasoundImage, key_frames: list) -> list[UltrasoundImage]:
+    """Store each key frame (classifier.ml.keyframes.KeyFrame) of ``clip`` as a still of the clip's study, with
+    its own classification job, so it is classified and reviewed like any image; the stills in that order.
+
+    Called (patients/receivers.py) inside the transaction in which the clip's job saves its CineFrames. Nobody
+    acts here: the clip's upload was the checked action and the stills are derived from it, so there is no
+    permission check and they are "uploaded by" the clip's uploader (a study completed since still gets them).
+    Idempotent: a frame the clip already has a still for is that still (unique (clip, frame index))."""
+    # One clip's key frames are stored one job at a time: two jobs (two models) cannot race on a frame.
+    clip = UltrasoundImage.objects.select_for_update().select_related("study__patient").get(id=clip.id)
+    return [_key_frame_store(clip=clip, key_frame=key_frame) for key_frame in key_frames]
+
+
+def _key_frame_store(*, clip: UltrasoundImage, key_frame) -> UltrasoundImage:
+    from classifier.services import classification_job_create
+
+    existing = UltrasoundImage.objects.filter(clip=clip, clip_frame_index=key_frame.frame_index).first()
+    if existing is not None:
+        return existing
+    facts = inspect_image_bytes(key_frame.png)  # the PNG checked as an upload is: the same facts, same display
+    # These exact bytes already in the study (the same frame of an identical clip sent twice, or this key frame
+    # downloaded and uploaded back before the clip was analysed again): that still is the picture, already
+    # classified and reviewable. It is not made this clip's (it has its own origin and history), nor copied
+    # (image_bytes_unique_per_study), so the clip's timeline shows this key frame without a still of its own.
+    same_bytes = UltrasoundImage.objects.filter(study=clip.study, sha256=facts.sha256).first()
+    if same_bytes is not None:
+        return same_bytes
+    stored = _image_files_store(clinic_id=clip.study.patient.clinic_id, data=key_frame.png, facts=facts)
+    try:
+        image = UltrasoundImage(
+            study=clip.study,
+            file=stored.display,
+            original=stored.original,
+            original_filename=_key_frame_filename(clip, key_frame.frame_index),
+            sha256=facts.sha256,
+            format=facts.format,
+            width=facts.width,
+            height=facts.height,
+            byte_size=facts.byte_size,
+            original_width=facts.original_width,
+            original_height=facts.original_height,
+            clip=clip,
+            clip_frame_index=key_frame.frame_index,
+            uploaded_by=clip.uploaded_by,
+        )
+        image.full_clean(validate_constraints=False)
+        image._change_reason = f"key frame of image #{clip.id}"
+        image.save()
+        classification_job_create(image=image)
+    except BaseException:
+        stored.delete()
+        raise
+    return image
+
+
+def _key_frame_filename(clip: UltrasoundImage, frame_index: int) -> str:
+    """The clip's name with the frame's number, e.g. sweep-frame-12.png, for display."""
+    stem = (clip.original_filename or f"image-{clip.id}").rsplit(".", 1)[0]
+    return sanitize_filename(f"{stem}-frame-{frame_index}.png")
