@@ -7,7 +7,9 @@ boundary, and anything that is not a well-formed sequence of parts is refused ra
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator
 from email.message import Message
+from typing import BinaryIO
 
 import pydicom
 from PIL import Image
@@ -34,6 +36,21 @@ class MultipartMalformed(ApplicationError):
 class MediaTypeUnsupported(ApplicationError):
     http_status = 415
     code = "unsupported_media_type"
+
+
+class NotAcceptable(ApplicationError):
+    http_status = 406
+    code = "not_acceptable"
+
+
+class FrameListInvalid(ApplicationError):
+    http_status = 400
+    code = "invalid_frame_list"
+
+
+class FrameNotFound(ApplicationError):
+    http_status = 404
+    code = "frame_not_found"
 
 
 def _content_type(value: str) -> Message:
@@ -103,22 +120,36 @@ def multipart_parts(body: bytes, *, boundary: str, max_parts: int) -> list[bytes
     return parts
 
 
-def multipart_body(parts: list[bytes], *, boundary: str) -> bytes:
-    """A multipart/related body of DICOM parts (WADO-RS)."""
+def multipart_stream(parts: Iterable[Iterable[bytes]], *, boundary: str) -> Iterator[bytes]:
+    """A multipart/related body of DICOM parts (WADO-RS), chunk by chunk: each part is an iterable of byte chunks,
+    so a study goes out one file (and one chunk of it) at a time, never whole in memory."""
     delimiter = b"--" + boundary.encode("ascii")
-    chunks = []
     for part in parts:
-        chunks += [delimiter, CRLF, b"Content-Type: ", DICOM_MEDIA_TYPE.encode(), CRLF, CRLF, part, CRLF]
-    chunks += [delimiter, b"--", CRLF]
-    return b"".join(chunks)
+        yield delimiter + CRLF + b"Content-Type: " + DICOM_MEDIA_TYPE.encode() + CRLF + CRLF
+        yield from part
+        yield CRLF
+    yield delimiter + b"--" + CRLF
+
+
+def multipart_body(parts: list[bytes], *, boundary: str) -> bytes:
+    """A multipart/related body of DICOM parts, whole (small answers and tests)."""
+    return b"".join(multipart_stream(([part] for part in parts), boundary=boundary))
+
+
+def image_bytes(image: Image.Image, *, media_type: str) -> bytes:
+    """A rendered frame encoded as ``media_type`` (image/png or image/jpeg)."""
+    out = io.BytesIO()
+    if media_type == "image/jpeg":
+        image.convert("RGB" if image.mode not in ("L", "RGB") else image.mode).save(out, format="JPEG", quality=90)
+    else:
+        image.save(out, format="PNG")
+    return out.getvalue()
 
 
 def png_as_jpeg(png: bytes) -> bytes:
-    """A rendered frame as JPEG (WADO-RS rendered, for a client that accepts no PNG)."""
+    """A rendered frame as JPEG (WADO-RS rendered, for a client that prefers it to PNG)."""
     with Image.open(io.BytesIO(png)) as image:
-        out = io.BytesIO()
-        image.convert("RGB" if image.mode not in ("L", "RGB") else image.mode).save(out, format="JPEG", quality=90)
-    return out.getvalue()
+        return image_bytes(image, media_type="image/jpeg")
 
 
 def instance_uids(data: bytes) -> tuple[str, str, str]:
@@ -130,6 +161,87 @@ def instance_uids(data: bytes) -> tuple[str, str, str]:
         )
     except (InvalidDicomError, ValueError, TypeError, AttributeError, OSError, EOFError, KeyError):
         return "", "", ""
+
+
+# ---- Content negotiation (PS3.18 8.7) ----------------------------------------------------------------
+
+
+def accepted_media_types(accept: str) -> list[tuple[str, dict[str, str]]]:
+    """The Accept header's media ranges with their parameters, most preferred first (by q, then order); those
+    with q=0 are refused ranges and left out. No header (or an empty one) accepts anything."""
+    ranked = []
+    for position, item in enumerate(value for value in (accept or "*/*").split(",") if value.strip()):
+        header = _content_type(item.strip())
+        params = {name.lower(): value for name, value in header.get_params()[1:]}
+        try:
+            quality = float(params.pop("q", "1"))
+        except ValueError:
+            quality = 1.0
+        if quality > 0:
+            ranked.append((-quality, position, header.get_content_type(), params))
+    return [(media_type, params) for _, _, media_type, params in sorted(ranked)]
+
+
+def _dicom_part_range(media_type: str, params: dict[str, str]) -> bool:
+    """Whether a media range takes a multipart/related body of application/dicom parts."""
+    if media_type in ("*/*", "multipart/*"):
+        return True
+    return media_type == "multipart/related" and params.get("type", DICOM_MEDIA_TYPE).lower() in (
+        DICOM_MEDIA_TYPE,
+        "application/*",
+        "*/*",
+    )
+
+
+def dicom_parts_negotiate(accept: str, *, transfer_syntaxes: set[str]) -> None:
+    """406 unless the Accept header takes multipart/related application/dicom parts in the stored transfer
+    syntaxes: instances go out exactly as stored, never transcoded. A range without a transfer-syntax parameter
+    (dicomweb-client's default) or with ``*`` takes them as stored."""
+    wanted: set[str] = set()
+    for media_type, params in accepted_media_types(accept):
+        if not _dicom_part_range(media_type, params):
+            continue
+        syntax = params.get("transfer-syntax", "*").strip()
+        if syntax == "*":
+            return
+        wanted.add(syntax)
+    if wanted and transfer_syntaxes <= wanted:
+        return
+    stored = ", ".join(sorted(transfer_syntaxes)) or "none"
+    raise NotAcceptable(
+        f'Instances are sent as multipart/related; type="{DICOM_MEDIA_TYPE}" in the transfer syntax they were '
+        f"stored in ({stored}), never transcoded: accept that, with transfer-syntax=* or one of those."
+    )
+
+
+def rendered_media_type(accept: str) -> str:
+    """image/png or image/jpeg, as the Accept header prefers (PNG for image/* and */*); 406 for neither."""
+    for media_type, _ in accepted_media_types(accept):
+        if media_type in ("image/png", "image/*", "*/*"):
+            return "image/png"
+        if media_type == "image/jpeg":
+            return "image/jpeg"
+    raise NotAcceptable("Rendered frames are sent as image/png or image/jpeg.")
+
+
+def metadata_negotiate(accept: str) -> None:
+    """406 unless the Accept header takes application/dicom+json (XML metadata is not offered)."""
+    for media_type, _ in accepted_media_types(accept):
+        if media_type in (DICOM_JSON_MEDIA_TYPE, "application/json", "application/*", "*/*"):
+            return
+    raise NotAcceptable(f"Metadata is sent as {DICOM_JSON_MEDIA_TYPE} only.")
+
+
+# ---- Metadata (PS3.18 F.2) ----------------------------------------------------------------------------
+
+
+def instance_metadata(file: BinaryIO) -> dict:
+    """An instance's attributes in the DICOM JSON model, read from its header only. Pixel Data (and what follows
+    it, such as trailing padding) is left out rather than given a BulkDataURI: the pixels are retrieved as the
+    instance itself or as rendered frames. The file meta group is not part of the data set and is left out too;
+    other binary values (palettes, small LUTs) come inline as InlineBinary."""
+    header = pydicom.dcmread(file, stop_before_pixels=True)
+    return header.to_json_dict(bulk_data_threshold=2**31, suppress_invalid_tags=True)
 
 
 # ---- The DICOM JSON model (PS3.18 Annex F) -------------------------------------------------------------

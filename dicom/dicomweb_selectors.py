@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.db.models import Count, Min, Q, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from dicom.worklist import has_wildcards, wildcard_regex
@@ -41,6 +42,11 @@ def _instances(*, user) -> QuerySet[DicomInstance]:
     instances = DicomInstance.objects.select_related("image", "image__study", "image__study__patient")
     clinic_ids = visible_clinic_ids(user=user)
     return instances if clinic_ids is None else instances.filter(clinic_id__in=clinic_ids)
+
+
+def _stored(instances: QuerySet[DicomInstance]) -> QuerySet[DicomInstance]:
+    """Those whose original is kept (what WADO-RS can send)."""
+    return instances.exclude(image__original="").exclude(image__original__isnull=True)
 
 
 def qido_study_list(*, user, match: QidoMatch) -> QuerySet[Study]:
@@ -98,7 +104,21 @@ def qido_instance_list(*, user, study_uid: str, series_uid: str | None, match: Q
 
 def wado_instance_get(*, user, study_uid: str, series_uid: str, instance_uid: str) -> DicomInstance:
     """One stored instance of the user's clinic with its original kept (404 for unknown and other clinics')."""
-    instances = _instances(user=user).exclude(image__original="").exclude(image__original__isnull=True)
     return get_object_or_404(
-        instances, study_instance_uid=study_uid, series_instance_uid=series_uid, sop_instance_uid=instance_uid
+        _stored(_instances(user=user)),
+        study_instance_uid=study_uid,
+        series_instance_uid=series_uid,
+        sop_instance_uid=instance_uid,
     )
+
+
+def wado_instance_list(*, user, study_uid: str, series_uid: str | None = None) -> list[DicomInstance]:
+    """Every stored instance of one study (or one of its series) of the user's clinic, by series then arrival;
+    a 404 when there is none, whether the UIDs are unknown or another clinic's."""
+    instances = _stored(_instances(user=user)).filter(study_instance_uid=study_uid)
+    if series_uid is not None:
+        instances = instances.filter(series_instance_uid=series_uid)
+    found = list(instances.order_by("series_instance_uid", "created_at", "id"))
+    if not found:
+        raise Http404("No such study or series.")
+    return found

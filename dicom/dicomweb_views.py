@@ -8,16 +8,22 @@ Not in the OpenAPI schema: DICOMweb is its own standard, documented in docs/dico
 from __future__ import annotations
 
 import logging
+import re
 import uuid
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
+from PIL import Image
+from pydicom.datadict import tag_for_keyword
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 
+from classifier.ml.frames import iter_frames
 from dicom import dicomweb
 from dicom.dicomweb_selectors import (
     QidoMatch,
@@ -26,6 +32,7 @@ from dicom.dicomweb_selectors import (
     qido_study_list,
     qido_study_sop_classes,
     wado_instance_get,
+    wado_instance_list,
 )
 from dicom.receiver import OTHER_REFUSAL, OUT_OF_RESOURCES, STATUS_BY_CODE, refusal_code
 from fetalsite.accounts.roles import require_permission
@@ -39,6 +46,8 @@ from patients.services import dicom_instance_receive
 logger = logging.getLogger(__name__)
 
 QIDO_MAX_LIMIT = 200
+QIDO_DEFAULT_LIMIT = 100
+HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 # Matching keys by keyword or tag (PS3.18 8.3.4.1), and the standard parameters accepted but not acted on.
 MATCH_KEYS = {
     "PatientID": "patient_id", "00100020": "patient_id",
@@ -49,6 +58,11 @@ MATCH_KEYS = {
     "SOPInstanceUID": "sop_instance_uids", "00080018": "sop_instance_uids",
 }  # fmt: skip
 QIDO_PARAMETERS = (*MATCH_KEYS, "limit", "offset", "includefield", "fuzzymatching")
+
+
+class LengthRequired(ApplicationError):
+    http_status = 411
+    code = "length_required"
 
 
 class DicomJsonRenderer(JSONRenderer):
@@ -120,13 +134,32 @@ class StowView(DicomwebView):
 def _request_parts(request) -> list[bytes]:
     """The request's DICOM parts, read from the raw stream (past Django's form limits), bounded in size and count."""
     boundary = dicomweb.multipart_boundary(request.content_type or request.META.get("CONTENT_TYPE", ""))
-    limit = settings.UPLOAD_MAX_BYTES
-    if content_length(request.META) > limit:
-        raise RequestTooLarge(f"A STOW-RS request may carry at most {limit} bytes.")
-    body = request._request.read(limit + 1)
-    if len(body) > limit:
-        raise RequestTooLarge(f"A STOW-RS request may carry at most {limit} bytes.")
+    body = _request_body(request._request, limit=settings.UPLOAD_MAX_BYTES)
     return dicomweb.multipart_parts(body, boundary=boundary, max_parts=settings.UPLOAD_MAX_FILES_PER_REQUEST)
+
+
+def _request_body(http_request, *, limit: int) -> bytes:
+    """The body, at most ``limit`` bytes (413 past it). Sent chunked (Transfer-Encoding: chunked, no Content-Length;
+    Orthanc's default), it is read to its end from the WSGI input where the server has decoded the chunks and says
+    so (``wsgi.input_terminated``: gunicorn does); Django reads no body without a Content-Length, and a server that
+    passes the chunks on undecoded (Django's runserver) would hand over nothing, so that gets a 411 naming the fix."""
+    meta = http_request.META
+    too_large = RequestTooLarge(f"A STOW-RS request may carry at most {limit} bytes.")
+    if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower() and not meta.get("CONTENT_LENGTH"):
+        if not meta.get("wsgi.input_terminated"):
+            raise LengthRequired(
+                "This server cannot read a chunked body: send a Content-Length (for Orthanc, "
+                '"ChunkedTransfers": false in its DicomWeb server entry), or run the app under gunicorn.'
+            )
+        stream = meta["wsgi.input"]
+    elif content_length(meta) > limit:
+        raise too_large
+    else:
+        stream = http_request
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise too_large
+    return body
 
 
 def _store_one(request, data: bytes, *, study_uid: str | None) -> dict:
@@ -192,7 +225,8 @@ def _page_number(query, name: str, default: int, maximum: int) -> int:
 
 
 def qido_match(query) -> QidoMatch:
-    """The search's matching keys, limit and offset from the query string (400 for a value that cannot match)."""
+    """The search's matching keys, limit and offset from the query string (400 for a value that cannot match).
+    A limit above QIDO_MAX_LIMIT, or none, is the server's (PS3.18 8.3.4.4): see _qido_page."""
     values: dict = {}
     for name, key in MATCH_KEYS.items():
         raw = query.get(name)
@@ -208,13 +242,54 @@ def qido_match(query) -> QidoMatch:
         else:
             values[key] = raw
     values.pop("study_date", None)
-    limit = _page_number(query, "limit", 100, QIDO_MAX_LIMIT)
+    limit = _page_number(query, "limit", QIDO_DEFAULT_LIMIT, 10**9)
     offset = _page_number(query, "offset", 0, 10**9)
-    return QidoMatch(**values, limit=limit or QIDO_MAX_LIMIT, offset=offset)
+    return QidoMatch(**values, limit=min(limit or QIDO_MAX_LIMIT, QIDO_MAX_LIMIT), offset=offset)
 
 
-def _dicom_json(body: dict | list, *, status: int = 200) -> HttpResponse:
-    return HttpResponse(DicomJsonRenderer().render(body), status=status, content_type=dicomweb.DICOM_JSON_MEDIA_TYPE)
+def include_fields(query) -> frozenset[str] | None:
+    """The attributes ``includefield`` asks for, as tags ("00200013"), each given by keyword or tag, repeated or
+    comma-separated; None for ``all``. 400 naming a value that is no attribute."""
+    tags: set[str] = set()
+    for raw in query.getlist("includefield"):
+        for value in (item.strip() for item in raw.split(",")):
+            if value == "all":
+                return None
+            tag = tag_for_keyword(value)
+            if tag is None and HEX_TAG.fullmatch(value):
+                tag = int(value, 16)
+            if tag is None:
+                raise _invalid("includefield", f"{value!r} is no DICOM attribute keyword or tag (or all).")
+            tags.add(f"{tag:08X}")
+    return frozenset(tags)
+
+
+def _one_more(match: QidoMatch) -> QidoMatch:
+    """The same search with one row past the page, which says whether the page is all there is."""
+    return replace(match, limit=match.limit + 1)
+
+
+def _qido_page(request, found: list, match: QidoMatch) -> tuple[list, str | None]:
+    """The page of ``found`` (searched with _one_more) and the Warning PS3.18 8.3.4.4 asks for when the server's
+    limit, not the caller's, cut it short."""
+    page = found[: match.limit]
+    requested = parse_whole_number(request.query_params.get("limit", "")) or None
+    if len(found) <= match.limit or (requested is not None and requested <= QIDO_MAX_LIMIT):
+        return page, None
+    service = request.build_absolute_uri(reverse("dicomweb:studies")).removesuffix("/studies")
+    return page, (
+        f'299 {service}: "The number of results exceeded the maximum supported by the server. '
+        f'Additional results can be requested."'
+    )
+
+
+def _dicom_json(body: dict | list, *, status: int = 200, warning: str | None = None) -> HttpResponse:
+    response = HttpResponse(
+        DicomJsonRenderer().render(body), status=status, content_type=dicomweb.DICOM_JSON_MEDIA_TYPE
+    )
+    if warning:
+        response["Warning"] = warning
+    return response
 
 
 def _modality(sop_classes) -> list[str]:
@@ -225,7 +300,10 @@ class StudiesView(StowView):
     """GET /dicomweb/studies: QIDO-RS search for studies; POST: STOW-RS."""
 
     def get(self, request):
-        studies = list(qido_study_list(user=request.user, match=qido_match(request.query_params)))
+        match = qido_match(request.query_params)
+        include_fields(request.query_params)  # validated; a study's attributes are the fixed set below
+        found = list(qido_study_list(user=request.user, match=_one_more(match)))
+        studies, warning = _qido_page(request, found, match)
         note_listed(request, studies)
         sop_classes = qido_study_sop_classes(user=request.user, studies=studies)
         rows = [
@@ -248,28 +326,54 @@ class StudiesView(StowView):
             }
             for study in studies
         ]
-        return _dicom_json(rows)
-
-
-class StudyView(StowView):
-    """POST /dicomweb/studies/{study}: STOW-RS of that study's instances only."""
+        return _dicom_json(rows, warning=warning)
 
 
 class SeriesView(DicomwebView):
     """GET /dicomweb/studies/{study}/series: QIDO-RS search for the study's series."""
 
     def get(self, request, study_uid: str):
-        series = qido_series_list(user=request.user, study_uid=study_uid, match=qido_match(request.query_params))
+        match = qido_match(request.query_params)
+        include_fields(request.query_params)  # validated; a series' attributes are the fixed set below
+        found = qido_series_list(user=request.user, study_uid=study_uid, match=_one_more(match))
+        series, warning = _qido_page(request, found, match)
         rows = [
             {
                 "0020000D": dicomweb.element("UI", study_uid),
                 "0020000E": dicomweb.element("UI", row["series_instance_uid"]),
                 "00080060": dicomweb.element("CS", *_modality([row["sop_class_uid"]])),
                 "00201209": dicomweb.element("IS", row["instance_count"]),
+                "00081190": dicomweb.element(
+                    "UR",
+                    request.build_absolute_uri(
+                        reverse(
+                            "dicomweb:series-retrieve",
+                            kwargs={"study_uid": study_uid, "series_uid": row["series_instance_uid"]},
+                        )
+                    ),
+                ),
             }
             for row in series
         ]
-        return _dicom_json(rows)
+        return _dicom_json(rows, warning=warning)
+
+
+def _instance_row(request, instance, *, fields: frozenset[str] | None) -> dict:
+    """One QIDO-RS instance: the recorded attributes, Instance Number from the stored header, and the header's
+    attributes ``includefield`` names (``fields``; None: all of them, Pixel Data aside)."""
+    with instance.image.original.open("rb") as original:
+        header = dicomweb.instance_metadata(original)
+    row = {tag: value for tag, value in header.items() if fields is None or tag in fields}
+    return row | {
+        "00080016": dicomweb.element("UI", instance.sop_class_uid),
+        "00080018": dicomweb.element("UI", instance.sop_instance_uid),
+        "00080060": dicomweb.element("CS", *_modality([instance.sop_class_uid])),
+        "00200013": header.get("00200013", {"vr": "IS"}),
+        "0020000D": dicomweb.element("UI", instance.study_instance_uid),
+        "0020000E": dicomweb.element("UI", instance.series_instance_uid),
+        "00280008": dicomweb.element("IS", instance.number_of_frames),
+        "00081190": dicomweb.element("UR", _retrieve_url(request, instance)),
+    }
 
 
 class InstancesView(DicomwebView):
@@ -277,68 +381,138 @@ class InstancesView(DicomwebView):
 
     def get(self, request, study_uid: str, series_uid: str | None = None):
         match = qido_match(request.query_params)
-        instances = list(qido_instance_list(user=request.user, study_uid=study_uid, series_uid=series_uid, match=match))
+        fields = include_fields(request.query_params)
+        found = list(
+            qido_instance_list(user=request.user, study_uid=study_uid, series_uid=series_uid, match=_one_more(match))
+        )
+        instances, warning = _qido_page(request, found, match)
         note_listed(request, [instance.image for instance in instances])
-        rows = [
-            {
-                "00080016": dicomweb.element("UI", instance.sop_class_uid),
-                "00080018": dicomweb.element("UI", instance.sop_instance_uid),
-                "00080060": dicomweb.element("CS", *_modality([instance.sop_class_uid])),
-                "0020000D": dicomweb.element("UI", instance.study_instance_uid),
-                "0020000E": dicomweb.element("UI", instance.series_instance_uid),
-                "00280008": dicomweb.element("IS", instance.number_of_frames),
-                "00081190": dicomweb.element("UR", _retrieve_url(request, instance)),
-            }
-            for instance in instances
-        ]
-        return _dicom_json(rows)
+        return _dicom_json([_instance_row(request, instance, fields=fields) for instance in instances], warning=warning)
 
 
 # ---- WADO-RS -----------------------------------------------------------------------------------------
 
 
-class InstanceView(DicomwebView):
-    """GET /dicomweb/studies/{study}/series/{series}/instances/{instance}: the stored bytes, unchanged."""
+class RetrieveView(DicomwebView):
+    """A WADO-RS resource: no query parameters of its own."""
 
     def accepted_query_parameters(self, method: str) -> tuple[str, ...]:
         return ()
+
+
+def _chunks(stored) -> Iterator[bytes]:
+    """A stored file chunk by chunk, opened only when the response reaches it and closed after."""
+    with stored.open("rb") as file:
+        yield from file.chunks()
+
+
+def _dicom_parts(request, instances: list) -> StreamingHttpResponse:
+    """The instances' originals, byte for byte, as one multipart/related body streamed a file at a time."""
+    dicomweb.dicom_parts_negotiate(
+        request.headers.get("Accept", ""),
+        transfer_syntaxes={instance.transfer_syntax_uid for instance in instances},
+    )
+    note_listed(request, [instance.image for instance in instances])
+    boundary = uuid.uuid4().hex
+    response = StreamingHttpResponse(
+        dicomweb.multipart_stream((_chunks(instance.image.original) for instance in instances), boundary=boundary),
+        content_type=f'multipart/related; type="{dicomweb.DICOM_MEDIA_TYPE}"; boundary={boundary}',
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+class StudyView(StowView, RetrieveView):
+    """GET /dicomweb/studies/{study}: WADO-RS, every stored instance of the study; POST: STOW-RS of that study's
+    instances only."""
+
+    def get(self, request, study_uid: str):
+        return _dicom_parts(request, wado_instance_list(user=request.user, study_uid=study_uid))
+
+
+class SeriesRetrieveView(RetrieveView):
+    """GET /dicomweb/studies/{study}/series/{series}: WADO-RS, every stored instance of the series."""
+
+    def get(self, request, study_uid: str, series_uid: str):
+        return _dicom_parts(request, wado_instance_list(user=request.user, study_uid=study_uid, series_uid=series_uid))
+
+
+class InstanceView(RetrieveView):
+    """GET /dicomweb/studies/{study}/series/{series}/instances/{instance}: the stored bytes, unchanged."""
 
     def get(self, request, study_uid: str, series_uid: str, instance_uid: str):
         instance = wado_instance_get(
             user=request.user, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
         )
-        note_listed(request, [instance.image])
-        with instance.image.original.open("rb") as original:
-            data = original.read()
-        boundary = uuid.uuid4().hex
-        response = HttpResponse(
-            dicomweb.multipart_body([data], boundary=boundary),
-            content_type=f'multipart/related; type="{dicomweb.DICOM_MEDIA_TYPE}"; boundary={boundary}',
-        )
-        response["Cache-Control"] = "private, no-store"
-        return response
+        return _dicom_parts(request, [instance])
 
 
-class RenderedView(DicomwebView):
-    """GET .../instances/{instance}/rendered and .../frames/1/rendered: the display rendition (the same 8-bit image
-    the pages show), PNG, or JPEG when the Accept header asks for image/jpeg and not PNG. Frame 1 only: a stored
-    instance has one frame until cine loops come."""
+class MetadataView(RetrieveView):
+    """GET .../metadata of a study, a series or an instance: each instance's header as DICOM JSON (PS3.18 F.2),
+    Pixel Data left out (dicomweb.instance_metadata says why)."""
 
-    def accepted_query_parameters(self, method: str) -> tuple[str, ...]:
-        return ()
+    def get(self, request, study_uid: str, series_uid: str | None = None, instance_uid: str | None = None):
+        user = request.user
+        if instance_uid is None:
+            instances = wado_instance_list(user=user, study_uid=study_uid, series_uid=series_uid)
+        else:
+            instances = [
+                wado_instance_get(user=user, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid)
+            ]
+        dicomweb.metadata_negotiate(request.headers.get("Accept", ""))
+        note_listed(request, [instance.image for instance in instances])
+        rows = []
+        for instance in instances:
+            with instance.image.original.open("rb") as original:
+                rows.append(dicomweb.instance_metadata(original))
+        return _dicom_json(rows)
 
-    def get(self, request, *, study_uid: str, series_uid: str, instance_uid: str, frames: str = "1"):
+
+def _frame_number(frames: str | None, *, count: int) -> int:
+    """The one frame a rendered request names (1 for the instance itself): 400 for a malformed or longer list,
+    404 past the instance's frames."""
+    if frames is None:
+        return 1
+    numbers = frames.split(",")
+    number = parse_whole_number(numbers[0])
+    if number is None or number < 1 or any(parse_whole_number(n) is None for n in numbers):
+        raise dicomweb.FrameListInvalid(f"Frame numbers are whole numbers from 1, separated by commas (got {frames}).")
+    if len(numbers) > 1:
+        raise dicomweb.FrameListInvalid("A rendered frame is one image: ask for one frame per request.")
+    if number > count:
+        raise dicomweb.FrameNotFound(f"The instance has {count} frame{'s' if count != 1 else ''}; no frame {number}.")
+    return number
+
+
+def _frame_image(instance, number: int) -> Image.Image:
+    """Frame ``number`` (from 1) of a multi-frame instance, decoded from the original one frame at a time."""
+    with instance.image.original.open("rb") as original:
+        data = original.read()
+    for index, frame in enumerate(iter_frames(data), start=1):
+        if index == number:
+            return frame
+    raise dicomweb.FrameNotFound(f"The instance's pixel data holds fewer than {number} frames.")
+
+
+class RenderedView(RetrieveView):
+    """GET .../instances/{instance}/rendered and .../frames/{n}/rendered: an 8-bit rendition, PNG, or JPEG when the
+    Accept header prefers it. A single-frame instance's frame 1 is the display image the pages show; a multi-frame
+    instance's frames are decoded from the original one at a time (classifier.ml.frames.iter_frames). The instance
+    itself (no frame named) is its first frame."""
+
+    def get(self, request, *, study_uid: str, series_uid: str, instance_uid: str, frames: str | None = None):
         instance = wado_instance_get(
             user=request.user, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
         )
-        if frames != "1":
-            raise Http404("Only frame 1 is stored for an instance.")
+        number = _frame_number(frames, count=instance.number_of_frames)
+        media_type = dicomweb.rendered_media_type(request.headers.get("Accept", ""))
         note_listed(request, [instance.image])
-        with instance.image.file.open("rb") as display:
-            data, media_type = display.read(), "image/png"
-        accept = request.headers.get("Accept", "")
-        if "image/jpeg" in accept and "image/png" not in accept:
-            data, media_type = dicomweb.png_as_jpeg(data), "image/jpeg"
+        if instance.number_of_frames <= 1:
+            with instance.image.file.open("rb") as display:
+                data = display.read()
+            data = dicomweb.png_as_jpeg(data) if media_type == "image/jpeg" else data
+        else:
+            data = dicomweb.image_bytes(_frame_image(instance, number), media_type=media_type)
         response = HttpResponse(data, content_type=media_type)
         response["Cache-Control"] = "private, no-store"
         return response

@@ -6,25 +6,21 @@ from dicom import dicomweb_views as views
 
 app_name = "dicomweb"
 
+STUDY = "studies/<str:study_uid>"
+SERIES = f"{STUDY}/series/<str:series_uid>"
+INSTANCE = f"{SERIES}/instances/<str:instance_uid>"
+
 urlpatterns = [
     path("studies", views.StudiesView.as_view(), name="studies"),
-    path("studies/<str:study_uid>", views.StudyView.as_view(), name="study"),
-    path("studies/<str:study_uid>/series", views.SeriesView.as_view(), name="series"),
-    path("studies/<str:study_uid>/instances", views.InstancesView.as_view(), name="study-instances"),
-    path("studies/<str:study_uid>/series/<str:series_uid>/instances", views.InstancesView.as_view(), name="instances"),
-    path(
-        "studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>",
-        views.InstanceView.as_view(),
-        name="instance",
-    ),
-    path(
-        "studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/rendered",
-        views.RenderedView.as_view(),
-        name="instance-rendered",
-    ),
-    path(
-        "studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/frames/<str:frames>/rendered",
-        views.RenderedView.as_view(),
-        name="frame-rendered",
-    ),
+    path(STUDY, views.StudyView.as_view(), name="study"),
+    path(f"{STUDY}/metadata", views.MetadataView.as_view(), name="study-metadata"),
+    path(f"{STUDY}/series", views.SeriesView.as_view(), name="series"),
+    path(f"{STUDY}/instances", views.InstancesView.as_view(), name="study-instances"),
+    path(SERIES, views.SeriesRetrieveView.as_view(), name="series-retrieve"),
+    path(f"{SERIES}/metadata", views.MetadataView.as_view(), name="series-metadata"),
+    path(f"{SERIES}/instances", views.InstancesView.as_view(), name="instances"),
+    path(INSTANCE, views.InstanceView.as_view(), name="instance"),
+    path(f"{INSTANCE}/metadata", views.MetadataView.as_view(), name="instance-metadata"),
+    path(f"{INSTANCE}/rendered", views.RenderedView.as_view(), name="instance-rendered"),
+    path(f"{INSTANCE}/frames/<str:frames>/rendered", views.RenderedView.as_view(), name="frame-rendered"),
 ]

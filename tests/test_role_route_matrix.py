@@ -110,8 +110,12 @@ EXPECTED: dict[str, dict[str, str]] = {
     # clinic are empty (200 []), its instance a 404 like an unknown one. POST /studies/{uid} stores into that study.
     "dicomweb/studies": {"get": "401 200 200 200 200 200 401", "post": "401 200 200 200 403 200 401",
                          "put": NOT_ALLOWED_API, "patch": NOT_ALLOWED_API, "delete": NOT_ALLOWED_API},
-    "dicomweb/studies/<str:study_uid>": {"get": NOT_ALLOWED_API, "post": "401 200 200 200 403 200 401",
+    "dicomweb/studies/<str:study_uid>": {"get": DICOMWEB_RETRIEVE["get"], "post": "401 200 200 200 403 200 401",
                                          "put": NOT_ALLOWED_API, "patch": NOT_ALLOWED_API, "delete": NOT_ALLOWED_API},
+    "dicomweb/studies/<str:study_uid>/metadata": DICOMWEB_RETRIEVE,
+    "dicomweb/studies/<str:study_uid>/series/<str:series_uid>": DICOMWEB_RETRIEVE,
+    "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/metadata": DICOMWEB_RETRIEVE,
+    "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/metadata": DICOMWEB_RETRIEVE,
     "dicomweb/studies/<str:study_uid>/series": DICOMWEB_SEARCH,
     "dicomweb/studies/<str:study_uid>/instances": DICOMWEB_SEARCH,
     "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances": DICOMWEB_SEARCH,

@@ -72,8 +72,13 @@ DICOMWEB_TARGETS: dict[str, tuple[str, str]] = {
     "study-instances": (Action.LIST, "image"),
     "instances": (Action.LIST, "image"),
     "instance": (Action.DOWNLOAD, "image_original"),  # WADO-RS: the stored bytes
+    "study": (Action.DOWNLOAD, "image_original"),  # WADO-RS: every stored instance of the study (a GET)
+    "series-retrieve": (Action.DOWNLOAD, "image_original"),
     "instance-rendered": (Action.DOWNLOAD, "image_file"),  # WADO-RS rendered: the display rendition
     "frame-rendered": (Action.DOWNLOAD, "image_file"),
+    "study-metadata": (Action.VIEW, "image"),  # WADO-RS metadata: the instances' headers, patient data included
+    "series-metadata": (Action.VIEW, "image"),
+    "instance-metadata": (Action.VIEW, "image"),
 }
 
 # Admin models holding patient data ("<app_label>_<model_name>") -> object type.

@@ -72,3 +72,9 @@ def run_dcmtk(
     """Run echoscu or storescu against the receiver, calling as ``calling``."""
     command = [dcmtk(tool), *options, "-aet", calling, "-aec", called, "127.0.0.1", str(port), *map(str, files)]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def server(live_server) -> str:
+    """The live server's DICOMweb base URL (what a client or a PACS plugin is given)."""
+    return f"{live_server.url}/dicomweb"

@@ -4,58 +4,21 @@ checked: the status codes of refusals and the retrieved bytes themselves."""
 
 from __future__ import annotations
 
-import email
-import io
-
-import pydicom
 import pytest
 import requests
-from dicomweb_client.api import DICOMwebClient
 from django.conf import settings
-from rest_framework.authtoken.models import Token
 
 from dicom.dicomweb import MediaTypeUnsupported, MultipartMalformed, multipart_body, multipart_boundary, multipart_parts
 from fetalsite.accounts.roles import Role
 from fetalsite.audit.models import AccessLogEntry
 from patients.models import DicomInstance, Patient, Study, UltrasoundImage
+from tests.dicom.dicomweb_clients import client_for, dataset, multipart_payloads, stow, token_of
 from tests.dicom_samples import dicom_bytes
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1001"
 FAILED_SOP_SEQUENCE, REFERENCED_SOP_SEQUENCE, FAILURE_REASON = "00081198", "00081199", "00081197"
-
-
-@pytest.fixture
-def server(live_server) -> str:
-    return f"{live_server.url}/dicomweb"
-
-
-def token_of(user) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
-
-
-def client_for(server: str, user) -> DICOMwebClient:
-    return DICOMwebClient(url=server, headers={"Authorization": f"Token {token_of(user)}"})
-
-
-def dataset(data: bytes) -> pydicom.Dataset:
-    return pydicom.dcmread(io.BytesIO(data))
-
-
-def stow(server: str, user, parts: list[bytes], *, boundary: str = "b0undary") -> requests.Response:
-    body = b"".join(
-        b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + part + b"\r\n" for part in parts
-    )
-    return requests.post(
-        f"{server}/studies",
-        data=body + b"--" + boundary.encode() + b"--\r\n",
-        headers={
-            "Authorization": f"Token {token_of(user)}",
-            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-        },
-        timeout=30,
-    )
 
 
 def test_store_search_and_retrieve_with_dicomweb_client(server, integrator, south_sonographer):
@@ -120,12 +83,7 @@ def test_retrieve_returns_the_stored_bytes_unchanged_and_is_access_logged(server
 
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith('multipart/related; type="application/dicom"')
-    message = email.message_from_bytes(
-        f"Content-Type: {response.headers['Content-Type']}\r\n\r\n".encode() + response.content
-    )
-    (part,) = message.get_payload()
-    assert part.get_content_type() == "application/dicom"
-    assert part.get_payload(decode=True) == data
+    assert multipart_payloads(response) == [data]
     image = UltrasoundImage.objects.get(dicom__sop_instance_uid=header.SOPInstanceUID)
     entry = AccessLogEntry.objects.filter(
         path=f"/dicomweb/studies/{STUDY_UID}/series/{header.SeriesInstanceUID}/instances/{header.SOPInstanceUID}"
