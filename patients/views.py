@@ -23,10 +23,11 @@ from PIL import Image
 
 from classifier import selectors as classifier_selectors
 from classifier import services as classifier_services
-from classifier.labels import FetalPlane
+from classifier.labels import FetalPlane, plane_display
 from fetalsite.accounts.mixins import StaffPageMixin
 from fetalsite.accounts.roles import user_can_review
 from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
+from fetalsite.core.ranges import ranged_file_response
 from fetalsite.core.shown import note_patients
 from patients import selectors, services
 from patients.forms import (
@@ -160,6 +161,7 @@ class StudyCreateView(StaffPageMixin, FormView):
 def _card_context(image, *, can_review: bool) -> dict:
     job = classifier_selectors.image_latest_job(image)
     prediction = classifier_selectors.job_prediction(job)
+    timeline = classifier_selectors.cine_timeline(image) if image.is_cine else None
     probabilities = []
     if prediction is not None:
         for plane in FetalPlane:
@@ -179,7 +181,8 @@ def _card_context(image, *, can_review: bool) -> dict:
         "probabilities": probabilities,
         "can_review": can_review,
         "planes": FetalPlane.choices,
-        "version": _card_version(job, prediction),
+        "cine": _cine_context(image, timeline) if image.is_cine else None,
+        "version": _card_version(job, prediction) + _timeline_version(timeline),
     }
 
 
@@ -189,6 +192,70 @@ def _card_version(job, prediction) -> str:
         return "none"
     reviewed = prediction.reviewed_at.isoformat() if prediction and prediction.reviewed_at else ""
     return f"{job.id}:{job.status}:{job.attempts}:{prediction.id if prediction else ''}:{reviewed}"
+
+
+def _timeline_version(timeline) -> str:
+    """A clip's card changes too when the stills of its key frames are stored (their links appear)."""
+    if timeline is None:
+        return ""
+    return ":k" + ",".join(f"{key.frame_index}={key.image_id or ''}" for key in timeline.key_frames)
+
+
+def _clip_time(seconds: float) -> str:
+    """0:02.28: minutes, seconds and hundredths, as a frame's time in the clip."""
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}:{rest:05.2f}"
+
+
+def _cine_context(image, timeline) -> dict:
+    """What the clip's player and timeline strip show. Positions are percentages of the strip, formatted here
+    (SVG x/width attributes, and data-pct for the script): the Content-Security-Policy allows no inline styles."""
+    frames = (timeline.frame_count if timeline else image.frame_count) or 0
+    fps = image.frame_rate
+
+    def percent(frame: float) -> str:
+        return f"{100 * frame / frames:.4f}" if frames else "0"
+
+    context = {
+        "frame_count": frames,
+        "fps": f"{fps:g}" if fps else "",
+        "duration": _clip_time(image.duration_s) if image.duration_s else "",
+        "timeline": timeline,
+    }
+    if timeline is None:
+        return context
+    segments = [
+        {
+            "start": s.start,
+            "end": s.end,
+            "last": s.end - 1,
+            "label": s.label,
+            "name": plane_display(s.label),
+            "flagged": s.flagged,
+            "x": percent(s.start),
+            "width": percent(s.end - s.start),
+        }
+        for s in timeline.segments
+    ]
+    key_frames = [
+        {
+            "frame": key.frame_index,
+            "label": key.label,
+            "name": plane_display(key.label),
+            "letter": plane_display(key.label).split()[-1][:1].upper(),
+            "pct": percent(key.frame_index + 0.5),
+            "time": _clip_time(key.frame_index / fps) if fps else "",
+            "percent": round(key.confidence * 100),
+            "image_id": key.image_id,
+        }
+        for key in timeline.key_frames
+    ]
+    planes = [
+        {"label": label, "name": plane_display(label), "frames": count, "flagged": flagged}
+        for label, (count, flagged) in timeline.plane_frames().items()
+    ]
+    flagged = sum(plane["flagged"] for plane in planes)
+    return {**context, "segments": segments, "key_frames": key_frames, "planes": planes, "flagged": flagged}
 
 
 def _card_response(request, image_id: int, *, status: int = 200) -> HttpResponse:
@@ -365,6 +432,23 @@ class ImageOriginalView(StaffPageMixin, View):
         )
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Security-Policy"] = "sandbox"
+        response["Cache-Control"] = IMAGE_CACHE_CONTROL
+        return response
+
+
+class ImagePlaybackView(StaffPageMixin, View):
+    """A cine loop's video (the H.264 MP4 made at upload) for the study page's player, after the same clinic check
+    as the image's other files. It answers byte ranges, so the browser can seek without downloading it all."""
+
+    def get(self, request, image_id: int):
+        image = selectors.image_get(user=request.user, image_id=image_id)
+        if not image.is_cine or not image.playback:
+            raise Http404("This image has no video.")
+        response = ranged_file_response(
+            request, image.playback.open("rb"), size=image.playback.size, content_type="video/mp4"
+        )
+        response["Content-Disposition"] = f'inline; filename="clip-{image.id}.mp4"'
+        response["X-Content-Type-Options"] = "nosniff"
         response["Cache-Control"] = IMAGE_CACHE_CONTROL
         return response
 

@@ -24,6 +24,7 @@ from classifier.models import ClassificationJob, ModelVersion
 from fetalsite.accounts.roles import Role
 from patients.services import dicom_instance_receive, image_upload
 from tests.api.conftest import classify, upload
+from tests.cine_samples import make_mp4
 from tests.dbstate import database_snapshot
 from tests.dicom_samples import dicom_bytes
 from tests.factories import StudyFactory, UserFactory
@@ -101,6 +102,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "images/<int:image_id>/file/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/original/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/preview/": {"get": "302 200 200 403 200 404 200"},
+    "images/<int:image_id>/playback/": {"get": "302 200 200 403 200 404 200"},  # a cine loop's video (ranges)
     "images/<int:image_id>/heatmap/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/history/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/review/": {"post": "302 403 302 403 403 404 302"},
@@ -145,6 +147,10 @@ EXPECTED: dict[str, dict[str, str]] = {
     "api/v1/images/<int:image_id>/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/<int:image_id>/file/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/<int:image_id>/original/": {"get": "401 200 200 200 200 404 401"},
+    # A clip just uploaded: its video plays; its per-frame analysis is not there yet (409), for every role that
+    # may read it.
+    "api/v1/images/<int:image_id>/frames/": {"get": "401 409 409 409 409 404 401"},
+    "api/v1/images/<int:image_id>/playback/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/<int:image_id>/history/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/<int:image_id>/review/": {"post": "401 403 200 403 403 404 401"},
     "api/v1/jobs/": {"get": "401 200 200 200 200 200 401"},
@@ -208,11 +214,12 @@ def _records(people, route: str = "") -> dict:
     failed = image_upload(study=study, data=png_bytes(seed=next(_unique)), filename="f.png", uploaded_by=sonographer)
     ClassificationJob.objects.filter(image=failed.image).update(status=ClassificationJob.Status.FAILED)
     dicom_uids = _dicom_instance(sonographer) if route.startswith("dicomweb/") else {}
+    clip = route.endswith(("/frames/", "/playback/"))  # routes of a cine loop: the image is a clip
     return {
         **dicom_uids,
         "patient_id": study.patient_id,
         "study_id": study.id,
-        "image_id": job.image_id,
+        "image_id": _clip(study, sonographer).id if clip else job.image_id,
         "job_id": ClassificationJob.objects.get(image=failed.image).id,
         "prediction_id": job.prediction.id,
         "model_version": "tiny:1",
@@ -223,6 +230,10 @@ def _records(people, route: str = "") -> dict:
             "birth_date": study.patient.birth_date.isoformat(),
         },
     }
+
+
+def _clip(study, user):
+    return image_upload(study=study, data=make_mp4(frames=4), filename="sweep.mp4", uploaded_by=user).image
 
 
 def _dicom_instance(user) -> dict:

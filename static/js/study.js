@@ -51,6 +51,7 @@
       const history = old.querySelector("details.history");
       if (toggle && toggle.checked) { const t = card.querySelector(".heatmap-toggle"); if (t) t.checked = true; }
       if (history && history.open) { const h = card.querySelector("details.history"); if (h) { h.open = true; loadHistory(h); } }
+      keepVideo(old, card);
       const hadFocus = old.contains(document.activeElement);
       old.replaceWith(card);
       if (hadFocus) {
@@ -60,6 +61,7 @@
     } else {
       grid.appendChild(card);
     }
+    layoutCine(card);
     showGrid();
     return card;
   }
@@ -121,6 +123,118 @@
     pollTimer = null;
     poll();
   }
+
+  // ---- Cine loops: the player and its timeline strip (patients/_cine.html) ----------------------
+  // The strip's frames run left to right over its width; frame f plays from f / fps to (f + 1) / fps, so a seek
+  // goes to the middle of the frame, (f + 0.5) / fps, and the frame shown is floor(currentTime * fps).
+  const timelineOf = (node) => node && node.closest(".cine") && node.closest(".cine").querySelector(".cine-timeline");
+  const videoOf = (timeline) => document.getElementById(timeline.dataset.video);
+  const frameCount = (timeline) => Number(timeline.dataset.frames) || 0;
+  function fpsOf(timeline) {
+    const fps = Number(timeline.dataset.fps);
+    if (fps > 0) return fps;
+    const video = videoOf(timeline);  // no rate in the file: the video's own length says it
+    return video && video.duration > 0 ? frameCount(timeline) / video.duration : 0;
+  }
+  function currentFrame(timeline) {
+    const video = videoOf(timeline);
+    const fps = fpsOf(timeline);
+    if (!video || !fps) return 0;
+    return Math.max(0, Math.min(frameCount(timeline) - 1, Math.floor(video.currentTime * fps + 1e-6)));
+  }
+  const percentOf = (timeline, frame) => (100 * frame) / Math.max(frameCount(timeline), 1);
+
+  function showFrame(timeline) {
+    const frame = currentFrame(timeline);
+    const strip = timeline.querySelector(".cine-strip");
+    const now = timeline.querySelector(".cine-now");
+    // CSSOM, not a style attribute: the Content-Security-Policy allows this and no inline styles.
+    if (now) now.style.left = percentOf(timeline, frame + 0.5) + "%";
+    if (!strip || strip.getAttribute("aria-valuenow") === String(frame) && strip.dataset.shown) return;
+    strip.dataset.shown = "1";
+    const segment = Array.from(timeline.querySelectorAll(".seg"))
+      .find((s) => Number(s.dataset.start) <= frame && frame < Number(s.dataset.end));
+    strip.setAttribute("aria-valuenow", String(frame));
+    strip.setAttribute("aria-valuetext", "Frame " + frame + " of " + frameCount(timeline) +
+      (segment ? ", " + segment.dataset.name : ""));
+    timeline.querySelectorAll(".cine-marker").forEach((marker) => {
+      marker.classList.toggle("current", Number(marker.dataset.frame) === frame);
+    });
+  }
+
+  function seekFrame(timeline, frame) {
+    const video = videoOf(timeline);
+    const fps = fpsOf(timeline);
+    if (!video || !fps) return;
+    const last = frameCount(timeline) - 1;
+    video.pause();
+    video.currentTime = (Math.max(0, Math.min(last, frame)) + 0.5) / fps;
+    showFrame(timeline);
+  }
+
+  function layoutCine(root) {
+    root.querySelectorAll(".cine-timeline").forEach((timeline) => {
+      timeline.querySelectorAll(".cine-marker").forEach((marker) => { marker.style.left = marker.dataset.pct + "%"; });
+      showFrame(timeline);
+    });
+  }
+
+  // A card replaced by a poll keeps its video element (and so its place in the clip and whether it plays).
+  function keepVideo(old, card) {
+    const playing = old.querySelector("video.cine-video");
+    const fresh = card.querySelector("video.cine-video");
+    if (playing && fresh && playing.id === fresh.id) fresh.replaceWith(playing);
+  }
+
+  grid.addEventListener("click", (event) => {
+    const marker = event.target.closest(".cine-marker");
+    const strip = event.target.closest(".cine-strip");
+    if (marker) {
+      seekFrame(timelineOf(marker), Number(marker.dataset.frame));
+    } else if (strip) {
+      const timeline = timelineOf(strip);
+      const box = strip.getBoundingClientRect();
+      seekFrame(timeline, Math.floor(((event.clientX - box.left) / box.width) * frameCount(timeline)));
+    }
+  });
+  grid.addEventListener("keydown", (event) => {
+    const strip = event.target.closest(".cine-strip");
+    if (!strip) return;
+    const timeline = timelineOf(strip);
+    const frame = currentFrame(timeline);
+    const steps = { ArrowLeft: -1, ArrowDown: -1, ArrowRight: 1, ArrowUp: 1, PageDown: -10, PageUp: 10 };
+    let target = null;
+    if (event.key in steps) target = frame + steps[event.key];
+    else if (event.key === "Home") target = 0;
+    else if (event.key === "End") target = frameCount(timeline) - 1;
+    if (target === null) return;
+    event.preventDefault();
+    seekFrame(timeline, target);
+  });
+  // Media events do not bubble: listen in the capture phase, for cards added later too.
+  ["timeupdate", "seeked", "loadedmetadata"].forEach((type) => grid.addEventListener(type, (event) => {
+    const timeline = timelineOf(event.target);
+    if (timeline) showFrame(timeline);
+  }, true));
+  // While playing, follow every frame, not only the few timeupdate events a second.
+  grid.addEventListener("play", (event) => {
+    const video = event.target;
+    const timeline = timelineOf(video);
+    if (!timeline) return;
+    const follow = () => {
+      showFrame(timeline);
+      if (!video.paused && !video.ended && video.isConnected) requestAnimationFrame(follow);
+    };
+    requestAnimationFrame(follow);
+  }, true);
+  // A key frame's card links back to its clip: going there shows that frame.
+  grid.addEventListener("click", (event) => {
+    const link = event.target.closest("a.seek-clip");
+    if (!link) return;
+    const clip = document.getElementById("image-" + link.dataset.clip);
+    const timeline = clip && clip.querySelector(".cine-timeline");
+    if (timeline) seekFrame(timeline, Number(link.dataset.frame));
+  });
 
   // ---- Uploads --------------------------------------------------------------------------------
   const queue = [];
@@ -324,5 +438,6 @@
   if (viewer) viewer.addEventListener("click", (event) => { if (event.target === viewer) viewer.close(); });
 
   if (summary) summary.dataset.html = "";
+  layoutCine(grid);
   schedulePoll();
 })();
