@@ -8,6 +8,7 @@ import pytest
 import requests
 from django.conf import settings
 
+from dicom import dicomweb_views
 from dicom.dicomweb import MediaTypeUnsupported, MultipartMalformed, multipart_body, multipart_boundary, multipart_parts
 from fetalsite.accounts.roles import Role
 from fetalsite.audit.models import AccessLogEntry
@@ -211,3 +212,54 @@ def test_a_boundary_longer_than_rfc_2046s_70_characters_is_taken_as_orthanc_send
     assert multipart_boundary(f'multipart/related; type="application/dicom"; boundary={orthanc}') == orthanc
     with pytest.raises(MultipartMalformed):
         multipart_boundary(f'multipart/related; type="application/dicom"; boundary={"b" * 201}')
+
+
+def test_qido_instances_carry_instance_number_and_what_includefield_names(server, integrator):
+    files = [dicom_bytes(study_uid=STUDY_UID, InstanceNumber=number) for number in (3, 1, 2)]
+    assert stow(server, integrator, files).status_code == 200
+    client = client_for(server, integrator)
+
+    plain = client.search_for_instances(study_instance_uid=STUDY_UID)
+    named = client.search_for_instances(study_instance_uid=STUDY_UID, fields=["Manufacturer", "00280010"])
+    everything = client.search_for_instances(study_instance_uid=STUDY_UID, fields=["all"])
+
+    assert sorted(row["00200013"]["Value"][0] for row in plain) == [1, 2, 3]
+    assert all("00080070" not in row for row in plain)  # the header's other attributes only when asked for
+    assert {(row["00080070"]["Value"][0], row["00280010"]["Value"][0]) for row in named} == {("Acme Medical", 120)}
+    assert all("00100010" not in row for row in named)
+    assert {row["00100010"]["Value"][0]["Alphabetic"] for row in everything} == {"Doe^Jane"}
+    assert all("7FE00010" not in row for row in everything)
+    headers = {"Authorization": f"Token {token_of(integrator)}"}
+    for value in ("NoSuchKeyword", "0010002", "PatientID,Nope"):
+        refused = requests.get(
+            f"{server}/studies/{STUDY_UID}/instances?includefield={value}", headers=headers, timeout=30
+        )
+        assert refused.status_code == 400 and "includefield" in refused.json()["fields"], value
+    assert requests.get(f"{server}/studies?includefield=00100020", headers=headers, timeout=30).status_code == 200
+
+
+def test_qido_pages_with_limit_and_offset_and_warns_when_the_server_cut_the_page(server, integrator, monkeypatch):
+    monkeypatch.setattr(dicomweb_views, "QIDO_MAX_LIMIT", 2)
+    files = [dicom_bytes(study_uid=STUDY_UID, InstanceNumber=number) for number in (1, 2, 3)]
+    assert stow(server, integrator, files).status_code == 200
+    headers = {"Authorization": f"Token {token_of(integrator)}"}
+
+    def search(query: str) -> requests.Response:
+        return requests.get(f"{server}/studies/{STUDY_UID}/instances?{query}", headers=headers, timeout=30)
+
+    capped, over, asked, rest, beyond = (
+        search("limit=0"),
+        search("limit=50"),
+        search("limit=2"),
+        search("offset=2"),
+        search("offset=9"),
+    )
+    assert [len(page.json()) for page in (capped, over, asked, rest)] == [2, 2, 2, 1] and beyond.json() == []
+    assert (
+        capped.headers["Warning"].startswith("299 ")
+        and "Additional results can be requested" in over.headers["Warning"]
+    )
+    assert "Warning" not in asked.headers and "Warning" not in rest.headers  # the caller's own limit, or all there is
+    paged = client_for(server, integrator).search_for_instances(study_instance_uid=STUDY_UID, get_remaining=True)
+    assert sorted(row["00200013"]["Value"][0] for row in paged) == [1, 2, 3]
+    assert search("limit=-1").status_code == 400 and search("offset=x").status_code == 400
