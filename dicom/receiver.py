@@ -43,7 +43,9 @@ STATUS_BY_CODE = {
     "too_large": 0xC002,
     "decoded_too_large": 0xC002,
     "patient_details_differ": 0xC003,
-    "dicom_multiframe_not_supported_yet": 0xC004,
+    "cine_too_many_frames": 0xC004,  # a cine loop over CINE_MAX_FRAMES or CINE_MAX_DURATION_S
+    "cine_too_long": 0xC004,
+    "cine_corrupt": 0xC000,
     "sender_not_allowed": 0xC005,
     "permission_denied": 0xC005,
     "invalid": 0xC006,

@@ -85,23 +85,22 @@ def is_part10(data: bytes) -> bool:
 
 
 def inspect_dicom_bytes(data: bytes) -> DicomFacts:
-    """The facts of an acceptable single-frame DICOM file, or DicomRefused naming what is not accepted."""
-    import pydicom  # noqa: PLC0415 - loaded on the first DICOM file, not by every process that imports patients
+    """The facts of an acceptable single-frame DICOM file, or DicomRefused naming what is not accepted.
 
-    if len(data) > settings.UPLOAD_MAX_BYTES:
-        limit_mb = settings.UPLOAD_MAX_BYTES / (1024 * 1024)
-        raise DicomRefused(f"The file is larger than the {limit_mb:.0f} MB limit.", code="too_large", http_status=413)
-    if not is_part10(data):
-        raise DicomRefused("The file is not a DICOM Part 10 file (no DICM preamble).", code="not_dicom")
+    A file of several frames is a cine loop, read by patients.cine_files.inspect_dicom_file (which reads both,
+    and is what the upload and the network receivers call)."""
+    dataset, header = read_dicom(data)
+    if header.number_of_frames > 1:
+        raise ValueError("A multi-frame DICOM file is a cine loop: patients.cine_files.inspect_dicom_file reads it.")
+    return dicom_still_facts(data, dataset=dataset, header=header)
+
+
+def dicom_still_facts(data: bytes, *, dataset, header: DicomHeader) -> DicomFacts:
+    """A single-frame file's facts, its header already read and checked (read_dicom): the frame decoded once."""
+    check_pixel_data_length(dataset, header)
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
-        header = _header(dataset)
-        _check_supported(dataset, header)
-        _check_declared_size(dataset, header)
         derived = to_bounded_8bit(_display_image(dataset), max_side=DERIVED_MAX_SIDE)
-    except DicomRefused:
-        raise
-    except Exception as error:  # pydicom raises many types on malformed input: a refusal, never a 500
+    except Exception as error:  # pydicom and its decoders raise many types on malformed input: a refusal
         raise DicomRefused(
             f"The DICOM file is damaged and cannot be read ({error.__class__.__name__}).", code="dicom_corrupt"
         ) from None
@@ -119,6 +118,31 @@ def inspect_dicom_bytes(data: bytes) -> DicomFacts:
         original_height=int(dataset.Rows),
         dicom=header,
     )
+
+
+def read_dicom(data: bytes):
+    """The parsed file and its header once what is accepted and the declared size of a frame are checked;
+    DicomRefused otherwise. No pixel is decoded, and the pixel data's length is not checked yet
+    (check_pixel_data_length): a cine loop's frame limits come first."""
+    import pydicom  # noqa: PLC0415 - loaded on the first DICOM file, not by every process that imports patients
+
+    if len(data) > settings.UPLOAD_MAX_BYTES:
+        limit_mb = settings.UPLOAD_MAX_BYTES / (1024 * 1024)
+        raise DicomRefused(f"The file is larger than the {limit_mb:.0f} MB limit.", code="too_large", http_status=413)
+    if not is_part10(data):
+        raise DicomRefused("The file is not a DICOM Part 10 file (no DICM preamble).", code="not_dicom")
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data))
+        header = _header(dataset)
+        _check_supported(dataset, header)
+        _check_declared_size(dataset, header)
+    except DicomRefused:
+        raise
+    except Exception as error:  # pydicom raises many types on malformed input: a refusal, never a 500
+        raise DicomRefused(
+            f"The DICOM file is damaged and cannot be read ({error.__class__.__name__}).", code="dicom_corrupt"
+        ) from None
+    return dataset, header
 
 
 def _text(dataset, keyword: str) -> str:
@@ -200,20 +224,14 @@ def _check_supported(dataset, header: DicomHeader) -> None:
             f"{', '.join(sorted(PHOTOMETRIC))}.",
             code="dicom_unsupported",
         )
-    if header.number_of_frames > 1:
-        raise DicomRefused(
-            f"The file is a cine loop of {header.number_of_frames} frames; multi-frame DICOM is not accepted yet "
-            "(send single frames).",
-            code="dicom_multiframe_not_supported_yet",
-        )
 
 
 def _check_declared_size(dataset, header: DicomHeader) -> None:
-    """The header's dimensions against the limits before a pixel is decoded; native pixel data shorter than
-    declared is refused here, not half-decoded."""
+    """The header's dimensions against the limits before a pixel is decoded. The limits are a frame's: a cine
+    loop's frames are decoded one at a time (patients.cine_files), and its frame count has limits of its own."""
     rows, columns = int(dataset.Rows), int(dataset.Columns)
     samples, bits = int(dataset.get("SamplesPerPixel") or 1), int(dataset.BitsAllocated)
-    pixels = rows * columns * header.number_of_frames
+    pixels = rows * columns
     if rows < 1 or columns < 1 or bits not in (1, 8, 16, 32):
         raise DicomRefused(f"The DICOM header declares {columns}x{rows} pixels of {bits} bits.", code="dicom_corrupt")
     if pixels > settings.UPLOAD_MAX_PIXELS:
@@ -228,11 +246,19 @@ def _check_declared_size(dataset, header: DicomHeader) -> None:
             f"The image needs {needed / mb:.0f} MB of memory once decoded, more than the {limit / mb:.0f} MB limit.",
             code="decoded_too_large",
         )
+
+
+def check_pixel_data_length(dataset, header: DicomHeader) -> None:
+    """Native pixel data shorter than the header declares for all its frames is refused, not half-decoded
+    (encapsulated frames are checked as they are decoded)."""
     if dataset.file_meta.TransferSyntaxUID.is_compressed:
         return
-    expected = pixels * samples * bits // 8
+    pixels = int(dataset.Rows) * int(dataset.Columns)
+    samples, bits = int(dataset.get("SamplesPerPixel") or 1), int(dataset.BitsAllocated)
+    frames = max(header.number_of_frames, 1)
+    expected = pixels * frames * samples * bits // 8
     if _text(dataset, "PhotometricInterpretation") == "YBR_FULL_422":
-        expected = pixels * 2 * bits // 8  # two samples a pixel: Y Y Cb Cr for each pair
+        expected = pixels * frames * 2 * bits // 8  # two samples a pixel: Y Y Cb Cr for each pair
     actual = len(dataset.PixelData)
     if actual < expected:
         raise DicomRefused(

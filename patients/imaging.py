@@ -23,6 +23,10 @@ MEDIA_TYPES = {
     "bmp": "image/bmp",
     "tif": "image/tiff",
     "dcm": "application/dicom",  # a DICOM Part 10 file (patients.dicom_files)
+    # Cine loops (patients.cine_files): the original video as uploaded, and the playback rendition's "mp4".
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "avi": "video/x-msvideo",
 }
 DISPLAY_MEDIA_TYPE = MEDIA_TYPES["png"]
 # The stored copy's long side: twice an ultrasound frame's, so a clinic's images keep every pixel,

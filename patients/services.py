@@ -14,10 +14,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from pydicom.uid import generate_uid
 
+from classifier.ml.frames import sniff_video
 from fetalsite.accounts.models import Clinic
 from fetalsite.accounts.roles import require_permission
 from fetalsite.core.errors import ApplicationError
-from patients.dicom_files import DICOM_EXTENSION, DicomFacts, DicomHeader, DicomRefused, inspect_dicom_bytes, is_part10
+from patients.cine_files import VIDEO_EXTENSIONS, CineFacts, CineRefused, inspect_cine_bytes, inspect_dicom_file
+from patients.dicom_files import DICOM_EXTENSION, DicomFacts, DicomHeader, DicomRefused, is_part10
 from patients.imaging import ImageFacts, inspect_image_bytes, sanitize_filename
 from patients.models import DicomInstance, Patient, Study, UltrasoundImage
 
@@ -288,11 +290,14 @@ def image_upload(*, study: Study, data: bytes, filename: str | bytes | None, upl
 
 
 def inspect_upload(data: bytes, filename: str | bytes | None) -> ImageFacts:
-    """The facts of an uploaded file: a DICOM Part 10 file (by its DICM marker) or an image (by its content).
+    """The facts of an uploaded file: a DICOM Part 10 file (by its DICM marker), a video (MP4/MOV/AVI by its
+    magic bytes) or an image (by its content). A multi-frame DICOM file or a video is a cine loop (CineFacts).
 
     A file named .dcm that is neither is refused as not DICOM, the sender's own word for it."""
     if is_part10(data):
-        return inspect_dicom_bytes(data)
+        return inspect_dicom_file(data)
+    if sniff_video(data) is not None:
+        return inspect_cine_bytes(data)
     try:
         return inspect_image_bytes(data)
     except ValidationError as error:
@@ -300,6 +305,11 @@ def inspect_upload(data: bytes, filename: str | bytes | None) -> ImageFacts:
         codes = {e.code for e in error.error_dict.get("file", [])}
         if name.lower().endswith(f".{DICOM_EXTENSION}") and "not_an_image" in codes:
             raise DicomRefused("The file is named .dcm but is not a DICOM Part 10 file.", code="not_dicom") from None
+        extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if extension in VIDEO_EXTENSIONS.values() and "not_an_image" in codes:
+            raise CineRefused(
+                f"The file is named .{extension} but is not an MP4, MOV or AVI video.", code="video_unsupported"
+            ) from None
         raise
 
 
@@ -347,7 +357,9 @@ def _image_store(
     uploaded_by,
     source: str = "upload",
 ) -> UploadResult:
-    """Save the files, then the row (and a DICOM file's facts) and its job; the files go again if the row does not."""
+    """Save the files, then the row (and a DICOM file's facts) and its job; the files go again if the row does not.
+
+    A cine loop is one row of kind cine with its frame count and rate and its playback MP4 (CineFacts)."""
     from classifier.services import classification_job_create
 
     existing = UltrasoundImage.objects.filter(study=study, sha256=facts.sha256).first()
@@ -371,6 +383,9 @@ def _image_store(
                 original_height=facts.original_height,
                 uploaded_by=uploaded_by,
             )
+            if isinstance(facts, CineFacts):
+                image.kind, image.playback = UltrasoundImage.Kind.CINE, stored.playback
+                image.frame_count, image.frame_rate = facts.frame_count, facts.frame_rate
             image.full_clean(validate_constraints=False)
             image._change_reason = source  # the history says how it came (an upload, a DICOM peer)
             image.save()
@@ -392,14 +407,19 @@ def _image_store(
 
 @dataclass(frozen=True)
 class _StoredFiles:
-    """The two files of one upload, saved before its row; deleted again if the row is not saved."""
+    """The files of one upload (and a clip's playback video), saved before its row; deleted again if the row is
+    not saved."""
 
     display: str
     original: str
+    playback: str = ""
 
     def delete(self) -> None:
         _storage("file").delete(self.display)
-        _storage("original").delete(self.original)
+        if self.original:  # empty when saving the original itself failed
+            _storage("original").delete(self.original)
+        if self.playback:
+            _storage("playback").delete(self.playback)
 
 
 def _storage(field: str) -> Storage:
@@ -407,17 +427,25 @@ def _storage(field: str) -> Storage:
 
 
 def _image_files_store(*, clinic_id: int, data: bytes, facts: ImageFacts) -> _StoredFiles:
-    """Save the display rendition (PNG) and the uploaded bytes unchanged, under one server-made name."""
+    """Save the display rendition (PNG), the uploaded bytes unchanged and a clip's playback MP4, under one
+    server-made name."""
     month, name = f"{timezone.now():%Y/%m}", uuid.uuid4().hex
     display = _storage("file").save(f"images/clinic-{clinic_id}/{month}/{name}.png", ContentFile(facts.derived_png))
+    stored = _StoredFiles(display=display, original="")
     try:
         original = _storage("original").save(
             f"originals/clinic-{clinic_id}/{month}/{name}.{facts.extension}", ContentFile(data)
         )
+        stored = _StoredFiles(display=display, original=original)
+        if isinstance(facts, CineFacts):
+            playback = _storage("playback").save(
+                f"playback/clinic-{clinic_id}/{month}/{name}.mp4", ContentFile(facts.playback_mp4)
+            )
+            stored = _StoredFiles(display=display, original=original, playback=playback)
     except BaseException:
-        _storage("file").delete(display)
+        stored.delete()
         raise
-    return _StoredFiles(display=display, original=original)
+    return stored
 
 
 def image_upload_many(
@@ -540,7 +568,7 @@ def dicom_instance_receive(*, clinic: Clinic, data: bytes, received_by, source: 
     Instance UID again returns its image (created=False). Refusals are ApplicationErrors with a ``code``."""
     # Before anything is looked up: even "already stored" is an answer only a sender of this clinic may get.
     require_permission(received_by, "patients.add_ultrasoundimage", clinic_id=clinic.id, action="receive images")
-    facts = inspect_dicom_bytes(data)
+    facts = inspect_dicom_file(data)  # a still or, of several frames, a cine loop
     header = facts.dicom
     with transaction.atomic():
         Clinic.objects.select_for_update().get(id=clinic.id)
