@@ -70,20 +70,19 @@ def plane_images(data_dir: Path, classifier) -> tuple[list[Image.Image], str]:
         return [Image.fromarray(g).resize((800, 600), Image.Resampling.BILINEAR) for g in grains], "generated"
     with open(manifest, newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["split"] == "test" and (data_dir / r["file"]).is_file()]
-    chosen = []
+    chosen: dict[str, Image.Image] = {}
     for plane in classifier.class_names:
-        candidates = [r for r in rows if r["label"] == plane][:20]
+        candidates = [r["file"] for r in rows if r["label"] == plane][:20]
         if not candidates:
             raise SystemExit(f"{manifest} has no test image of {plane}")
-        images = []
-        for row in candidates:
-            with Image.open(data_dir / row["file"]) as image:
-                images.append(image.convert("L"))
-            result = classifier.classify(images[-1])
+        for name in [*candidates, candidates[0]]:  # the first one again when none is labelled right, unflagged
+            with Image.open(data_dir / name) as image:
+                grey = image.convert("L")
+            result = classifier.classify(grey)
             if result.label == plane and not result.needs_review:
                 break
-        chosen.append(images[-1] if result.label == plane and not result.needs_review else images[0])
-    return chosen, f"real images of {data_dir}"
+        chosen[name] = grey
+    return list(chosen.values()), f"real images of {data_dir}: {', '.join(chosen)}"
 
 
 def sweep(planes: list[Image.Image], frames: int, size: tuple[int, int]) -> Iterator[np.ndarray]:
@@ -175,15 +174,26 @@ def median_seconds(run, runs: int) -> float:
 
 def throughput(classifier, data: bytes, frames: int, *, batch_size: int, runs: int) -> dict:
     from classifier.ml.frames import iter_frames
+    from classifier.ml.preprocessing import preprocess
 
     figures = {}
-    decode_s = median_seconds(lambda: sum(1 for _ in iter_frames(data)), runs)
-    figures["decode_fps"] = frames / decode_s
     for size in dict.fromkeys([batch_size, 1]):
         seconds = median_seconds(lambda size=size: classify_clip(classifier, data, size), runs)
         figures[f"fps_batch{size}"] = frames / seconds
         print(f"  batch {size:>3}: {frames / seconds:6.1f} frames/s  ({seconds:.2f} s for {frames} frames)")
-    print(f"  decoding alone: {figures['decode_fps']:6.1f} frames/s  ({decode_s:.2f} s)")
+    decode_s = median_seconds(lambda: sum(1 for _ in iter_frames(data)), runs)
+
+    def decode_and_preprocess() -> None:
+        for frame in iter_frames(data):
+            preprocess(frame, classifier.input_size)
+
+    prepared_s = median_seconds(decode_and_preprocess, runs)
+    figures["decode_fps"] = frames / decode_s
+    predict_s = frames / figures[f"fps_batch{batch_size}"] - prepared_s
+    print(
+        f"  where the time goes at batch {batch_size}: decode {decode_s:.2f} s ({frames / decode_s:.0f} frames/s),"
+        f" preprocess {prepared_s - decode_s:.2f} s, predict and key frames {predict_s:.2f} s"
+    )
     return figures
 
 
@@ -219,14 +229,16 @@ class Worker:
     def pids(self) -> list[int]:
         return [self.process.pid, *child_pids(self.process.pid)]
 
-    def reset_peaks(self) -> None:
-        """Peak RSS counts again from now (writing 5 to clear_refs resets VmHWM, Linux 4.0+)."""
+    def reset_peaks(self) -> float:
+        """Peak RSS counts again from now (writing 5 to clear_refs resets VmHWM, Linux 4.0+); the largest pool
+        process's RSS now, in MiB: what the peak is measured against."""
         for pid in self.pids():
             try:
                 with open(f"/proc/{pid}/clear_refs", "w") as handle:
                     handle.write("5")
             except OSError:
                 pass
+        return max([kib(proc_status(pid).get("VmRSS", "")) for pid in self.pids()[1:]] or [0]) / 1024
 
     def peak_rss_mib(self) -> tuple[float, float]:
         """(the largest pool process's VmHWM, the main process's VmHWM) in MiB."""
@@ -251,6 +263,9 @@ def celery_worker(env: dict[str, str], *, concurrency: int, log_dir: Path) -> It
                 raise SystemExit(f"the Celery worker did not start; its log:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.2)
         yield worker
+    except BaseException:
+        print(f"the worker's log ends:\n{log_path.read_text()[-3000:]}")
+        raise
     finally:
         process.terminate()  # warm shutdown: the pool finishes what it runs, then exits
         try:
@@ -331,7 +346,7 @@ def upload_clip(*, user, planes, args, frames: int, worker: Worker) -> dict:
     patient_id = f"BENCH-{uuid.uuid4().hex[:8]}"
     data, name = make_clip(args.container, planes, frames, args.size, patient_id=patient_id)
     study = new_study(user, patient_id)
-    worker.reset_peaks()
+    baseline_mib = worker.reset_peaks()
     started = timezone.now()
     image = image_upload(study=study, data=data, filename=name, uploaded_by=user).image
     accepted = timezone.now()
@@ -346,12 +361,14 @@ def upload_clip(*, user, planes, args, frames: int, worker: Worker) -> dict:
         "bytes": len(data),
         "total_s": (end - started).total_seconds(),
         "upload_s": (accepted - started).total_seconds(),
-        "queue_s": (job.started_at - accepted).total_seconds(),
+        # The job is sent on commit, inside image_upload: a worker may start it before the call has returned.
+        "queue_s": max(0.0, (job.started_at - accepted).total_seconds()),
         "clip_job_s": (job.finished_at - job.started_at).total_seconds(),
         "frames_s": cine.inference_ms / 1000,
         "key_frames_s": (end - job.finished_at).total_seconds(),
         "key_frames": len(cine.key_frames),
         "pool_peak_mib": pool_peak,
+        "pool_before_mib": baseline_mib,
         "main_peak_mib": main_peak,
     }
 
@@ -361,6 +378,7 @@ def show_run(label: str, run: dict) -> None:
         f"  {label}: {run['total_s']:.1f} s = upload {run['upload_s']:.1f} + queue {run['queue_s']:.2f}"
         f" + clip job {run['clip_job_s']:.1f} (frames {run['frames_s']:.1f}) + key frames {run['key_frames_s']:.1f}"
         f" ({run['key_frames']} stills); worker peak RSS {run['pool_peak_mib']:.0f} MiB"
+        f" (was {run['pool_before_mib']:.0f} MiB before the upload)"
         f" (main process {run['main_peak_mib']:.0f} MiB); clip {run['bytes'] / 1e6:.1f} MB"
     )
 
@@ -374,7 +392,7 @@ def end_to_end(*, args, planes, env: dict[str, str], log_dir: Path) -> dict:
         with app.connection_for_write() as connection:  # nothing left over from an earlier run on this Redis db
             connection.default_channel.queue_purge(app.conf.task_default_queue)
         with celery_worker(env, concurrency=args.concurrency, log_dir=log_dir) as worker:
-            print(f"  worker: {args.concurrency} prefork processes, log {worker.log_path}")
+            print(f"  worker: {args.concurrency} prefork processes (pids {worker.pids()})")
             cold = upload_clip(user=user, planes=planes, args=args, frames=24, worker=worker)
             show_run("24 frames, cold worker (model load, graph tracing)", cold)
             figures["cold_24_s"] = cold["total_s"]
