@@ -126,6 +126,10 @@ UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=40_000_000)
 # Memory to decode one upload (width x height x bytes per sample x channels, from the header).
 # An ultrasound frame needs at most ~16 MB; 128 MB admits 40 MP of 8- or 16-bit grey.
 UPLOAD_MAX_DECODED_BYTES = env.int("UPLOAD_MAX_DECODED_BYTES", default=128 * 1024 * 1024)
+# A cine loop (multi-frame DICOM, MP4/AVI/MOV): the limits above hold per frame; these bound the whole clip,
+# since each frame is decoded and classified (600 frames is 20 s at 30 fps).
+CINE_MAX_FRAMES = env.int("CINE_MAX_FRAMES", default=600)
+CINE_MAX_DURATION_S = env.float("CINE_MAX_DURATION_S", default=120.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
