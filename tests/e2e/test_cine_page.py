@@ -91,3 +91,9 @@ def test_a_clip_plays_with_its_timeline_and_key_frames(
     assert page.evaluate("location.hash") == "#" + card.get_attribute("id")
     assert video.evaluate(FRAME_SHOWN) == frame
     screenshot(page, "cine-key-frame", full_page=True)
+
+    # On a phone the player, the strip and its legend fit the width.
+    page.set_viewport_size({"width": 375, "height": 812})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375, "the page scrolls sideways at 375 px"
+    assert strip.bounding_box()["width"] > 250
+    screenshot(page, "cine-phone", full_page=True)
