@@ -13,14 +13,26 @@ from typing import BinaryIO
 
 import pydicom
 from PIL import Image
+from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import UltrasoundImageStorage, UltrasoundMultiFrameImageStorage
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    RLELossless,
+    UltrasoundImageStorage,
+    UltrasoundMultiFrameImageStorage,
+)
 
 from fetalsite.core.api_utils import RequestTooLarge
 from fetalsite.core.errors import ApplicationError
 
 DICOM_MEDIA_TYPE = "application/dicom"
 DICOM_JSON_MEDIA_TYPE = "application/dicom+json"
+OCTET_STREAM = "application/octet-stream"
+NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian})
+# A compressed frame's own media type (PS3.18 8.7.3.3.2); anything else compressed goes as application/octet-stream.
+FRAME_MEDIA_TYPES = {JPEGBaseline8Bit: "image/jpeg", RLELossless: "image/dicom-rle"}
 CRLF = b"\r\n"
 MAX_BOUNDARY_LENGTH = 200
 
@@ -120,12 +132,14 @@ def multipart_parts(body: bytes, *, boundary: str, max_parts: int) -> list[bytes
     return parts
 
 
-def multipart_stream(parts: Iterable[Iterable[bytes]], *, boundary: str) -> Iterator[bytes]:
-    """A multipart/related body of DICOM parts (WADO-RS), chunk by chunk: each part is an iterable of byte chunks,
-    so a study goes out one file (and one chunk of it) at a time, never whole in memory."""
+def multipart_stream(
+    parts: Iterable[Iterable[bytes]], *, boundary: str, part_type: str = DICOM_MEDIA_TYPE
+) -> Iterator[bytes]:
+    """A multipart/related body (WADO-RS) whose parts are all ``part_type``, chunk by chunk: each part is an iterable
+    of byte chunks, so a study goes out one file (and one chunk of it) at a time, never whole in memory."""
     delimiter = b"--" + boundary.encode("ascii")
     for part in parts:
-        yield delimiter + CRLF + b"Content-Type: " + DICOM_MEDIA_TYPE.encode() + CRLF + CRLF
+        yield delimiter + CRLF + b"Content-Type: " + part_type.encode("ascii") + CRLF + CRLF
         yield from part
         yield CRLF
     yield delimiter + b"--" + CRLF
@@ -230,6 +244,47 @@ def metadata_negotiate(accept: str) -> None:
         if media_type in (DICOM_JSON_MEDIA_TYPE, "application/json", "application/*", "*/*"):
             return
     raise NotAcceptable(f"Metadata is sent as {DICOM_JSON_MEDIA_TYPE} only.")
+
+
+def frames_negotiate(accept: str, *, transfer_syntax: str) -> str:
+    """The Content-Type of each frame of an instance stored in ``transfer_syntax`` (406 when the Accept header takes
+    none). Frames go out as stored, never transcoded: native pixel data as application/octet-stream in Explicit VR
+    Little Endian (a range without transfer-syntax means that), a compressed frame as its own type (image/jpeg,
+    image/dicom-rle) or as application/octet-stream where the range says transfer-syntax=* (OHIF's request)."""
+    native = transfer_syntax in NATIVE_SYNTAXES
+    wire_syntax = ExplicitVRLittleEndian if native else transfer_syntax
+    own = OCTET_STREAM if native else FRAME_MEDIA_TYPES.get(transfer_syntax, OCTET_STREAM)
+    for media_type, params in accepted_media_types(accept):
+        if media_type in ("*/*", "multipart/*"):
+            part, syntax = "*/*", "*"
+        elif media_type == "multipart/related":
+            part, syntax = params.get("type", OCTET_STREAM).lower(), params.get("transfer-syntax")
+        else:
+            continue
+        if part == "*/*" or (part == own and syntax in (None, "*", wire_syntax)):
+            return f"{own}; transfer-syntax={wire_syntax}"
+        if part == OCTET_STREAM and syntax in ("*", wire_syntax):  # a compressed frame, labelled with its syntax
+            return f"{OCTET_STREAM}; transfer-syntax={wire_syntax}"
+    raise NotAcceptable(
+        f"This instance's frames are stored as {wire_syntax} and sent as stored, never transcoded: accept "
+        f'multipart/related; type="{own}" (or type="{OCTET_STREAM}"; transfer-syntax=*).'
+    )
+
+
+def frame_bytes(data: bytes, numbers: list[int]) -> list[bytes]:
+    """Frames ``numbers`` (from 1) of a Part 10 file's Pixel Data, as stored: a slice of native pixel data, or a
+    compressed frame's bytes from its encapsulated fragments. Frames past the data's end come back empty."""
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    count = int(dataset.get("NumberOfFrames") or 1)
+    if dataset.file_meta.TransferSyntaxUID.is_encapsulated:
+        wanted, found = set(numbers), {}
+        for index, frame in enumerate(generate_frames(dataset.PixelData, number_of_frames=count), start=1):
+            if index in wanted:
+                found[index] = frame
+        return [found.get(number, b"") for number in numbers]
+    size = dataset.Rows * dataset.Columns * dataset.SamplesPerPixel * (dataset.BitsAllocated // 8)
+    pixels = dataset.PixelData
+    return [pixels[(number - 1) * size : number * size] for number in numbers]
 
 
 # ---- Metadata (PS3.18 F.2) ----------------------------------------------------------------------------

@@ -468,20 +468,51 @@ class MetadataView(RetrieveView):
         return _dicom_json(rows)
 
 
+def _frame_numbers(frames: str, *, count: int) -> list[int]:
+    """The frames a request names ("1", "1,3,5"): 400 for a malformed list, 404 past the instance's frames."""
+    numbers = [parse_whole_number(number) for number in frames.split(",")]
+    if any(number is None or number < 1 for number in numbers):
+        raise dicomweb.FrameListInvalid(f"Frame numbers are whole numbers from 1, separated by commas (got {frames}).")
+    beyond = [number for number in numbers if number > count]
+    if beyond:
+        plural = "s" if count != 1 else ""
+        raise dicomweb.FrameNotFound(f"The instance has {count} frame{plural}; no frame {beyond[0]}.")
+    return numbers
+
+
 def _frame_number(frames: str | None, *, count: int) -> int:
-    """The one frame a rendered request names (1 for the instance itself): 400 for a malformed or longer list,
-    404 past the instance's frames."""
+    """The one frame a rendered request names (1 for the instance itself)."""
     if frames is None:
         return 1
-    numbers = frames.split(",")
-    number = parse_whole_number(numbers[0])
-    if number is None or number < 1 or any(parse_whole_number(n) is None for n in numbers):
-        raise dicomweb.FrameListInvalid(f"Frame numbers are whole numbers from 1, separated by commas (got {frames}).")
+    numbers = _frame_numbers(frames, count=count)
     if len(numbers) > 1:
         raise dicomweb.FrameListInvalid("A rendered frame is one image: ask for one frame per request.")
-    if number > count:
-        raise dicomweb.FrameNotFound(f"The instance has {count} frame{'s' if count != 1 else ''}; no frame {number}.")
-    return number
+    return numbers[0]
+
+
+class FramesView(RetrieveView):
+    """GET .../instances/{instance}/frames/{list}: the pixel data of those frames, as stored (what a viewer such as
+    OHIF loads images by), one part per frame in the order asked."""
+
+    def get(self, request, *, study_uid: str, series_uid: str, instance_uid: str, frames: str):
+        instance = wado_instance_get(
+            user=request.user, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
+        )
+        numbers = _frame_numbers(frames, count=instance.number_of_frames)
+        part_type = dicomweb.frames_negotiate(
+            request.headers.get("Accept", ""), transfer_syntax=instance.transfer_syntax_uid
+        )
+        note_listed(request, [instance.image])
+        with instance.image.original.open("rb") as original:
+            parts = dicomweb.frame_bytes(original.read(), numbers)
+        boundary = uuid.uuid4().hex
+        media_type = part_type.partition(";")[0]
+        response = HttpResponse(
+            b"".join(dicomweb.multipart_stream(([part] for part in parts), boundary=boundary, part_type=part_type)),
+            content_type=f'multipart/related; type="{media_type}"; boundary={boundary}',
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response
 
 
 def _frame_image(instance, number: int) -> Image.Image:

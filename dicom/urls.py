@@ -22,5 +22,6 @@ urlpatterns = [
     path(INSTANCE, views.InstanceView.as_view(), name="instance"),
     path(f"{INSTANCE}/metadata", views.MetadataView.as_view(), name="instance-metadata"),
     path(f"{INSTANCE}/rendered", views.RenderedView.as_view(), name="instance-rendered"),
+    path(f"{INSTANCE}/frames/<str:frames>", views.FramesView.as_view(), name="frames"),
     path(f"{INSTANCE}/frames/<str:frames>/rendered", views.RenderedView.as_view(), name="frame-rendered"),
 ]

@@ -118,6 +118,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     "dicomweb/studies/<str:study_uid>/series/<str:series_uid>": DICOMWEB_RETRIEVE,
     "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/metadata": DICOMWEB_RETRIEVE,
     "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/metadata": DICOMWEB_RETRIEVE,
+    "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/frames/<str:frames>": (
+        DICOMWEB_RETRIEVE
+    ),
     "dicomweb/studies/<str:study_uid>/series": DICOMWEB_SEARCH,
     "dicomweb/studies/<str:study_uid>/instances": DICOMWEB_SEARCH,
     "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances": DICOMWEB_SEARCH,

@@ -74,6 +74,7 @@ DICOMWEB_TARGETS: dict[str, tuple[str, str]] = {
     "instance": (Action.DOWNLOAD, "image_original"),  # WADO-RS: the stored bytes
     "study": (Action.DOWNLOAD, "image_original"),  # WADO-RS: every stored instance of the study (a GET)
     "series-retrieve": (Action.DOWNLOAD, "image_original"),
+    "frames": (Action.DOWNLOAD, "image_original"),  # WADO-RS frames: the original's pixel data
     "instance-rendered": (Action.DOWNLOAD, "image_file"),  # WADO-RS rendered: the display rendition
     "frame-rendered": (Action.DOWNLOAD, "image_file"),
     "study-metadata": (Action.VIEW, "image"),  # WADO-RS metadata: the instances' headers, patient data included

@@ -12,6 +12,7 @@ import pydicom
 import pytest
 import requests
 from PIL import Image
+from pydicom.encaps import generate_frames
 from pydicom.uid import JPEGBaseline8Bit, UltrasoundMultiFrameImageStorage, generate_uid
 from rest_framework.test import APIClient
 
@@ -215,3 +216,62 @@ def test_rendered_negotiates_and_another_clinic_sees_nothing(server, integrator,
     assert theirs.status_code == unknown.status_code == 404 and theirs.json() == unknown.json()
     metadata = get(url.replace("/frames/2/rendered", "/metadata"), south_sonographer)
     assert metadata.status_code == 404
+
+
+def test_frames_are_the_pixel_data_as_stored_for_a_viewer(server, integrator, clip, stored):
+    client = client_for(server, integrator)
+    original = dataset(UltrasoundImage.objects.get(dicom__sop_instance_uid=clip[2]).original.read())
+
+    native = client.retrieve_instance_frames(*clip, frame_numbers=[2, 5])
+
+    shape = (original.Rows, original.Columns)
+    assert np.array_equal(
+        np.stack([np.frombuffer(frame, np.uint8).reshape(shape) for frame in native]), original.pixel_array[[1, 4]]
+    )
+    jpeg_uid = next(uid for uid, data in stored.items() if dataset(data).file_meta.TransferSyntaxUID == JPEG_BASELINE)
+    jpeg = dataset(stored[jpeg_uid])
+    (frame,) = client.retrieve_instance_frames(STUDY_UID, SERIES_A, jpeg_uid, frame_numbers=[1])
+    assert frame == next(generate_frames(jpeg.PixelData, number_of_frames=1))  # the JPEG codestream as stored
+    assert frame[:2] == b"\xff\xd8"
+
+
+@pytest.mark.parametrize(
+    ("accept", "native", "compressed"),
+    [
+        (None, "application/octet-stream", "image/jpeg"),
+        (
+            'multipart/related; type="application/octet-stream"; transfer-syntax=*',
+            "application/octet-stream",
+            "application/octet-stream",
+        ),  # OHIF's
+        ('multipart/related; type="application/octet-stream"', "application/octet-stream", 406),  # native only
+        ('multipart/related; type="image/jpeg"', 406, "image/jpeg"),
+        ('multipart/related; type="image/jp2"', 406, 406),
+    ],
+)
+def test_frames_negotiate_the_accept_header(server, integrator, clip, stored, accept, native, compressed):
+    jpeg_uid = next(uid for uid, data in stored.items() if dataset(data).file_meta.TransferSyntaxUID == JPEG_BASELINE)
+    headers = {} if accept is None else {"Accept": accept}
+    for (series, instance), expected, syntax in (
+        ((clip[1], clip[2]), native, EXPLICIT_LE),
+        ((SERIES_A, jpeg_uid), compressed, JPEG_BASELINE),
+    ):
+        response = get(
+            f"{server}/studies/{STUDY_UID}/series/{series}/instances/{instance}/frames/1", integrator, **headers
+        )
+        if expected == 406:
+            assert response.status_code == 406, accept
+            continue
+        assert response.headers["Content-Type"].startswith(f'multipart/related; type="{expected}"'), accept
+        assert f"Content-Type: {expected}; transfer-syntax={syntax}\r\n".encode() in response.content
+
+
+def test_frames_outside_the_instance_and_of_another_clinic_are_refused(server, integrator, south_sonographer, clip):
+    url = f"{server}/studies/{clip[0]}/series/{clip[1]}/instances/{clip[2]}/frames"
+    assert get(f"{url}/1,7", integrator).status_code == 404
+    assert get(f"{url}/0", integrator).json()["code"] == "invalid_frame_list"
+    theirs, unknown = (
+        get(f"{url}/1", south_sonographer),
+        get(f"{url.replace(clip[2], generate_uid())}/1", south_sonographer),
+    )
+    assert theirs.status_code == unknown.status_code == 404 and theirs.json() == unknown.json()
