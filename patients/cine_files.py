@@ -164,7 +164,7 @@ def _decode_and_encode(data: bytes, *, info: ClipInfo) -> tuple[Image.Image, int
     Returns the first frame, the number of frames and the MP4. A frame that does not decode, or fewer frames
     than the header declares (a truncated file), is ``cine_corrupt``; more than CINE_MAX_FRAMES is refused
     as soon as the count passes it, whatever the header said."""
-    encoder = PlaybackEncoder(width=info.width, height=info.height, frame_rate=info.frame_rate)
+    encoder = PlaybackEncoder(frame_rate=info.frame_rate)
     first, count = None, 0
     try:
         for frame in iter_frames(data):
@@ -194,26 +194,32 @@ def _decode_and_encode(data: bytes, *, info: ClipInfo) -> tuple[Image.Image, int
 class PlaybackEncoder:
     """The browser's rendition, frame by frame: H.264 (libx264) in MP4, 4:2:0, even dimensions, the long side
     at most PLAYBACK_MAX_SIDE, the clip's frame rate (25 when unknown), the index first (``+faststart``) so
-    playback starts before the whole file has arrived."""
+    playback starts before the whole file has arrived. Its size is the first frame's, as the frames come
+    upright (a phone's rotated video is turned by classifier.ml.frames), not the container's coded size."""
 
-    def __init__(self, *, width: int, height: int, frame_rate: float | None):
+    def __init__(self, *, frame_rate: float | None):
         import av  # noqa: PLC0415 - loaded on the first clip, not by every process that imports patients
 
-        scale = min(1.0, PLAYBACK_MAX_SIDE / max(width, height))
-        self.width, self.height = _even(width * scale), _even(height * scale)
-        rate = Fraction(frame_rate or PLAYBACK_DEFAULT_RATE).limit_denominator(1001)
+        self._rate = Fraction(frame_rate or PLAYBACK_DEFAULT_RATE).limit_denominator(1001)
         # +faststart moves the index by reading the finished file back: a real file, not a BytesIO.
         self._folder = tempfile.TemporaryDirectory(prefix="playback-")
         self._path = Path(self._folder.name) / "playback.mp4"
         self._container = av.open(str(self._path), mode="w", format="mp4", options={"movflags": "+faststart"})
-        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream = None
+        self._index = 0
+
+    def _open_stream(self, width: int, height: int) -> None:
+        scale = min(1.0, PLAYBACK_MAX_SIDE / max(width, height))
+        self.width, self.height = _even(width * scale), _even(height * scale)
+        self._stream = self._container.add_stream("libx264", rate=self._rate)
         self._stream.width, self._stream.height, self._stream.pix_fmt = self.width, self.height, "yuv420p"
         self._stream.options = {"preset": PLAYBACK_PRESET}
-        self._index = 0
 
     def add(self, image: Image.Image) -> None:
         import av  # noqa: PLC0415
 
+        if self._stream is None:
+            self._open_stream(*image.size)
         grey = image.mode == "L"
         frame = av.VideoFrame.from_ndarray(np.asarray(image), format="gray" if grey else "rgb24")
         frame = frame.reformat(width=self.width, height=self.height, format="yuv420p")
@@ -222,6 +228,8 @@ class PlaybackEncoder:
         self._container.mux(self._stream.encode(frame))
 
     def finish(self) -> bytes:
+        if self._stream is None:
+            raise ClipError("The clip holds no frames.", code="cine_corrupt")
         self._container.mux(self._stream.encode())
         self._container.close()
         self._container = None

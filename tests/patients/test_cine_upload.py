@@ -148,17 +148,21 @@ class TestUpload:
                 "1.2.840.10008.5.1.4.1.1.3.1",
             )
 
-    @pytest.mark.parametrize("kind", ["mp4", "dicom jpeg baseline"])
+    @pytest.mark.parametrize("kind", CLIPS)
     def test_the_api_stores_one_cine(self, api_client, integrator, media_root, kind):
         make, name, fmt, frames, _ = CLIPS[kind]
+        data = make()
         study = StudyFactory(patient__clinic=integrator.clinic, patient__mrn=MRN, created_by=integrator)
 
-        response = api_upload(api_client, study, name, make())
+        response = api_upload(api_client, study, name, data)
 
         assert response.status_code == 202, response.json()
         image = study.images.get()
-        assert (image.kind, image.format, image.frame_count) == ("cine", fmt, frames)
-        assert response.json()["original"]["media_type"] in ("video/mp4", "application/dicom")
+        assert (image.kind, image.format, image.frame_count, image.original.read()) == ("cine", fmt, frames, data)
+        assert played_frames(image.playback.read())[0] == frames
+        assert ClassificationJob.objects.filter(image=image, status=ClassificationJob.Status.QUEUED).count() == 1
+        media_types = {"MP4": "video/mp4", "MOV": "video/quicktime", "AVI": "video/x-msvideo"}
+        assert response.json()["original"]["media_type"] == media_types.get(fmt, "application/dicom")
 
     def test_the_same_bytes_twice_are_one_image(self, client, sonographer, cine_study):
         data = make_mp4(8)
