@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet, Value
+from django.db.models.functions import Concat
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -22,6 +23,7 @@ class QidoMatch:
     """The matching keys a QIDO-RS search gives (empty: not given). UIDs may list several (UID list matching)."""
 
     patient_id: str = ""
+    patient_name: str = ""
     accession_number: str = ""
     study_date_from: date | None = None
     study_date_to: date | None = None
@@ -36,6 +38,17 @@ def _text_match(queryset: QuerySet, lookup: str, value: str) -> QuerySet:
     if has_wildcards(value):
         return queryset.filter(**{f"{lookup}__regex": f"^{wildcard_regex(value)}$"})
     return queryset.filter(**{lookup: value})
+
+
+def _name_match(studies: QuerySet[Study], key: str) -> QuerySet[Study]:
+    """Patient's Name as the worklist matches it: ``Family^Given`` with wildcards, case-insensitive; a key without
+    ``^`` may also name the family alone (``SMITH``, ``SM*``)."""
+    regex = f"^{wildcard_regex(key.rstrip('^'))}$"
+    studies = studies.annotate(patient_pn=Concat("patient__family_name", Value("^"), "patient__given_name"))
+    condition = Q(patient_pn__iregex=regex)
+    if "^" not in key:
+        condition |= Q(patient__family_name__iregex=regex)
+    return studies.filter(condition)
 
 
 def _instances(*, user) -> QuerySet[DicomInstance]:
@@ -58,6 +71,8 @@ def qido_study_list(*, user, match: QidoMatch) -> QuerySet[Study]:
         studies = _text_match(studies, "patient__mrn", match.patient_id)
     if match.accession_number:
         studies = _text_match(studies, "accession_number", match.accession_number)
+    if match.patient_name:
+        studies = _name_match(studies, match.patient_name)
     if match.study_date_from:
         studies = studies.filter(exam_date__gte=match.study_date_from)
     if match.study_date_to:

@@ -51,6 +51,7 @@ HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 # Matching keys by keyword or tag (PS3.18 8.3.4.1), and the standard parameters accepted but not acted on.
 MATCH_KEYS = {
     "PatientID": "patient_id", "00100020": "patient_id",
+    "PatientName": "patient_name", "00100010": "patient_name",
     "AccessionNumber": "accession_number", "00080050": "accession_number",
     "StudyDate": "study_date", "00080020": "study_date",
     "StudyInstanceUID": "study_uids", "0020000D": "study_uids",

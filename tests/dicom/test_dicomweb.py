@@ -263,3 +263,18 @@ def test_qido_pages_with_limit_and_offset_and_warns_when_the_server_cut_the_page
     paged = client_for(server, integrator).search_for_instances(study_instance_uid=STUDY_UID, get_remaining=True)
     assert sorted(row["00200013"]["Value"][0] for row in paged) == [1, 2, 3]
     assert search("limit=-1").status_code == 400 and search("offset=x").status_code == 400
+
+
+def test_qido_matches_patients_name_as_a_viewers_study_list_asks(server, integrator, south_sonographer):
+    data = dicom_bytes(study_uid=STUDY_UID, patient_id="MRN-NAME-1", patient_name="Smith^Anna")
+    assert stow(server, integrator, [data]).status_code == 200
+    client = client_for(server, integrator)
+
+    def found(name: str) -> list:
+        return [row["0020000D"]["Value"] for row in client.search_for_studies(search_filters={"PatientName": name})]
+
+    for name in ("Smith^Anna", "smith^anna", "SMI*", "Smith", "*mith*", "S?ith^A*"):
+        assert found(name) == [[STUDY_UID]], name
+    for name in ("Anna", "Smith^Bob", "Smith.Anna", "Smit"):
+        assert found(name) == [], name
+    assert client_for(server, south_sonographer).search_for_studies(search_filters={"PatientName": "Smith*"}) == []
