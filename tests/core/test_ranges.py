@@ -56,6 +56,9 @@ class TestRequestedRange:
             requested_range(header, 1024)
 
 
+# Closing a response sends request_finished, whose handler looks at the database connection that earlier tests
+# left open: allowed here, as for any request.
+@pytest.mark.django_db
 class TestRangedFileResponse:
     def test_without_range_sends_the_whole_file_and_says_ranges_are_accepted(self):
         response, body, handle = _get()
