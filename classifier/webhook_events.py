@@ -132,9 +132,25 @@ _IMAGE_ID = "The image's id (an integer id, not a URL: `links.image` is its URL)
 _SNAPSHOT = "What `GET links.self` answered at the moment of the event."
 
 
+class EventClipSerializer(serializers.Serializer):
+    """The clip an image is a key frame of; null for any other image (built from the image)."""
+
+    id = serializers.IntegerField(source="clip_id", help_text="The clip's image id (an image of kind `cine`).")
+    frame_index = serializers.IntegerField(source="clip_frame_index", help_text="The clip's frame, counted from 0.")
+
+    def to_representation(self, image) -> dict | None:
+        return super().to_representation(image) if image.clip_id is not None else None
+
+
 class PredictionEventDataSerializer(serializers.Serializer):
     study = serializers.IntegerField(source="job.image.study_id", help_text=_STUDY_ID)
     image = serializers.IntegerField(source="job.image_id", help_text=_IMAGE_ID)
+    clip = EventClipSerializer(
+        source="job.image",
+        allow_null=True,
+        help_text="When the image is a key frame of a cine loop (the best frame of its plane, stored as a "
+        "still): the clip and its frame; null for any other image.",
+    )
     prediction = PredictionOutputSerializer(source="*", help_text=_SNAPSHOT)
     links = PredictionEventLinksSerializer(source="*")
 
@@ -254,7 +270,7 @@ def _example(event_type: str, event_id: str, created_at: str, data: dict) -> dic
 
 def _prediction_data(prediction: dict) -> dict:
     links = _example_links("prediction", prediction["id"])
-    return {"study": _EXAMPLE_STUDY, "image": _EXAMPLE_IMAGE, "prediction": prediction, "links": links}
+    return {"study": _EXAMPLE_STUDY, "image": _EXAMPLE_IMAGE, "clip": None, "prediction": prediction, "links": links}
 
 
 EXAMPLES: dict[str, dict] = {

@@ -40,11 +40,14 @@ from fetalsite.core.api_utils import (
 from fetalsite.core.api_views import ApiView
 from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
 from fetalsite.core.lists import FilteredListApi
+from fetalsite.core.ranges import ranged_file_response
 from fetalsite.core.shown import note_patients
 from patients import selectors, services
 from patients.filters import ImageFilter, PatientFilter, StudyFilter
 from patients.imaging import DISPLAY_MEDIA_TYPE, MEDIA_TYPES, media_type_of
 from patients.models import Study, UltrasoundImage
+
+PLAYBACK_MEDIA_TYPE = "video/mp4"  # a clip's video: H.264 in MP4, which every browser plays
 
 
 class PatientOutputSerializer(serializers.Serializer):
@@ -117,13 +120,60 @@ class ImageDisplayOutputSerializer(serializers.Serializer):
     url = serializers.CharField()
 
 
+class ImagePlaybackOutputSerializer(serializers.Serializer):
+    media_type = serializers.ChoiceField(choices=[PLAYBACK_MEDIA_TYPE], help_text="Always H.264 in MP4.")
+    url = serializers.CharField(help_text="The clip as a video any browser plays (8-bit, at most 1024 px).")
+
+
+class ImageClipOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The cine loop (an image of kind `cine`) this still was taken from.")
+    frame_index = serializers.IntegerField(help_text="Which of the clip's frames this still is, counted from 0.")
+
+
+class RoundedFloatField(serializers.FloatField):
+    """A probability to 4 decimals: what the model's float32 or the stored float16 can say, without their noise."""
+
+    def to_representation(self, value) -> float:
+        return round(float(value), 4)
+
+
+class ClipKeyFrameOutputSerializer(serializers.Serializer):
+    image_id = serializers.IntegerField(
+        allow_null=True, help_text="The still made from this frame (reviewable like any image); null until stored."
+    )
+    frame_index = serializers.IntegerField(help_text="Counted from 0.")
+    label = serializers.ChoiceField(choices=FetalPlane.choices, help_text="The plane the clip's analysis gave it.")
+    confidence = RoundedFloatField(
+        min_value=0, max_value=1, help_text="That plane's probability at this frame, to 4 decimals."
+    )
+
+
 class ImageOutputSerializer(serializers.Serializer):
     """An uploaded image. Two files: the `original` (the uploaded bytes, unchanged) and the `display`
     rendition (PNG, upright, 8-bit, at most 4096 px on the long side, no metadata) that pages show and
-    the classifier reads."""
+    the classifier reads.
+
+    A `cine` image is a clip (a multi-frame DICOM, MP4, AVI or MOV): its `display` is its first frame,
+    `playback` a video of it, and `frames/` what the model said of every frame. A clip has no prediction of its
+    own: its `key_frames`, the best frame of each plane, are stored as stills (with `clip` set) and classified
+    and reviewed like any image."""
 
     id = serializers.IntegerField()
     study = serializers.IntegerField(source="study_id")
+    kind = serializers.ChoiceField(
+        choices=UltrasoundImage.Kind.choices, help_text="`still`, or `cine` for a clip of several frames."
+    )
+    frame_count = serializers.SerializerMethodField(help_text="A clip's number of frames; null for a still.")
+    frame_rate = serializers.SerializerMethodField(
+        help_text="A clip's frames per second; null for a still, or a clip that does not say."
+    )
+    duration_s = serializers.SerializerMethodField(help_text="A clip's length in seconds; null for a still.")
+    clip = serializers.SerializerMethodField(help_text="For a key frame: the clip and frame it was taken from.")
+    key_frames = serializers.SerializerMethodField(
+        help_text="For a clip: per plane, its best frame (the most confident of those its review rule does not "
+        "flag), from the clip's latest analysis; empty for a still, or a clip not analysed yet."
+    )
+    playback = serializers.SerializerMethodField(help_text="For a clip: the video to play; null for a still.")
     original_filename = serializers.CharField(allow_blank=True, help_text="The client's file name, for display.")
     format = serializers.ChoiceField(choices=UltrasoundImage.Format.choices, help_text="The uploaded file's format.")
     width = serializers.IntegerField(help_text="The display rendition's width (as `display.width`).")
@@ -165,6 +215,36 @@ class ImageOutputSerializer(serializers.Serializer):
     def get_display(self, image) -> dict:
         url = reverse("api-image-file", args=[image.id])
         return {"media_type": DISPLAY_MEDIA_TYPE, "width": image.width, "height": image.height, "url": url}
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_frame_count(self, image) -> int | None:
+        return image.frame_count if image.is_cine else None
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_frame_rate(self, image) -> float | None:
+        return image.frame_rate if image.is_cine else None
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_duration_s(self, image) -> float | None:
+        duration = image.duration_s if image.is_cine else None
+        return round(duration, 3) if duration is not None else None
+
+    @extend_schema_field(ImageClipOutputSerializer(allow_null=True))
+    def get_clip(self, image) -> dict | None:
+        if image.clip_id is None:
+            return None
+        return {"id": image.clip_id, "frame_index": image.clip_frame_index}
+
+    @extend_schema_field(ClipKeyFrameOutputSerializer(many=True))
+    def get_key_frames(self, image) -> list[dict]:
+        timeline = classifier_selectors.cine_timeline(image)
+        return ClipKeyFrameOutputSerializer(timeline.key_frames if timeline else [], many=True).data
+
+    @extend_schema_field(ImagePlaybackOutputSerializer(allow_null=True))
+    def get_playback(self, image) -> dict | None:
+        if not image.is_cine or not image.playback:
+            return None
+        return {"media_type": PLAYBACK_MEDIA_TYPE, "url": reverse("api-image-playback", args=[image.id])}
 
     @extend_schema_field(ImageDicomOutputSerializer(allow_null=True))
     def get_dicom(self, image) -> dict | None:
@@ -486,7 +566,13 @@ class ImageUploadApi(ApiView):
 
     One file answers with the image (202 while it is classified, 200 when the same bytes were already
     in the study: same id, nothing queued). Several files answer with `{"results": [...]}`; every
-    file is checked first, so one bad file stores nothing."""
+    file is checked first, so one bad file stores nothing.
+
+    A cine loop (an MP4, AVI or MOV video, or a multi-frame DICOM file) is one image of kind `cine`, whose
+    frames the worker classifies (`frames/`) and whose best frame of each plane becomes a key frame (a still).
+    A clip is refused (400, nothing stored) over `CINE_MAX_FRAMES` frames (`cine_too_many_frames`) or
+    `CINE_MAX_DURATION_S` seconds (`cine_too_long`), when it cannot be read (`cine_corrupt`), or when its
+    container or codec cannot be decoded (`video_unsupported`)."""
 
     permission_classes = [HasRequiredPerms]
     required_perms = {"POST": ["patients.add_ultrasoundimage"]}
@@ -497,8 +583,9 @@ class ImageUploadApi(ApiView):
             child=serializers.FileField(allow_empty_file=True),
             min_length=1,
             max_length=settings.UPLOAD_MAX_FILES_PER_REQUEST,
-            help_text="PNG, JPEG, BMP or TIFF, or a DICOM file of the study's patient (docs/dicom.md); "
-            "repeat the part to send several images.",
+            help_text="PNG, JPEG, BMP or TIFF, a DICOM file of the study's patient (docs/dicom.md), or a cine "
+            f"loop: an MP4, AVI or MOV video or a multi-frame DICOM file, at most {settings.CINE_MAX_FRAMES} frames "
+            f"and {settings.CINE_MAX_DURATION_S:g} s; repeat the part to send several images.",
         )
 
     def initial(self, request, *args, **kwargs):
@@ -600,11 +687,13 @@ class ImageBytesRenderer(BaseRenderer):
 
 
 class ImageBytesSchema(ApiAutoSchema):
-    """Errors are JSON whatever the client accepts; each 200 names its own image media types."""
+    """Errors are JSON whatever the client accepts; each 200 names its own media types."""
 
     def map_renderers(self, attribute: str) -> list:
-        image = {ImageBytesRenderer.media_type, ImageBytesRenderer.format}
-        return [value for value in super().map_renderers(attribute) if value not in image]
+        binary = {
+            getattr(renderer, attribute) for renderer in self.view.renderer_classes if renderer.render_style == "binary"
+        }
+        return [value for value in super().map_renderers(attribute) if value not in binary]
 
 
 class ImageBytesApi(ApiView):
@@ -687,6 +776,148 @@ class ImageOriginalApi(ImageBytesApi):
         response = self.attachment(image.original, name=f"image-{image.id}.{extension}")
         response["Content-Security-Policy"] = "sandbox"  # should a browser ever render it: no script, no origin
         return response
+
+
+class VideoBytesRenderer(ImageBytesRenderer):
+    """Lets a client ask for ``Accept: video/mp4``; the bytes go out as a FileResponse."""
+
+    media_type = PLAYBACK_MEDIA_TYPE
+    format = "mp4"
+
+
+RANGE_PARAMETER = OpenApiParameter(
+    "Range",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="One byte range, `bytes=first-last`, `bytes=first-` or `bytes=-length`, for a player that seeks; "
+    "without it (or with several ranges, or another unit) the whole file comes, 200.",
+)
+
+
+class ImagePlaybackApi(ImageBytesApi):
+    """A clip as H.264 in MP4 (8-bit, at most 1024 px on the long side): made from the clip's frames when it
+    was stored, for playing; the clip's own bytes are `original/`. Takes one byte range (206), as a video
+    player asks when it seeks."""
+
+    renderer_classes = [JSONRenderer, VideoBytesRenderer]
+
+    @extend_schema(
+        operation_id="images_playback_retrieve",
+        summary="Download a clip's video (MP4)",
+        parameters=[RANGE_PARAMETER],
+        responses={
+            (200, PLAYBACK_MEDIA_TYPE): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The clip's video, as attachment `image-{id}.mp4`."
+            ),
+            (206, PLAYBACK_MEDIA_TYPE): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The bytes of the range asked for (`Content-Range` says which)."
+            ),
+            **error_responses(*READ_ERRORS),
+            404: OpenApiResponse(
+                ErrorSerializer,
+                description="No such image in your clinic (`not_found`; another clinic's image answers the same), "
+                "the image is a still (`not_a_cine`), or the clip has no video (`playback_not_kept`).",
+            ),
+            416: OpenApiResponse(
+                ErrorSerializer,
+                description="The range starts past the end, or is malformed (`range_not_satisfiable`); "
+                "`Content-Range: bytes */<size>` gives the size.",
+            ),
+        },
+    )
+    def get(self, request, image_id: int):
+        image = selectors.clip_playback_get(user=request.user, image_id=image_id)
+        response = ranged_file_response(
+            request, image.playback.open("rb"), size=image.playback.size, content_type=PLAYBACK_MEDIA_TYPE
+        )
+        if response.status_code == status.HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE:
+            # Errors are JSON here, as everywhere in the API; the size stays in Content-Range, as RFC 9110 asks.
+            detail = {"detail": "The range asked for is not in the file.", "code": "range_not_satisfiable"}
+            refusal = Response(detail, status=response.status_code)
+            refusal["Content-Range"] = response["Content-Range"]
+            return refusal
+        response["Content-Disposition"] = f'attachment; filename="image-{image.id}.mp4"'
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = IMAGE_CACHE_CONTROL
+        return response
+
+
+class ClipFramesOutputSerializer(serializers.Serializer):
+    image = serializers.IntegerField(source="image.id", help_text="The clip.")
+    frame_count = serializers.IntegerField(source="frames.frame_count")
+    frame_rate = serializers.FloatField(
+        source="image.frame_rate", allow_null=True, help_text="Frames per second; null when the clip does not say."
+    )
+    class_labels = serializers.ListField(
+        child=serializers.ChoiceField(choices=FetalPlane.choices),
+        source="frames.class_labels",
+        help_text="The planes, in the order of each row of `probabilities`.",
+    )
+    probabilities = serializers.SerializerMethodField(
+        help_text="One row per frame: each plane's probability, in `class_labels` order, to 4 decimals (they are "
+        "stored as 16-bit floats, so about 3 significant digits are exact)."
+    )
+    flags = serializers.SerializerMethodField(
+        help_text="One per frame: true where the model's review rule flags the frame (confidence under the "
+        "model's review threshold, or the frame unlike the training images)."
+    )
+    labels = serializers.SerializerMethodField(help_text="One per frame: its most probable plane.")
+    key_frames = ClipKeyFrameOutputSerializer(
+        source="timeline.key_frames",
+        many=True,
+        help_text="Per plane, its best unflagged frame, as the clip's `key_frames`.",
+    )
+    model_version = serializers.SerializerMethodField(help_text="`name:version` of the model that ran.")
+    inference_ms = serializers.FloatField(
+        source="frames.inference_ms", help_text="Decoding, preprocessing and prediction of every frame."
+    )
+
+    @extend_schema_field(serializers.ListField(child=serializers.ListField(child=serializers.FloatField())))
+    def get_probabilities(self, clip) -> list[list[float]]:
+        rounded = RoundedFloatField()
+        return [[rounded.to_representation(value) for value in row] for row in clip.frames.probability_rows()]
+
+    def get_flags(self, clip) -> list[bool]:
+        return clip.frames.flag_list()
+
+    @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=FetalPlane.choices)))
+    def get_labels(self, clip) -> list[str]:
+        return clip.frames.frame_labels()
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_model_version(self, clip) -> str | None:
+        version = clip.frames.job.model_version
+        return f"{version.name}:{version.version}" if version else None
+
+
+class ImageFramesApi(ApiView):
+    """What the model said of every frame of a clip (an image of kind `cine`), from the clip's latest job."""
+
+    permission_classes = [HasRequiredPerms]
+    required_perms = {"GET": ["patients.view_ultrasoundimage"]}
+
+    @extend_schema(
+        operation_id="images_frames_retrieve",
+        summary="A clip's per-frame planes and key frames",
+        responses={
+            200: ClipFramesOutputSerializer,
+            **error_responses(*READ_ERRORS, 409),
+            404: OpenApiResponse(
+                ErrorSerializer,
+                description="No such image in your clinic (`not_found`; another clinic's image answers the same), "
+                "or the image is a still (`not_a_cine`).",
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The clip is not analysed yet (`not_classified`): its latest job is queued, running or "
+                "failed. Wait for the job (`job` in the image) and ask again.",
+            ),
+        },
+    )
+    def get(self, request, image_id: int):
+        clip = selectors.clip_frames_get(user=request.user, image_id=image_id)
+        return Response(ClipFramesOutputSerializer(clip).data)
 
 
 # ---- Reviews ------------------------------------------------------------------------------------

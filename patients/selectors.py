@@ -6,13 +6,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
 from classifier.labels import FetalPlane, plane_display
-from classifier.models import ClassificationJob, Prediction
-from classifier.selectors import image_awaits_review, image_latest_prediction, latest_jobs_prefetch
+from classifier.models import CineFrames, ClassificationJob, Prediction
+from classifier.selectors import (
+    CineTimeline,
+    cine_timeline,
+    image_awaits_review,
+    image_latest_cine_frames,
+    image_latest_prediction,
+    latest_jobs_prefetch,
+)
 from fetalsite.accounts.selectors import scope_to_user
 from fetalsite.core.errors import ApplicationError
 from patients.models import Patient, Study, UltrasoundImage
@@ -67,9 +74,14 @@ def study_get(*, user, study_id: int) -> Study:
 
 
 def _images_with_latest_job(queryset: QuerySet[UltrasoundImage]) -> QuerySet[UltrasoundImage]:
-    """Images ready for ``classifier.selectors.image_latest_job``/``image_latest_prediction`` (no more queries)."""
+    """Images ready for ``classifier.selectors.image_latest_job``/``image_latest_prediction`` and a clip's
+    ``cine_timeline`` (no more queries)."""
     related = ("study", "study__patient", "uploaded_by", "dicom")  # dicom: the facts of a DICOM file, if it was one
-    return queryset.select_related(*related).prefetch_related(latest_jobs_prefetch())
+    # A clip's key-frame stills, only what names them: one query for the whole list, clips or not.
+    stills = UltrasoundImage.objects.only("id", "clip_id", "clip_frame_index").order_by("clip_frame_index", "id")
+    return queryset.select_related(*related).prefetch_related(
+        latest_jobs_prefetch(), Prefetch("key_frames", queryset=stills)
+    )
 
 
 def image_list(*, user, study_id: int | None = None) -> QuerySet[UltrasoundImage]:
@@ -96,6 +108,57 @@ def image_original_get(*, user, image_id: int) -> UltrasoundImage:
         raise OriginalNotKept(
             "This image was uploaded before originals were kept; only its display rendition (file/) exists."
         )
+    return image
+
+
+# ---- Cine loops: a clip's analysis, key frames and video ------------------------------------------
+
+
+class NotACine(ApplicationError):
+    http_status = 404
+    code = "not_a_cine"
+
+
+class ClipNotAnalysed(ApplicationError):
+    http_status = 409
+    code = "not_classified"  # as a still's review before its prediction: the answer is not there yet
+
+
+class PlaybackNotKept(ApplicationError):
+    http_status = 404
+    code = "playback_not_kept"
+
+
+@dataclass(frozen=True)
+class ClipFrames:
+    """A clip, what its latest job found in each frame, and its timeline (with the key frames)."""
+
+    image: UltrasoundImage
+    frames: CineFrames
+    timeline: CineTimeline
+
+
+def _clip_check(image: UltrasoundImage) -> UltrasoundImage:
+    if not image.is_cine:
+        raise NotACine("This image is a still, not a cine loop: it has no frames or video of its own.")
+    return image
+
+
+def clip_frames_get(*, user, image_id: int) -> ClipFrames:
+    """A clip of the user's clinic with its latest per-frame analysis (404 for a still or another clinic's
+    image, 409 while it is not analysed)."""
+    image = _clip_check(image_get(user=user, image_id=image_id))
+    frames, timeline = image_latest_cine_frames(image), cine_timeline(image)
+    if frames is None or timeline is None:
+        raise ClipNotAnalysed("This clip has no per-frame analysis yet: its job is queued, running or failed.")
+    return ClipFrames(image=image, frames=frames, timeline=timeline)
+
+
+def clip_playback_get(*, user, image_id: int) -> UltrasoundImage:
+    """A clip of the user's clinic with its video (404 for a still, another clinic's image or no video)."""
+    image = _clip_check(get_object_or_404(scope_to_user(UltrasoundImage.objects.all(), user=user), id=image_id))
+    if not image.playback:
+        raise PlaybackNotKept("This clip has no video to play.")
     return image
 
 

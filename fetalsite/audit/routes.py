@@ -39,6 +39,7 @@ ID_KWARGS: dict[str, str] = {
 SUFFIX_TARGETS: dict[str, tuple[str, str | None]] = {
     "file": (Action.DOWNLOAD, "image_file"),  # an image's display rendition
     "original": (Action.DOWNLOAD, "image_original"),  # the bytes uploaded for an image
+    "playback": (Action.DOWNLOAD, "image_playback"),  # a cine loop's video (H.264 MP4)
     "download": (Action.DOWNLOAD, None),  # None: the object's own type
     "heatmap": (Action.DOWNLOAD, "heatmap"),
     "history": (Action.VIEW, "history"),

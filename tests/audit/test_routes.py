@@ -39,6 +39,8 @@ class TestAccessTargetResolve:
             ("images/<int:image_id>/file/", {"image_id": 4}, ("DOWNLOAD", "image_file", 4, "image")),
             ("images/<int:image_id>/heatmap/", {"image_id": 4}, ("DOWNLOAD", "heatmap", 4, "image")),
             ("api/v1/images/<int:image_id>/original/", {"image_id": 4}, ("DOWNLOAD", "image_original", 4, "image")),
+            ("api/v1/images/<int:image_id>/playback/", {"image_id": 4}, ("DOWNLOAD", "image_playback", 4, "image")),
+            ("api/v1/images/<int:image_id>/frames/", {"image_id": 4}, ("VIEW", "image", 4, "image")),
             ("api/v1/images/<int:image_id>/history/", {"image_id": 4}, ("VIEW", "history", 4, "image")),
             ("studies/<int:study_id>/images/", {"study_id": 3}, ("LIST", "image", None, "study")),
             ("studies/<int:study_id>/images.json", {"study_id": 3}, ("LIST", "image", None, "study")),
