@@ -1,6 +1,8 @@
 """A real PACS pushes to the app: Orthanc (run as a plain process with its own storage on free 127.0.0.1 ports)
 stores instances, then sends them to the receiver by C-STORE and to /dicomweb/ by STOW-RS through its DICOMweb
-plugin, configured with docs/dicom.md's snippet. Skipped, saying why, where Orthanc or its plugin is absent."""
+plugin, configured with docs/dicom.md's snippet; through the same plugin it also searches the app (QIDO-RS),
+reads metadata and retrieves a study (WADO-RS) as a DICOMweb client. Skipped, saying why, where Orthanc or its
+plugin is absent."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from classifier.models import ClassificationJob
 from dicom.services import dicom_peer_create
 from patients.models import Patient, Study
 from tests.conftest import wait_for
+from tests.dicom.dicomweb_clients import dataset, stow
 from tests.dicom_samples import dicom_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -173,3 +176,27 @@ def test_orthanc_pushes_a_study_by_stow_rs_through_its_dicomweb_plugin(orthanc, 
     again = requests.post(stow, json={"Resources": [orthanc_study]}, timeout=60)
     assert again.ok, again.text
     assert study.images.count() == 3
+
+
+def test_orthanc_searches_and_retrieves_a_study_from_the_app_as_a_dicomweb_client(orthanc, live_server, integrator):
+    study_uid = generate_uid()
+    sent = three_instances(mrn="MRN-PACS-3", name="Silva^Rosa", study_uid=study_uid)
+    assert stow(f"{live_server.url}/dicomweb", integrator, sent).status_code == 200
+    server = f"{orthanc}/dicom-web/servers/fetalsite"
+
+    found = requests.post(
+        f"{server}/get", json={"Uri": "/studies", "Arguments": {"PatientID": "MRN-PACS-3"}}, timeout=60
+    )
+    retrieved = requests.post(f"{server}/retrieve", json={"Resources": [{"Study": study_uid}]}, timeout=60)
+
+    assert found.ok, found.text
+    assert [row["0020000D"]["Value"] for row in found.json()] == [[study_uid]]
+    assert retrieved.ok, retrieved.text
+    metadata = requests.post(f"{server}/get", json={"Uri": f"/studies/{study_uid}/metadata"}, timeout=60)
+    assert sorted(row["00080018"]["Value"][0] for row in metadata.json()) == sorted(
+        dataset(data).SOPInstanceUID for data in sent
+    )
+    for data in sent:
+        (match,) = requests.post(f"{orthanc}/tools/lookup", data=dataset(data).SOPInstanceUID, timeout=30).json()
+        copy = requests.get(f"{orthanc}/instances/{match['ID']}/file", timeout=30).content
+        assert copy == data  # the original, byte for byte
