@@ -415,6 +415,7 @@ def end_to_end(*, args, planes, env: dict[str, str], log_dir: Path) -> dict:
             for index, run in enumerate(runs, 1):
                 show_run(f"{args.frames} frames, run {index}", run)
             figures["e2e_s"] = statistics.median(r["total_s"] for r in runs)
+            figures["upload_s"] = statistics.median(r["upload_s"] for r in runs)
             figures["rss_mib"] = max(r["pool_peak_mib"] for r in runs)
             if args.long_frames:
                 long = upload_clip(user=user, planes=planes, args=args, frames=args.long_frames, worker=worker)
@@ -517,7 +518,8 @@ def summary(figures: dict, args, load: str) -> str:
     parts.append(f"decode_fps={figures['decode_fps']:.0f}")
     if "e2e_s" in figures:
         verdict = "met" if figures["e2e_s"] <= BAR_S else f"MISSED by {figures['e2e_s'] - BAR_S:.1f} s"
-        parts += [f"upload_to_key_frames_{args.frames}={figures['e2e_s']:.1f}s (bar {BAR_S:.0f} s {verdict})"]
+        parts += [f"upload_to_key_frames_{args.frames}={figures['e2e_s']:.1f}s (bar {BAR_S:.0f} s {verdict};"]
+        parts += [f"upload accepted after {figures['upload_s']:.1f}s)"]
         parts += [f"cold_24={figures['cold_24_s']:.1f}s", f"worker_peak_rss_{args.frames}={figures['rss_mib']:.0f}MiB"]
     if "e2e_long_s" in figures:
         parts += [f"upload_to_key_frames_{args.long_frames}={figures['e2e_long_s']:.1f}s"]
