@@ -8,11 +8,13 @@ import pytest
 import requests
 from django.conf import settings
 
+from classifier.models import ClassificationJob
 from dicom import dicomweb_views
 from dicom.dicomweb import MediaTypeUnsupported, MultipartMalformed, multipart_body, multipart_boundary, multipart_parts
 from fetalsite.accounts.roles import Role
 from fetalsite.audit.models import AccessLogEntry
 from patients.models import DicomInstance, Patient, Study, UltrasoundImage
+from tests.conftest import wait_for
 from tests.dicom.dicomweb_clients import client_for, dataset, multipart_payloads, stow, token_of
 from tests.dicom_samples import dicom_bytes
 from tests.factories import UserFactory
@@ -278,3 +280,23 @@ def test_qido_matches_patients_name_as_a_viewers_study_list_asks(server, integra
     for name in ("Anna", "Smith^Bob", "Smith.Anna", "Smit"):
         assert found(name) == [], name
     assert client_for(server, south_sonographer).search_for_studies(search_filters={"PatientName": "Smith*"}) == []
+
+
+def test_instances_stored_by_dicomweb_client_are_classified_then_found_and_fetched(
+    server, integrator, active_model, celery_worker
+):
+    client = client_for(server, integrator)
+    sent = [dicom_bytes(study_uid=STUDY_UID, patient_id="MRN-WEB-9", InstanceNumber=n) for n in (1, 2)]
+
+    client.store_instances(datasets=[dataset(data) for data in sent])
+
+    jobs = ClassificationJob.objects.filter(image__dicom__study_instance_uid=STUDY_UID)
+    wait_for(lambda: jobs.filter(status=ClassificationJob.Status.SUCCEEDED).count() == 2)
+    assert all(job.prediction.label for job in jobs)
+    assert [
+        row["00201208"]["Value"] for row in client.search_for_studies(search_filters={"PatientID": "MRN-WEB-9"})
+    ] == [[2]]
+    fetched = client.retrieve_study(STUDY_UID)
+    assert sorted(instance.SOPInstanceUID for instance in fetched) == sorted(
+        dataset(data).SOPInstanceUID for data in sent
+    )
