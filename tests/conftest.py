@@ -171,6 +171,16 @@ def active_model(db, settings, tiny_model_dir):
 
 
 @pytest.fixture
+def real_model(db, settings):
+    """The trained model the product ships (models/fetal-planes-v3), active: it tells the planes of real images apart,
+    so a clip swept over real images has the per-plane runs and key frames a person would see."""
+    from classifier.services import model_version_register
+
+    settings.MODELS_DIR = Path(settings.BASE_DIR) / "models"
+    return model_version_register(card_path=settings.MODELS_DIR / "fetal-planes-v3.card.json", activate=True)
+
+
+@pytest.fixture
 def celery_worker(transactional_db):
     """A real Celery worker in a thread, consuming from the real Redis broker."""
     from celery.contrib.testing.worker import start_worker

@@ -1,7 +1,7 @@
 """The study page's cine loops: the player, the "Analysing N frames" card, the timeline strip read from the clip's
-real analysis (a clip from tests.cine_samples, uploaded through the upload service and classified by the tiny real
-model), the key frames' cards that lead back to the clip, the poll that brings them, and the video route with its
-byte ranges and clinic check."""
+real analysis (a sweep over real images from tests.cine_samples, uploaded through the upload service and analysed by
+the worker's service with the trained model), the key frames' cards that lead back to the clip, the poll that brings
+them, and the video route with its byte ranges and clinic check."""
 
 from __future__ import annotations
 
@@ -14,11 +14,15 @@ from classifier.models import ClassificationJob
 from classifier.services import classification_job_run
 from patients.models import UltrasoundImage
 from patients.services import image_upload
-from tests.cine_samples import make_mp4
+from tests.cine_samples import has_real_images, make_mp4
 from tests.images import png_bytes
 
-FRAMES = 30
+FRAMES = 30  # frames 0-14 a brain, 15-29 a femur
 FPS = 25
+needs_real_images = pytest.mark.skipif(
+    not has_real_images(),
+    reason="the fetal-planes images are absent: which planes (and key frames) a clip shows is unknown",
+)
 
 
 class _Elements(HTMLParser):
@@ -56,7 +60,13 @@ def _card(html: str, image_id: int) -> str:
 
 
 @pytest.fixture
-def clip(study, sonographer, media_root, active_model, django_capture_on_commit_callbacks):
+def model(active_model):
+    """The model the clip's job is queued for: the tiny one where the analysis is not looked at."""
+    return active_model
+
+
+@pytest.fixture
+def clip(study, sonographer, media_root, model, django_capture_on_commit_callbacks):
     """A clip uploaded as a sonographer would, its job queued (the worker does not run here)."""
     with django_capture_on_commit_callbacks(execute=False):
         result = image_upload(
@@ -107,7 +117,12 @@ class TestCineCardWhileAnalysing:
         )
 
 
+@needs_real_images
 class TestCineTimeline:
+    @pytest.fixture
+    def model(self, real_model):
+        return real_model
+
     @pytest.fixture
     def analysed(self, clip, django_capture_on_commit_callbacks):
         _analyse(clip, django_capture_on_commit_callbacks)
@@ -169,7 +184,12 @@ class TestCineTimeline:
         assert " on" not in "".join(f" {name}" for _, attrs in _Elements(card).elements for name in attrs)
 
 
+@needs_real_images
 class TestCinePoll:
+    @pytest.fixture
+    def model(self, real_model):
+        return real_model
+
     def test_the_poll_brings_the_analysed_clip_and_its_new_key_frame_cards(
         self, client, sonographer, clip, django_capture_on_commit_callbacks
     ):
