@@ -441,9 +441,10 @@ class ImagePlaybackView(StaffPageMixin, View):
     as the image's other files. It answers byte ranges, so the browser can seek without downloading it all."""
 
     def get(self, request, image_id: int):
-        image = selectors.image_get(user=request.user, image_id=image_id)
-        if not image.is_cine or not image.playback:
-            raise Http404("This image has no video.")
+        try:  # the API's selector: one rule for which images have a video to play
+            image = selectors.clip_playback_get(user=request.user, image_id=image_id)
+        except (selectors.NotACine, selectors.PlaybackNotKept) as error:
+            raise Http404(error.message) from None
         response = ranged_file_response(
             request, image.playback.open("rb"), size=image.playback.size, content_type="video/mp4"
         )
