@@ -5,6 +5,8 @@ the key frames as stills, their webhook payload, and the refusals, scoping and a
 from __future__ import annotations
 
 import io
+import json
+import shutil
 
 import av
 import numpy as np
@@ -15,11 +17,12 @@ from django.test.utils import CaptureQueriesContext
 
 from classifier.labels import PLANE_LABELS
 from classifier.models import ClassificationJob, WebhookDelivery, WebhookEndpoint
-from classifier.services import classification_job_run
+from classifier.services import classification_job_run, model_version_register
 from classifier.webhooks import webhook_endpoint_save
 from fetalsite.audit.models import AccessLogEntry
 from patients.models import UltrasoundImage
 from tests.cine_samples import make_avi, make_mov, make_mp4, make_multiframe_dicom
+from tests.conftest import tiny_card
 
 CLIP_FRAMES = 24  # make_mp4's default: 12 frames of a brain, then 12 of a femur, at 25 frames a second
 
@@ -38,7 +41,20 @@ def _run_job(image_id: int) -> ClassificationJob:
 
 
 @pytest.fixture
-def clip(api_client, study, active_model) -> dict:
+def clip_model(db, settings, tmp_path, tiny_model_dir):
+    """The tiny model with a review threshold inside its confidences on the sweep (about 0.57 to 0.64 on the
+    real images), so that some frames are flagged and some are not; the tests hold whatever it flags."""
+    directory = tmp_path / "models"
+    directory.mkdir()
+    model = directory / "tiny-v1.keras"
+    shutil.copyfile(tiny_model_dir / model.name, model)
+    (directory / "tiny-v1.card.json").write_text(json.dumps(tiny_card(model, name="tiny", needs_review_threshold=0.6)))
+    settings.MODELS_DIR = directory
+    return model_version_register(card_path=directory / "tiny-v1.card.json", activate=True)
+
+
+@pytest.fixture
+def clip(api_client, study, clip_model) -> dict:
     """A real MP4 uploaded through the API, not analysed yet: its JSON as the upload answered it."""
     response = _upload(api_client, study, ("sweep.mp4", make_mp4()))
     assert response.status_code == 202, response.json()
@@ -144,8 +160,10 @@ class TestFrames:
         assert all(round(value, 4) == value for value in rows.flat)
         assert body["labels"] == [body["class_labels"][i] for i in rows.argmax(axis=1)]
         assert len(body["flags"]) == CLIP_FRAMES and all(isinstance(flag, bool) for flag in body["flags"])
-        # Each key frame is an unflagged frame of its plane, the most confident such frame, stored as a still.
-        assert body["key_frames"], "the tiny model flags no frame of this clip at its 0.5 threshold"
+        # Each key frame is an unflagged frame of its plane, the most confident such frame, stored as a still; a
+        # plane gets one exactly when some unflagged frame shows it.
+        unflagged_planes = {label for label, flag in zip(body["labels"], body["flags"], strict=True) if not flag}
+        assert {key_frame["label"] for key_frame in body["key_frames"]} == unflagged_planes
         for key_frame in body["key_frames"]:
             index, label = key_frame["frame_index"], key_frame["label"]
             assert body["labels"][index] == label and not body["flags"][index]
@@ -207,6 +225,7 @@ class TestKeyFrames:
     def test_a_key_frame_is_a_still_that_names_its_clip_and_frame(self, api_client, analysed_clip):
         clip = api_client.get(f"/api/v1/images/{analysed_clip['id']}/").json()
 
+        assert clip["key_frames"]
         for key_frame in clip["key_frames"]:
             still = api_client.get(f"/api/v1/images/{key_frame['image_id']}/").json()
             assert still["kind"] == "still" and still["format"] == "PNG"
@@ -215,7 +234,10 @@ class TestKeyFrames:
             assert still["key_frames"] == [] and still["study"] == clip["study"]
             assert still["prediction"]["model_version"] == "tiny:1"
 
-    def test_a_key_frames_prediction_created_webhook_carries_its_clip(self, clip, webhook_endpoint):
+    def test_a_key_frames_prediction_created_webhook_carries_its_clip(
+        self, api_client, study, active_model, webhook_endpoint
+    ):
+        clip = _upload(api_client, study, ("sweep.mp4", make_mp4())).json()
         _run_job(clip["id"])
         stills = list(UltrasoundImage.objects.filter(clip_id=clip["id"]).order_by("id"))
         for still in stills:
@@ -226,6 +248,17 @@ class TestKeyFrames:
         assert stills and len(payloads) == len(stills)  # the clip itself has no prediction, so no event
         by_image = {payload["data"]["image"]: payload["data"]["clip"] for payload in payloads}
         assert by_image == {still.id: {"id": clip["id"], "frame_index": still.clip_frame_index} for still in stills}
+
+    def test_a_key_frame_is_reviewed_like_any_image(self, clinician_client, analysed_clip):
+        still = analysed_clip_key_frame_id(clinician_client, analysed_clip)
+
+        response = clinician_client.post(
+            f"/api/v1/images/{still}/review/", {"label": "fetal_femur", "comment": "A femur."}, format="json"
+        )
+
+        assert response.status_code == 200, response.json()
+        assert response.json()["final_label"] == "fetal_femur"
+        assert clinician_client.get(f"/api/v1/images/{still}/").json()["prediction"]["reviewed_label"] == "fetal_femur"
 
     def test_a_plain_images_webhook_says_clip_null(self, api_client, study, active_model, webhook_endpoint):
         frame = next(iter(av.open(io.BytesIO(make_mp4(frames=2))).decode(video=0))).to_image()
