@@ -76,7 +76,8 @@ def study_get(*, user, study_id: int) -> Study:
 def _images_with_latest_job(queryset: QuerySet[UltrasoundImage]) -> QuerySet[UltrasoundImage]:
     """Images ready for ``classifier.selectors.image_latest_job``/``image_latest_prediction`` and a clip's
     ``cine_timeline`` (no more queries)."""
-    related = ("study", "study__patient", "uploaded_by", "dicom")  # dicom: the facts of a DICOM file, if it was one
+    # dicom: the facts of a DICOM file, if it was one; clip: the clip a key frame was taken from (its card names it)
+    related = ("study", "study__patient", "uploaded_by", "dicom", "clip")
     # A clip's key-frame stills, only what names them: one query for the whole list, clips or not.
     stills = UltrasoundImage.objects.only("id", "clip_id", "clip_frame_index").order_by("clip_frame_index", "id")
     return queryset.select_related(*related).prefetch_related(

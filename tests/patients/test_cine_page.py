@@ -8,6 +8,8 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from classifier.models import ClassificationJob
@@ -208,6 +210,32 @@ class TestCinePoll:
         assert new_cards == {f"image-{still.id}" for still in clip.key_frames.all()}
         assert all(after.find("article", "image-card") for _ in new_cards)
         assert "cine-strip" in _card(after_html, clip.id)
+
+
+@needs_real_images
+class TestCineQueries:
+    @pytest.fixture
+    def model(self, real_model):
+        return real_model
+
+    def test_another_clip_and_its_key_frames_cost_the_poll_no_more_queries(
+        self, client, sonographer, study, clip, django_capture_on_commit_callbacks
+    ):
+        _analyse(clip, django_capture_on_commit_callbacks)
+        client.force_login(sonographer)
+        url = reverse("study-images", args=[study.id])
+        with CaptureQueriesContext(connection) as one_clip:
+            client.get(url, headers={"X-Requested-With": "fetch"})
+        with django_capture_on_commit_callbacks(execute=False):
+            data = make_mp4(FRAMES, fps=FPS, planes=("fetal_thorax", "fetal_abdomen"))
+            second = image_upload(study=study, data=data, filename="sweep-2.mp4", uploaded_by=sonographer).image
+        _analyse(second, django_capture_on_commit_callbacks)
+
+        with CaptureQueriesContext(connection) as two_clips:
+            response = client.get(url, headers={"X-Requested-With": "fetch"})
+
+        assert second.key_frames.exists() and f'id="image-{second.id}"' in response.content.decode()
+        assert len(two_clips.captured_queries) == len(one_clip.captured_queries)
 
 
 class TestPlaybackRoute:
