@@ -228,14 +228,19 @@ def dicom_parts_negotiate(accept: str, *, transfer_syntaxes: set[str]) -> None:
     )
 
 
-def rendered_media_type(accept: str) -> str:
-    """image/png or image/jpeg, as the Accept header prefers (PNG for image/* and */*); 406 for neither."""
+def rendered_media_type(accept: str, *, video: bool = False) -> str:
+    """image/png or image/jpeg, as the Accept header prefers (PNG for image/* and */*), or video/mp4 where ``video``
+    (a whole cine loop) and the header names it; 406 for none of these."""
     for media_type, _ in accepted_media_types(accept):
         if media_type in ("image/png", "image/*", "*/*"):
             return "image/png"
         if media_type == "image/jpeg":
             return "image/jpeg"
-    raise NotAcceptable("Rendered frames are sent as image/png or image/jpeg.")
+        if video and media_type in ("video/mp4", "video/*"):
+            return "video/mp4"
+    raise NotAcceptable(
+        f"Rendered frames are sent as image/png or image/jpeg{' (a cine loop: or video/mp4)' if video else ''}."
+    )
 
 
 def metadata_negotiate(accept: str) -> None:

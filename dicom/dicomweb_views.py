@@ -530,21 +530,25 @@ class RenderedView(RetrieveView):
     """GET .../instances/{instance}/rendered and .../frames/{n}/rendered: an 8-bit rendition, PNG, or JPEG when the
     Accept header prefers it. A single-frame instance's frame 1 is the display image the pages show; a multi-frame
     instance's frames are decoded from the original one at a time (classifier.ml.frames.iter_frames). The instance
-    itself (no frame named) is its first frame."""
+    itself (no frame named) is its first frame, or, for a cine loop asked for as video/mp4, its playback video."""
 
     def get(self, request, *, study_uid: str, series_uid: str, instance_uid: str, frames: str | None = None):
         instance = wado_instance_get(
             user=request.user, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
         )
         number = _frame_number(frames, count=instance.number_of_frames)
-        media_type = dicomweb.rendered_media_type(request.headers.get("Accept", ""))
+        playback = instance.image.playback if frames is None and instance.number_of_frames > 1 else None
+        media_type = dicomweb.rendered_media_type(request.headers.get("Accept", ""), video=bool(playback))
         note_listed(request, [instance.image])
-        if instance.number_of_frames <= 1:
+        if media_type == "video/mp4":
+            response = StreamingHttpResponse(_chunks(playback), content_type=media_type)
+        elif instance.number_of_frames <= 1:
             with instance.image.file.open("rb") as display:
                 data = display.read()
             data = dicomweb.png_as_jpeg(data) if media_type == "image/jpeg" else data
+            response = HttpResponse(data, content_type=media_type)
         else:
-            data = dicomweb.image_bytes(_frame_image(instance, number), media_type=media_type)
-        response = HttpResponse(data, content_type=media_type)
+            image = _frame_image(instance, number)
+            response = HttpResponse(dicomweb.image_bytes(image, media_type=media_type), content_type=media_type)
         response["Cache-Control"] = "private, no-store"
         return response

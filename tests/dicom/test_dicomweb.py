@@ -176,6 +176,11 @@ def test_rendered_frame_is_the_display_image(server, integrator, south_sonograph
     with pytest.raises(requests.HTTPError) as no_frame:
         client_for(server, integrator).retrieve_instance_frames_rendered(*uids, frame_numbers=[2])
     assert no_frame.value.response.status_code == 404
+    still = f"{server}/studies/{STUDY_UID}/series/{header.SeriesInstanceUID}/instances/{header.SOPInstanceUID}/rendered"
+    video = requests.get(
+        still, headers={"Authorization": f"Token {token_of(integrator)}", "Accept": "video/mp4"}, timeout=30
+    )
+    assert video.status_code == 406  # a still has no video
     with pytest.raises(requests.HTTPError) as other_clinic:
         client_for(server, south_sonographer).retrieve_instance_rendered(*uids)
     assert other_clinic.value.response.status_code == 404

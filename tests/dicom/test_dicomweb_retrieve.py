@@ -186,6 +186,9 @@ def test_every_frame_of_a_multi_frame_instance_renders(server, integrator, clip)
     assert jpeg[:3] == b"\xff\xd8\xff"
     assert client.retrieve_instance_rendered(*clip, media_types=("image/png",)) == rendered[0]
     assert client.retrieve_instance(*clip).NumberOfFrames == 6
+    video = client.retrieve_instance_rendered(*clip, media_types=("video/mp4",))
+    assert video == UltrasoundImage.objects.get(dicom__sop_instance_uid=clip[2]).playback.read()  # the loop itself
+    assert video[4:8] == b"ftyp"
 
 
 @pytest.mark.parametrize(
@@ -210,6 +213,7 @@ def test_frame_numbers_outside_the_instance_are_refused_clearly(server, integrat
 def test_rendered_negotiates_and_another_clinic_sees_nothing(server, integrator, south_sonographer, clip):
     url = f"{server}/studies/{clip[0]}/series/{clip[1]}/instances/{clip[2]}/frames/2/rendered"
     assert get(url, integrator, Accept="image/gif").status_code == 406
+    assert get(url, integrator, Accept="video/mp4").status_code == 406  # one frame is no video
     assert get(url, integrator, Accept="image/jpeg, image/png;q=0.5").headers["Content-Type"] == "image/jpeg"
     assert get(url, integrator, Accept="image/*").headers["Content-Type"] == "image/png"
     theirs, unknown = get(url, south_sonographer), get(url.replace(clip[2], generate_uid()), south_sonographer)
