@@ -23,13 +23,17 @@ pytestmark = [
 FRAMES = 48  # frames 0-23 a brain, 24-47 a femur
 FPS = 25
 
-# The texts the clip's status line shows, in order, whatever the poll's timing (the worker may be quick).
+# The texts the clip's status line shows, in order, whatever the poll's timing (the worker may be quick), and
+# the first video element the page showed for it.
 WATCH_CLIP = """() => {
     window.__clipStatuses = [];
-    const record = () => document.querySelectorAll("#images .cine-card .status").forEach((status) => {
-        const text = status.textContent.trim();
-        if (window.__clipStatuses[window.__clipStatuses.length - 1] !== text) window.__clipStatuses.push(text);
-    });
+    const record = () => {
+        document.querySelectorAll("#images .cine-card .status").forEach((status) => {
+            const text = status.textContent.trim();
+            if (window.__clipStatuses[window.__clipStatuses.length - 1] !== text) window.__clipStatuses.push(text);
+        });
+        window.__firstVideo = window.__firstVideo || document.querySelector("#images video.cine-video");
+    };
     new MutationObserver(record).observe(document.getElementById("images"), { subtree: true, childList: true });
 }"""
 FRAME_SHOWN = f"(video) => Math.floor(video.currentTime * {FPS} + 1e-6)"
@@ -49,6 +53,8 @@ def test_a_clip_plays_with_its_timeline_and_key_frames(
     strip.wait_for(timeout=RESULT_TIMEOUT_MS)
     assert f"Analysing {FRAMES} frames" in page.evaluate("window.__clipStatuses")
     expect(card).to_have_attribute("data-status", "SUCCEEDED")
+    # The polls replaced the card as the job went on, but kept its video element (a clip being watched plays on).
+    assert page.evaluate("window.__firstVideo === document.querySelector('#images video.cine-video')")
     segments = card.locator("rect.seg").evaluate_all("rects => rects.map((r) => [+r.dataset.start, +r.dataset.end])")
     assert segments[0][0] == 0 and segments[-1][1] == FRAMES
     assert all(a[1] == b[0] for a, b in zip(segments, segments[1:], strict=False)), "the segments leave gaps"
