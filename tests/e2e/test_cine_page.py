@@ -27,6 +27,8 @@ FPS = 25
 # the first video element the page showed for it.
 WATCH_CLIP = """() => {
     window.__clipStatuses = [];
+    window.__cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(e.violatedDirective));
     const record = () => {
         document.querySelectorAll("#images .cine-card .status").forEach((status) => {
             const text = status.textContent.trim();
@@ -104,6 +106,7 @@ def test_a_clip_plays_with_its_timeline_and_key_frames(
     assert page.evaluate("location.hash") == "#" + card.get_attribute("id")
     assert video.evaluate(FRAME_SHOWN) == frame
     screenshot(page, "cine-key-frame", full_page=True)
+    assert page.evaluate("window.__cspViolations") == [], "the player broke the Content-Security-Policy"
 
     # On a phone the player, the strip and its legend fit the width.
     page.set_viewport_size({"width": 375, "height": 812})

@@ -8,6 +8,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -16,7 +17,7 @@ from classifier.models import ClassificationJob
 from classifier.services import classification_job_run
 from patients.models import UltrasoundImage
 from patients.services import image_upload
-from tests.cine_samples import has_real_images, make_mp4
+from tests.cine_samples import has_real_images, make_mp4, make_multiframe_dicom
 from tests.images import png_bytes
 
 FRAMES = 30  # frames 0-14 a brain, 15-29 a femur
@@ -106,6 +107,25 @@ class TestCineCardWhileAnalysing:
         (source,) = parsed.find("source")
         assert source == {"src": reverse("image-playback", args=[clip.id]), "type": "video/mp4"}
         assert not parsed.find("div", "cine-strip")  # no timeline before the analysis
+
+    def test_a_multiframe_dicom_dropped_on_the_page_comes_back_as_a_clips_card(
+        self, client, sonographer, study, media_root, active_model, django_capture_on_commit_callbacks
+    ):
+        data = make_multiframe_dicom(8, patient_id=study.patient.mrn, frame_time_ms=50.0)
+        upload = SimpleUploadedFile("loop.dcm", data, content_type="application/dicom")
+        client.force_login(sonographer)
+
+        with django_capture_on_commit_callbacks(execute=False):
+            response = client.post(
+                reverse("study-upload", args=[study.id]), {"file": upload}, headers={"X-Requested-With": "fetch"}
+            )
+
+        card = response.content.decode()
+        assert response.status_code == 202
+        assert "cine-card" in card and "Analysing 8 frames" in card
+        assert "DICOM cine loop · 8 frames · 20 fps · 0:00.40" in card
+        clip = UltrasoundImage.objects.get(study=study)
+        assert _Elements(card).find("source")[0]["src"] == reverse("image-playback", args=[clip.id])
 
     def test_the_poster_is_the_clips_first_frame_as_a_png(self, client, sonographer, clip):
         client.force_login(sonographer)
