@@ -119,8 +119,11 @@ class CineFrames(models.Model):
     similarities = models.BinaryField(
         blank=True, help_text="float16 per frame: similarity to the nearest training image (novelty models)."
     )
+    # Blank is allowed: a clip none of whose frames passes the review rule has no key frame ([]), and is analysed.
     key_frames = models.JSONField(
-        default=list, help_text='Per plane with an unflagged frame: {"label", "frame_index", "confidence"}.'
+        default=list,
+        blank=True,
+        help_text='Per plane with an unflagged frame: {"label", "frame_index", "confidence"}.',
     )
     inference_ms = models.FloatField(help_text="Decoding, preprocessing and prediction of every frame.")
     created_at = models.DateTimeField(auto_now_add=True)

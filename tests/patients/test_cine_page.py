@@ -5,6 +5,8 @@ them, and the video route with its byte ranges and clinic check."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from html.parser import HTMLParser
 
 import pytest
@@ -14,10 +16,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from classifier.models import ClassificationJob
-from classifier.services import classification_job_run
+from classifier.services import classification_job_run, model_version_register
 from patients.models import UltrasoundImage
 from patients.services import image_upload
 from tests.cine_samples import has_real_images, make_mp4, make_multiframe_dicom
+from tests.conftest import tiny_card
 from tests.images import png_bytes
 
 FRAMES = 30  # frames 0-14 a brain, 15-29 a femur
@@ -204,6 +207,34 @@ class TestCineTimeline:
 
         assert " style=" not in card and "<style" not in card and "<script" not in card
         assert " on" not in "".join(f" {name}" for _, attrs in _Elements(card).elements for name in attrs)
+
+
+class TestCineWithoutKeyFrames:
+    @pytest.fixture
+    def model(self, settings, tmp_path, tiny_model_dir):
+        """The tiny model with a review threshold above every confidence it gives: it flags every frame."""
+        directory = tmp_path / "strict-models"
+        directory.mkdir()
+        shutil.copyfile(tiny_model_dir / "tiny-v1.keras", directory / "tiny-v1.keras")
+        card = tiny_card(directory / "tiny-v1.keras", name="tiny-strict", needs_review_threshold=0.999)
+        (directory / "tiny-strict-v1.card.json").write_text(json.dumps(card))
+        settings.MODELS_DIR = directory
+        return model_version_register(card_path=directory / "tiny-strict-v1.card.json", activate=True)
+
+    def test_a_clip_whose_every_frame_is_flagged_shows_its_strip_and_says_no_key_frame_was_taken(
+        self, client, sonographer, clip, django_capture_on_commit_callbacks
+    ):
+        _analyse(clip, django_capture_on_commit_callbacks)
+
+        card = _card(_study_page(client, sonographer, clip), clip.id)
+
+        parsed = _Elements(card)
+        segments = parsed.find("rect", "seg")
+        assert segments and all("flagged" in segment["class"].split() for segment in segments)
+        assert not parsed.find("button", "cine-marker")
+        assert "No frame passed the review rules, so no key frame was taken." in card
+        assert f"flagged for review ({FRAMES} of {FRAMES} frames)" in card
+        assert not clip.key_frames.exists()
 
 
 @needs_real_images
