@@ -67,6 +67,10 @@ class ImageFilter(django_filters.FilterSet):
     """The prediction filters look at the image's latest prediction (classifier.selectors), never an older one."""
 
     study = IdFilter(field_name="study_id", help_text="Only this study's images.")
+    kind = django_filters.ChoiceFilter(
+        choices=UltrasoundImage.Kind.choices, help_text="`still`, or `cine` for clips only."
+    )
+    clip = IdFilter(field_name="clip_id", help_text="Only the key frames (stills) of this clip.")
     label = django_filters.ChoiceFilter(
         choices=FetalPlane.choices,
         method="filter_label",

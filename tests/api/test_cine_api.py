@@ -208,9 +208,12 @@ def _last_log_id() -> int:
     return last.id if last else 0
 
 
+def analysed_clip_key_frames(api_client, clip: dict) -> list[dict]:
+    return api_client.get(f"/api/v1/images/{clip['id']}/").json()["key_frames"]
+
+
 def analysed_clip_key_frame_id(api_client, clip: dict) -> int:
-    key_frames = api_client.get(f"/api/v1/images/{clip['id']}/").json()["key_frames"]
-    return key_frames[0]["image_id"]
+    return analysed_clip_key_frames(api_client, clip)[0]["image_id"]
 
 
 @pytest.fixture
@@ -332,3 +335,14 @@ class TestImageList:
         images = response.json()["results"]
         assert sum(image["kind"] == "cine" for image in images) == 4 and any(image["clip"] for image in images)
         assert len(many) == len(one_clip), [query["sql"] for query in many.captured_queries]
+
+    def test_filters_find_the_clips_and_a_clips_key_frames(self, api_client, analysed_clip):
+        stills = {key_frame["image_id"] for key_frame in analysed_clip_key_frames(api_client, analysed_clip)}
+
+        clips = api_client.get("/api/v1/images/?kind=cine").json()["results"]
+        key_frames = api_client.get(f"/api/v1/images/?clip={analysed_clip['id']}&kind=still").json()["results"]
+        refused = api_client.get("/api/v1/images/?kind=video")
+
+        assert [image["id"] for image in clips] == [analysed_clip["id"]]
+        assert stills and {image["id"] for image in key_frames} == stills
+        assert refused.status_code == 400 and "kind" in refused.json()["fields"]
