@@ -323,7 +323,8 @@ def image_history(*, user, image_id: int) -> list[HistoryEvent]:
 
 # ---- API: an image's change log ------------------------------------------------------------------
 
-_HISTORY_HIDDEN_FIELDS = {"id", "file", "original", "heatmap", "celery_task_id"}  # storage paths stay inside
+# Storage paths (a clip's video too) stay inside.
+_HISTORY_HIDDEN_FIELDS = {"id", "file", "original", "playback", "heatmap", "celery_task_id"}
 
 
 def _history_value(value):

@@ -290,6 +290,14 @@ class TestPlayback:
             assert stream.codec_context.name == "h264"
             assert sum(1 for _ in container.decode(stream)) == CLIP_FRAMES
 
+    def test_the_clips_history_names_no_storage_path(self, api_client, clip):
+        history = api_client.get(f"/api/v1/images/{clip['id']}/history/").json()
+
+        created = history[0]["changes"]
+        assert history[0]["record"] == "image" and created["kind"] == {"from": None, "to": "cine"}
+        assert created["frame_count"] == {"from": None, "to": CLIP_FRAMES}
+        assert not {"file", "original", "playback"} & set(created)
+
     def test_a_range_is_a_206_of_those_bytes(self, api_client, clip):
         whole = b"".join(api_client.get(clip["playback"]["url"]).streaming_content)
 
