@@ -11,6 +11,7 @@ import shutil
 import av
 import numpy as np
 import pytest
+import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -21,6 +22,7 @@ from classifier.services import classification_job_run, model_version_register
 from classifier.webhooks import webhook_endpoint_save
 from fetalsite.audit.models import AccessLogEntry
 from patients.models import UltrasoundImage
+from tests.api.test_webhook_events import COMMITTED, schema_errors
 from tests.cine_samples import make_avi, make_mov, make_mp4, make_multiframe_dicom
 from tests.conftest import tiny_card
 
@@ -251,6 +253,8 @@ class TestKeyFrames:
         assert stills and len(payloads) == len(stills)  # the clip itself has no prediction, so no event
         by_image = {payload["data"]["image"]: payload["data"]["clip"] for payload in payloads}
         assert by_image == {still.id: {"id": clip["id"], "frame_index": still.clip_frame_index} for still in stills}
+        schema = yaml.safe_load(COMMITTED.read_text())
+        assert [schema_errors(schema, "prediction.created", payload) for payload in payloads] == [[]] * len(payloads)
 
     def test_a_key_frame_is_reviewed_like_any_image(self, clinician_client, analysed_clip):
         still = analysed_clip_key_frame_id(clinician_client, analysed_clip)
