@@ -4,7 +4,11 @@ marker and the keyboard moving the video to their frames, and the key frame's ow
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+from django.conf import settings
 
 from tests.cine_samples import has_real_images, make_mp4
 from tests.e2e.test_study_page import RESULT_TIMEOUT_MS, drop_files
@@ -94,6 +98,8 @@ def test_a_clip_plays_with_its_timeline_and_key_frames(
     strip.click(position={"x": box["width"] * 0.75, "y": box["height"] / 2})
     assert abs(video.evaluate(FRAME_SHOWN) - int(FRAMES * 0.75)) <= 1
     screenshot(page, "cine-clip", full_page=True)
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):  # refresh the README's picture of a clip's card: docs/cine-loop.png
+        card.screenshot(path=str(Path(settings.BASE_DIR) / "docs" / "cine-loop.png"))
 
     # The key frame's still has its own card (classified like any image); its link leads back to the clip's frame.
     card.locator(".key-frames a").first.click()
