@@ -130,6 +130,19 @@ class TestCineCardWhileAnalysing:
         clip = UltrasoundImage.objects.get(study=study)
         assert _Elements(card).find("source")[0]["src"] == reverse("image-playback", args=[clip.id])
 
+    def test_a_clip_without_a_frame_rate_leaves_the_rate_to_the_video(
+        self, client, sonographer, study, media_root, active_model, django_capture_on_commit_callbacks
+    ):
+        data = make_multiframe_dicom(6, patient_id=study.patient.mrn, frame_time_ms=None)
+        with django_capture_on_commit_callbacks(execute=False):
+            clip = image_upload(study=study, data=data, filename="loop.dcm", uploaded_by=sonographer).image
+        assert clip.frame_rate is None
+
+        card = _card(_study_page(client, sonographer, clip), clip.id)
+
+        assert "DICOM cine loop · 6 frames · 160×120" in card  # no rate or length it does not know
+        assert "Analysing 6 frames" in card and _Elements(card).find("video", "cine-video")
+
     def test_the_poster_is_the_clips_first_frame_as_a_png(self, client, sonographer, clip):
         client.force_login(sonographer)
 
