@@ -23,9 +23,15 @@ from classifier.webhooks import webhook_endpoint_save
 from fetalsite.audit.models import AccessLogEntry
 from patients.models import UltrasoundImage
 from tests.api.test_webhook_events import COMMITTED, schema_errors
-from tests.cine_samples import make_avi, make_mov, make_mp4, make_multiframe_dicom
+from tests.cine_samples import has_real_images, make_avi, make_mov, make_mp4, make_multiframe_dicom
 from tests.conftest import tiny_card
+from tests.images import png_bytes
 
+# The tiny untrained model's confidences on the sweep's frames decide which frames pass the review rule; on the
+# generated pictures used when the data set is absent it may pass none, and a clip then has no key frame.
+needs_key_frames = pytest.mark.skipif(
+    not has_real_images(), reason="the fetal-planes images are absent: the clip may have no key frame to read"
+)
 CLIP_FRAMES = 24  # make_mp4's default: 12 frames of a brain, then 12 of a femur, at 25 frames a second
 
 
@@ -176,8 +182,8 @@ class TestFrames:
             assert key_frame["image_id"] is not None
         assert body["key_frames"] == api_client.get(f"/api/v1/images/{analysed_clip['id']}/").json()["key_frames"]
 
-    def test_a_still_has_no_frames_nor_video(self, api_client, analysed_clip):
-        still = analysed_clip_key_frame_id(api_client, analysed_clip)
+    def test_a_still_has_no_frames_nor_video(self, api_client, study, active_model):
+        still = _upload(api_client, study, ("head.png", png_bytes(seed=5))).json()["id"]
 
         for suffix in ("frames", "playback"):
             response = api_client.get(f"/api/v1/images/{still}/{suffix}/")
@@ -227,6 +233,7 @@ def webhook_endpoint(north, settings):
 
 
 class TestKeyFrames:
+    @needs_key_frames
     def test_a_key_frame_is_a_still_that_names_its_clip_and_frame(self, api_client, analysed_clip):
         clip = api_client.get(f"/api/v1/images/{analysed_clip['id']}/").json()
 
@@ -239,6 +246,7 @@ class TestKeyFrames:
             assert still["key_frames"] == [] and still["study"] == clip["study"]
             assert still["prediction"]["model_version"] == "tiny:1"
 
+    @needs_key_frames
     def test_a_key_frames_prediction_created_webhook_carries_its_clip(
         self, api_client, study, active_model, webhook_endpoint
     ):
@@ -256,6 +264,7 @@ class TestKeyFrames:
         schema = yaml.safe_load(COMMITTED.read_text())
         assert [schema_errors(schema, "prediction.created", payload) for payload in payloads] == [[]] * len(payloads)
 
+    @needs_key_frames
     def test_a_key_frame_is_reviewed_like_any_image(self, clinician_client, analysed_clip):
         still = analysed_clip_key_frame_id(clinician_client, analysed_clip)
 
@@ -333,6 +342,7 @@ class TestPlayback:
 
 
 class TestImageList:
+    @needs_key_frames
     def test_clips_and_their_key_frames_add_no_queries_per_image(self, api_client, study, active_model):
         _upload(api_client, study, ("a.mp4", make_mp4(frames=6)))
         with CaptureQueriesContext(connection) as one_clip:
@@ -348,6 +358,7 @@ class TestImageList:
         assert sum(image["kind"] == "cine" for image in images) == 4 and any(image["clip"] for image in images)
         assert len(many) == len(one_clip), [query["sql"] for query in many.captured_queries]
 
+    @needs_key_frames
     def test_filters_find_the_clips_and_a_clips_key_frames(self, api_client, analysed_clip):
         stills = {key_frame["image_id"] for key_frame in analysed_clip_key_frames(api_client, analysed_clip)}
 
