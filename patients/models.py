@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from simple_history.models import HistoricalRecords
 
 
@@ -17,6 +18,9 @@ class Patient(models.Model):
     given_name = models.CharField(max_length=100)
     family_name = models.CharField(max_length=100)
     birth_date = models.DateField(null=True, blank=True)
+    # Names and MRN folded (accents stripped, lower case) by the service that saves the patient, so that "zoe"
+    # finds "Zoë" the same way on PostgreSQL and SQLite, without database extensions.
+    search_text = models.CharField(max_length=300, blank=True, db_index=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -29,6 +33,13 @@ class Patient(models.Model):
             models.UniqueConstraint(
                 fields=["clinic", "mrn"],
                 name="patient_mrn_unique_per_clinic",
+                violation_error_message="A patient with this MRN already exists in this clinic.",
+            ),
+            # "n-2024-0815" is the same record as "N-2024-0815": MRNs are compared without case.
+            models.UniqueConstraint(
+                "clinic",
+                Lower("mrn"),
+                name="patient_mrn_unique_per_clinic_any_case",
                 violation_error_message="A patient with this MRN already exists in this clinic.",
             ),
         ]
@@ -49,7 +60,7 @@ class StudyQuerySet(models.QuerySet):
 class Study(models.Model):
     class Status(models.TextChoices):
         OPEN = "OPEN", "Open"
-        COMPLETED = "COMPLETED", "Completed"
+        COMPLETED = "COMPLETED", "Signed off"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
     exam_date = models.DateField()
@@ -76,6 +87,12 @@ class Study(models.Model):
     requested_procedure = models.CharField(
         max_length=64, blank=True, help_text="e.g. 'Second trimester anomaly scan' (DICOM LO, 64 characters)."
     )
+    # Sign-off: a clinician completes the study (status COMPLETED), which makes it read-only until a clinician
+    # reopens it with a reason (the reason is the history record's change reason).
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    signed_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -128,6 +145,11 @@ class UltrasoundImage(models.Model):
         MP4 = "MP4", "MP4"
         AVI = "AVI", "AVI"
         MOV = "MOV", "MOV"
+
+    class ExclusionReason(models.TextChoices):
+        WRONG_PATIENT = "wrong_patient", "Wrong patient"
+        TEST_IMAGE = "test_image", "Test image"
+        OTHER = "other", "Other"
 
     class Kind(models.TextChoices):
         STILL = "still", "Still image"
@@ -184,6 +206,13 @@ class UltrasoundImage(models.Model):
     )
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     uploaded_at = models.DateTimeField(auto_now_add=True)
+    # Excluded by a clinician (wrong patient, test image): kept with its history, but left out of the plane
+    # summary and the report. Empty reason: not excluded.
+    excluded_reason = models.CharField(max_length=16, choices=ExclusionReason.choices, blank=True)
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    excluded_at = models.DateTimeField(null=True, blank=True)
     history = HistoricalRecords()
 
     objects = UltrasoundImageQuerySet.as_manager()
@@ -202,6 +231,10 @@ class UltrasoundImage(models.Model):
                 name="image_key_frame_unique_per_clip_frame",
             ),
             models.CheckConstraint(
+                condition=Q(excluded_reason="") | (Q(excluded_by__isnull=False) & Q(excluded_at__isnull=False)),
+                name="image_exclusion_has_who_and_when",
+            ),
+            models.CheckConstraint(
                 condition=Q(clip__isnull=True, clip_frame_index__isnull=True)
                 | Q(clip__isnull=False, clip_frame_index__isnull=False),
                 name="image_key_frame_has_frame_index",
@@ -214,6 +247,10 @@ class UltrasoundImage(models.Model):
     @property
     def clinic_id(self) -> int:
         return self.study.patient.clinic_id
+
+    @property
+    def is_excluded(self) -> bool:
+        return bool(self.excluded_reason)
 
     @property
     def is_cine(self) -> bool:
