@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 source .ci/lib.sh
 
 ensure_venv requirements.txt
+ensure_report_libs
 ensure_redis
 mkdir -p var
 export DJANGO_SETTINGS_MODULE=fetalsite.settings.local

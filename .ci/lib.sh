@@ -92,3 +92,12 @@ ensure_orthanc() {  # tests/dicom/test_orthanc.py runs a real PACS (its own conf
 ensure_curl() {  # docs/api.md's walkthrough is a curl script, run by tests/api/test_docs_walkthrough.py
   command -v curl >/dev/null || apt_install curl
 }
+
+ensure_report_libs() {  # the study report's PDF (WeasyPrint): Pango, and the DejaVu fonts it embeds by file path
+  local missing=() libraries
+  libraries=$(PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null || true)  # a variable: grep -q in a pipe trips pipefail
+  grep -q 'libpango-1\.0\.so\.0' <<<"$libraries" || missing+=(libpango-1.0-0)
+  grep -q 'libpangoft2-1\.0\.so\.0' <<<"$libraries" || missing+=(libpangoft2-1.0-0)
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+  [ ${#missing[@]} = 0 ] || apt_install "${missing[@]}"
+}

@@ -7,6 +7,7 @@ source .ci/lib.sh
 requirements=requirements-dev.txt
 [ -f requirements-train.txt ] && requirements=requirements-train.txt
 ensure_venv "$requirements"
+ensure_report_libs
 ensure_redis
 ensure_postgres
 ensure_chromium
