@@ -126,6 +126,15 @@ def _check_limits(info: ClipInfo) -> None:
             f"The clip's frames are {info.width}x{info.height} pixels, more than this server accepts.",
             code="too_many_pixels",
         )
+    # Memory is bounded per frame (frames are streamed), but the time the upload's check and the worker take grows
+    # with every frame's pixels: 600 frames of 40 MP each would hold a web worker for minutes.
+    if pixels * info.frame_count > settings.CINE_MAX_TOTAL_PIXELS:
+        raise CineRefused(
+            f"The clip has {info.frame_count} frames of {info.width}x{info.height} pixels, "
+            f"{pixels * info.frame_count / 1e6:.1f} million in all; this server accepts at most "
+            f"{settings.CINE_MAX_TOTAL_PIXELS / 1e6:.1f} million (CINE_MAX_TOTAL_PIXELS).",
+            code="too_many_pixels",
+        )
     needed, limit = pixels * 3 * 8, settings.UPLOAD_MAX_DECODED_BYTES  # RGB, as wide as a DICOM LUT's output
     if needed > limit:
         mb = 1024 * 1024

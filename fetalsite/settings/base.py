@@ -130,6 +130,8 @@ UPLOAD_MAX_DECODED_BYTES = env.int("UPLOAD_MAX_DECODED_BYTES", default=128 * 102
 # since each frame is decoded and classified (600 frames is 20 s at 30 fps).
 CINE_MAX_FRAMES = env.int("CINE_MAX_FRAMES", default=600)
 CINE_MAX_DURATION_S = env.float("CINE_MAX_DURATION_S", default=120.0)
+# All of a clip's frames' pixels together: 600 frames of 800x800, or 200 of 1414x1414.
+CINE_MAX_TOTAL_PIXELS = env.int("CINE_MAX_TOTAL_PIXELS", default=400_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

@@ -190,6 +190,11 @@ REFUSED = {
     "dicom too many frames": (lambda: make_multiframe_dicom(12), "cine_too_many_frames", "(CINE_MAX_FRAMES)"),
     "truncated mp4": (_truncated_mp4, "cine_corrupt", ""),
     "frames over the pixel limit": (lambda: make_mp4(4, size=(640, 480)), "too_many_pixels", "640x480"),
+    "all frames over the clip's pixel limit": (
+        lambda: make_mp4(8, size=(320, 240)),
+        "too_many_pixels",
+        "8 frames of 320x240 pixels, 0.6 million in all; this server accepts at most 0.5 million",
+    ),
     "dicom pixel data cut short": (lambda: make_multiframe_dicom(6, NumberOfFrames=9), "dicom_corrupt", "shorter"),
     "dicom jpeg frames missing": (
         lambda: make_multiframe_dicom(6, transfer_syntax=JPEGBaseline8Bit, NumberOfFrames=9),
@@ -203,6 +208,7 @@ class TestRefusals:
     @pytest.fixture(autouse=True)
     def _limits(self, settings):
         settings.CINE_MAX_FRAMES, settings.CINE_MAX_DURATION_S, settings.UPLOAD_MAX_PIXELS = 10, 8, 320 * 240
+        settings.CINE_MAX_TOTAL_PIXELS = 7 * 320 * 240  # 7 frames of the largest accepted size
 
     @pytest.mark.parametrize("kind", REFUSED)
     def test_the_page_refuses_each_and_leaves_nothing(self, client, sonographer, cine_study, media_root, kind):
