@@ -6,7 +6,7 @@ import uuid
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
 from classifier.labels import FetalPlane
@@ -152,8 +152,9 @@ class PredictionQuerySet(models.QuerySet):
         return self.filter(job__image__study__patient__clinic_id__in=clinic_ids)
 
     def reviewed(self, reviewed: bool = True) -> PredictionQuerySet:
-        """Confirmed or corrected by a clinician (``reviewed=False``: not yet)."""
-        return self.exclude(reviewed_label="") if reviewed else self.filter(reviewed_label="")
+        """Confirmed, corrected or marked not a plane by a clinician (``reviewed=False``: still a suggestion)."""
+        suggested = Q(review_state=Prediction.ReviewState.SUGGESTED)
+        return self.exclude(suggested) if reviewed else self.filter(suggested)
 
     def awaiting_review(self) -> PredictionQuerySet:
         """Flagged by the model (needs_review) and not yet reviewed by a clinician."""
@@ -161,6 +162,19 @@ class PredictionQuerySet(models.QuerySet):
 
 
 class Prediction(models.Model):
+    class ReviewState(models.TextChoices):
+        # Until a clinician has looked, the model's label is only a suggestion, flagged or not.
+        SUGGESTED = "suggested", "Suggested"
+        CONFIRMED = "confirmed", "Confirmed"
+        CORRECTED = "corrected", "Corrected"
+        NOT_A_PLANE = "not_a_plane", "Not a standard fetal plane"
+
+    class NotPlaneReason(models.TextChoices):
+        OTHER_ANATOMY = "other_anatomy", "Other anatomy"
+        MATERNAL = "maternal", "Maternal"
+        NON_FETAL = "non_fetal", "Not fetal / not ultrasound"
+        UNUSABLE_QUALITY = "unusable_quality", "Unusable quality"
+
     job = models.OneToOneField(ClassificationJob, on_delete=models.PROTECT, related_name="prediction")
     label = models.CharField(max_length=32, choices=FetalPlane.choices)
     confidence = models.FloatField()
@@ -175,7 +189,15 @@ class Prediction(models.Model):
     inference_ms = models.FloatField()
     heatmap = models.FileField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    review_state = models.CharField(max_length=16, choices=ReviewState.choices, default=ReviewState.SUGGESTED)
+    # The plane a clinician set (confirmed or corrected); empty while suggested and for not a plane.
     reviewed_label = models.CharField(max_length=32, choices=FetalPlane.choices, blank=True)
+    not_plane_reason = models.CharField(
+        max_length=24,
+        choices=NotPlaneReason.choices,
+        blank=True,
+        help_text="Why a clinician said it is not a standard plane (review state not_a_plane).",
+    )
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -192,13 +214,27 @@ class Prediction(models.Model):
                 condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="prediction_confidence_0_1"
             ),
             models.CheckConstraint(
-                condition=Q(reviewed_label="") | (Q(reviewed_by__isnull=False) & Q(reviewed_at__isnull=False)),
+                condition=Q(review_state="suggested") | (Q(reviewed_by__isnull=False) & Q(reviewed_at__isnull=False)),
                 name="prediction_review_has_reviewer",
+            ),
+            # Each state carries exactly what it means: a plane for confirmed (the model's) and corrected
+            # (another), a reason for not a plane, neither for a suggestion.
+            models.CheckConstraint(
+                condition=Q(review_state="suggested", reviewed_label="", not_plane_reason="")
+                | Q(review_state="confirmed", reviewed_label=F("label"), not_plane_reason="")
+                | (
+                    Q(review_state="corrected", not_plane_reason="")
+                    & ~Q(reviewed_label="")
+                    & ~Q(reviewed_label=F("label"))
+                )
+                | (Q(review_state="not_a_plane", reviewed_label="") & ~Q(not_plane_reason="")),
+                name="prediction_review_state_consistent",
+                violation_error_message="The review state does not match the reviewed label and reason.",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"Prediction #{self.id}: {self.final_label} ({self.confidence:.2f})"
+        return f"Prediction #{self.id}: {self.final_label or self.review_state} ({self.confidence:.2f})"
 
     @property
     def unlike_training_images(self) -> bool:
@@ -209,10 +245,13 @@ class Prediction(models.Model):
 
     @property
     def is_reviewed(self) -> bool:
-        return bool(self.reviewed_label)
+        return self.review_state != self.ReviewState.SUGGESTED
 
     @property
     def final_label(self) -> str:
+        """The plane a clinician set, else the model's suggestion; empty when a clinician said it is no plane."""
+        if self.review_state == self.ReviewState.NOT_A_PLANE:
+            return ""
         return self.reviewed_label or self.label
 
 

@@ -38,6 +38,25 @@ class JobNotRetryable(ApplicationError):
     code = "job_not_retryable"
 
 
+class StudySignedOff(ApplicationError):
+    """A write to a signed-off study (an upload, a review, an exclusion, an edit...): it is read-only until a
+    clinician reopens it. Defined here, the lowest layer that refuses such writes (a review), and raised by
+    patients.services too, so every refusal is this one class and code."""
+
+    http_status = 409
+    code = "study_signed_off"
+
+
+def _refuse_signed_study(image) -> None:
+    """Reviews and retries change what a study shows: none once it is signed off. The classifier cannot import
+    patients, so the study is reached through the image's relation; its row is locked so a sign-off waits
+    for this write to commit (or this write sees it signed)."""
+    study_model = image._meta.get_field("study").related_model
+    status = study_model.objects.select_for_update().values_list("status", flat=True).get(id=image.study_id)
+    if status != "OPEN":  # patients.models.Study.Status.OPEN
+        raise StudySignedOff("This study is signed off and read-only; a clinician can reopen it.")
+
+
 # ---- Model registry -------------------------------------------------------------------------
 
 
@@ -260,6 +279,7 @@ def classification_job_retry(*, job: ClassificationJob, retried_by) -> Classific
         clinic_id=job.image.study.patient.clinic_id,
         action="retry classification jobs",
     )
+    _refuse_signed_study(job.image)
     if job.status != ClassificationJob.Status.FAILED:
         raise JobNotRetryable("Only a failed job can be retried.")
     model_version = active_model_version()
@@ -486,9 +506,30 @@ def job_mark_failed(*, job_id: int, reason: str) -> ClassificationJob | None:
 # ---- Reviews ------------------------------------------------------------------------------------
 
 
+def _review_fields(prediction: Prediction, *, label: str | None, not_plane_reason: str) -> tuple[str, str, str]:
+    """(review_state, reviewed_label, not_plane_reason) for a review: a plane, or a reason it is none."""
+    if (label is None or label == "") == (not not_plane_reason):
+        raise ValidationError(
+            {"label": "Give either a plane (label) or why the image is not a standard plane (not_plane_reason)."}
+        )
+    if not_plane_reason:
+        if not_plane_reason not in Prediction.NotPlaneReason.values:
+            reasons = ", ".join(Prediction.NotPlaneReason.values)
+            raise ValidationError({"not_plane_reason": f"Choose one of: {reasons}."})
+        return Prediction.ReviewState.NOT_A_PLANE, "", not_plane_reason
+    if label not in PLANE_LABELS:
+        raise ValidationError({"label": f"Choose one of: {', '.join(PLANE_LABELS)}."})
+    state = Prediction.ReviewState.CONFIRMED if label == prediction.label else Prediction.ReviewState.CORRECTED
+    return state, label, ""
+
+
 @transaction.atomic
-def prediction_review(*, prediction: Prediction, label: str, reviewed_by, comment: str = "") -> Prediction:
-    """A clinician confirms or corrects the label; the model's answer stays as it was."""
+def prediction_review(
+    *, prediction: Prediction, reviewed_by, label: str | None = None, not_plane_reason: str = "", comment: str = ""
+) -> Prediction:
+    """A clinician confirms the model's plane, corrects it to another, or says the image is not a standard
+    fetal plane (with a reason); exactly one of ``label`` and ``not_plane_reason``. The model's answer stays as
+    it was, and every review is kept in the prediction's history."""
     if not user_can_review(reviewed_by):
         raise PermissionDenied("Only clinicians can review predictions.")
     require_permission(
@@ -497,16 +538,20 @@ def prediction_review(*, prediction: Prediction, label: str, reviewed_by, commen
         clinic_id=prediction.job.image.study.patient.clinic_id,
         action="review predictions",
     )
-    if label not in PLANE_LABELS:
-        raise ValidationError({"label": f"Choose one of: {', '.join(PLANE_LABELS)}."})
+    _refuse_signed_study(prediction.job.image)
     prediction = Prediction.objects.select_for_update().get(id=prediction.id)
-    prediction.reviewed_label = label
+    state, reviewed_label, reason = _review_fields(prediction, label=label, not_plane_reason=not_plane_reason)
+    prediction.review_state = state
+    prediction.reviewed_label = reviewed_label
+    prediction.not_plane_reason = reason
     prediction.reviewed_by = reviewed_by
     prediction.reviewed_at = timezone.now()
     prediction.review_comment = comment.strip()
     prediction._history_user = reviewed_by
+    prediction._change_reason = f"review: {state}" + (f" ({reason})" if reason else "")
     prediction.full_clean()
-    prediction.save(update_fields=["reviewed_label", "reviewed_by", "reviewed_at", "review_comment"])
+    fields = ["review_state", "reviewed_label", "not_plane_reason", "reviewed_by", "reviewed_at", "review_comment"]
+    prediction.save(update_fields=fields)
     webhook_deliveries_send(
         webhooks.webhook_prediction_event_record(prediction=prediction, event_type="prediction.reviewed")
     )
@@ -518,9 +563,17 @@ class ImageNotClassified(ApplicationError):
     code = "not_classified"
 
 
-def image_review(*, image, label: str, reviewed_by, comment: str = "") -> Prediction:
+def image_review(
+    *, image, reviewed_by, label: str | None = None, not_plane_reason: str = "", comment: str = ""
+) -> Prediction:
     """Review the image's latest prediction (classifier.selectors); 409 while the image has none."""
     prediction = image_latest_prediction(image)
     if prediction is None:
         raise ImageNotClassified("This image has no prediction yet; wait for its job to finish.")
-    return prediction_review(prediction=prediction, label=label, reviewed_by=reviewed_by, comment=comment)
+    return prediction_review(
+        prediction=prediction,
+        label=label,
+        not_plane_reason=not_plane_reason,
+        reviewed_by=reviewed_by,
+        comment=comment,
+    )

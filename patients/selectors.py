@@ -163,7 +163,7 @@ def clip_playback_get(*, user, image_id: int) -> UltrasoundImage:
     return image
 
 
-# ---- Web pages: the worklist, the study's plane coverage and an image's history ----------------
+# ---- Web pages: the worklist and an image's history ----------------------------------------------
 
 
 def worklist_study_list(*, user, filters: dict | None = None) -> QuerySet[Study]:
@@ -180,47 +180,86 @@ def worklist_study_list(*, user, filters: dict | None = None) -> QuerySet[Study]
     return studies
 
 
+# ---- Review states and the study's plane summary -------------------------------------------------
+# Until a clinician has confirmed or corrected it, the model's label is a suggestion. A plane counts as
+# present ("confirmed") only with a clinician's plane; unflagged suggestions make it "suggested"; flagged
+# suggestions, not-a-plane and excluded images never count. A cine clip has no prediction of its own and is
+# not counted; its key-frame stills are, like any image.
+
+IMAGE_REVIEW_STATES = ("pending", "suggested", "confirmed", "corrected", "not_a_plane", "excluded")
+
+
+def image_review_state(image: UltrasoundImage) -> str:
+    """One word for where an image stands: excluded, else its latest prediction's review state, else pending.
+
+    Works on images fetched through ``image_list``/``image_get`` (no further queries)."""
+    if image.is_excluded:
+        return "excluded"
+    prediction = image_latest_prediction(image)
+    return "pending" if prediction is None else prediction.review_state
+
+
 @dataclass(frozen=True)
-class PlaneCoverage:
-    """How one of the four planes is covered by a study's images."""
+class PlaneRow:
+    """One of the four planes in a study: ``images`` are those that make it confirmed (a clinician's plane)
+    or, for a suggested plane, its unflagged suggestions; none for a missing plane."""
 
     label: str
-    name: str
-    confirmed: int
-    predicted: int
+    display: str
+    state: str  # confirmed, suggested, missing
+    images: list[UltrasoundImage]
+
+
+@dataclass(frozen=True)
+class PlaneSummary:
+    planes: list[PlaneRow]
+    unreviewed: list[UltrasoundImage]  # suggestions not yet reviewed, flagged or not (excluded ones left out)
+    pending: list[UltrasoundImage]  # not classified yet (queued, running or failed), excluded ones left out
+    missing: list[str]  # the labels of the planes with state missing
 
     @property
-    def state(self) -> str:
-        if self.confirmed:
-            return "confirmed"
-        return "predicted" if self.predicted else "missing"
+    def complete(self) -> bool:
+        return not (self.unreviewed or self.pending or self.missing)
 
 
-def plane_coverage(images: Iterable[UltrasoundImage]) -> list[PlaneCoverage]:
-    """Per plane, how many images a clinician confirmed and how many only the model predicted.
-
-    Works on images fetched through ``image_list`` (no further queries)."""
-    confirmed: dict[str, int] = {}
-    predicted: dict[str, int] = {}
+def plane_summary(images: Iterable[UltrasoundImage]) -> PlaneSummary:
+    """The summary of these images (fetched through ``image_list``: no further queries)."""
+    confirmed: dict[str, list[UltrasoundImage]] = {plane.value: [] for plane in FetalPlane}
+    suggested: dict[str, list[UltrasoundImage]] = {plane.value: [] for plane in FetalPlane}
+    unreviewed: list[UltrasoundImage] = []
+    pending: list[UltrasoundImage] = []
     for image in images:
-        prediction = image_latest_prediction(image)
-        if prediction is None:
+        if image.is_cine:
             continue
-        counts = confirmed if prediction.reviewed_label else predicted
-        counts[prediction.final_label] = counts.get(prediction.final_label, 0) + 1
-    return [
-        PlaneCoverage(
-            label=plane.value,
-            name=plane.label,
-            confirmed=confirmed.get(plane.value, 0),
-            predicted=predicted.get(plane.value, 0),
-        )
-        for plane in FetalPlane
-    ]
+        state = image_review_state(image)
+        if state == "pending":
+            pending.append(image)
+        elif state in ("confirmed", "corrected"):
+            prediction = image_latest_prediction(image)
+            confirmed[prediction.reviewed_label].append(image)
+        elif state == "suggested":
+            unreviewed.append(image)
+            prediction = image_latest_prediction(image)
+            if not prediction.needs_review:
+                suggested[prediction.label].append(image)
+    planes = []
+    for plane in FetalPlane:
+        if confirmed[plane.value]:
+            row = PlaneRow(plane.value, plane.label, "confirmed", confirmed[plane.value])
+        elif suggested[plane.value]:
+            row = PlaneRow(plane.value, plane.label, "suggested", suggested[plane.value])
+        else:
+            row = PlaneRow(plane.value, plane.label, "missing", [])
+        planes.append(row)
+    missing = [row.label for row in planes if row.state == "missing"]
+    return PlaneSummary(planes=planes, unreviewed=unreviewed, pending=pending, missing=missing)
 
 
-def study_plane_coverage(*, user, study_id: int) -> list[PlaneCoverage]:
-    return plane_coverage(image_list(user=user, study_id=study_id))
+def study_plane_summary(*, study: Study) -> PlaneSummary:
+    """Per plane of a study (already scoped to the user by ``study_get``): confirmed, only suggested or missing,
+    with its unreviewed and pending images."""
+    images = _images_with_latest_job(UltrasoundImage.objects.filter(study=study)).order_by("uploaded_at", "id")
+    return plane_summary(images)
 
 
 @dataclass(frozen=True)

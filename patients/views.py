@@ -276,7 +276,7 @@ class StudyDetailView(StaffPageMixin, TemplateView):
             **super().get_context_data(**kwargs),
             "study": study,
             "cards": [_card_context(image, can_review=can_review) for image in images],
-            "coverage": selectors.plane_coverage(images),
+            "summary": selectors.plane_summary(images),
             "upload_form": UploadForm(),
             "can_upload": self.request.user.has_perm("patients.add_ultrasoundimage"),
             "active_model": classifier_selectors.active_model_version(),
@@ -331,7 +331,7 @@ class StudyImagesView(PageActionMixin, View):
         can_review = user_can_review(request.user)
         context = {
             "cards": [_card_context(image, can_review=can_review) for image in images],
-            "coverage": selectors.plane_coverage(images),
+            "summary": selectors.plane_summary(images),
         }
         return partial_response(request, "patients/_study_images.html", context)
 

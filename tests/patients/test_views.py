@@ -240,9 +240,9 @@ class TestStudyPage:
 
         response = client_for(sonographer).get(reverse("study-detail", args=[study.id]))
 
-        states = {plane.label: plane.state for plane in response.context["coverage"]}
+        states = {plane.label: plane.state for plane in response.context["summary"].planes}
         assert states == {
-            "fetal_brain": "predicted",
+            "fetal_brain": "suggested",
             "fetal_thorax": "missing",
             "fetal_abdomen": "missing",
             "fetal_femur": "confirmed",
