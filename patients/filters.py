@@ -5,18 +5,21 @@ They narrow a queryset a selector has already scoped to the user's clinic; they 
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Exists, F, Q, Subquery, Value
+from django.db.models import Exists, F, Subquery, Value
 from django.db.models.functions import Coalesce, NullIf
 
 from classifier.labels import FetalPlane
 from classifier.selectors import image_latest_prediction_subquery
 from fetalsite.core.filters import IdFilter, StableOrderingFilter, StrictBooleanFilter, UtcIsoDateTimeFilter
 from patients.models import Patient, Study, UltrasoundImage
+from patients.selectors import patient_search
 
 
 class PatientFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(
-        method="filter_search", max_length=100, help_text="Part of the MRN, given or family name."
+        method="filter_search",
+        max_length=100,
+        help_text="Part of the MRN, given or family name.",
     )
     mrn = django_filters.CharFilter(field_name="mrn", help_text="The exact MRN.")
     ordering = StableOrderingFilter(
@@ -29,9 +32,7 @@ class PatientFilter(django_filters.FilterSet):
         fields = ["search", "mrn"]
 
     def filter_search(self, queryset, name, value):
-        return queryset.filter(
-            Q(mrn__icontains=value) | Q(given_name__icontains=value) | Q(family_name__icontains=value)
-        )
+        return queryset.filter(patient_search(value))
 
 
 class StudyFilter(django_filters.FilterSet):
@@ -44,7 +45,9 @@ class StudyFilter(django_filters.FilterSet):
         field_name="exam_date", lookup_expr="lte", help_text="Exam date on or before (YYYY-MM-DD)."
     )
     search = django_filters.CharFilter(
-        method="filter_search", max_length=100, help_text="Part of the patient's MRN, given or family name."
+        method="filter_search",
+        max_length=100,
+        help_text="Part of the patient's MRN, given or family name.",
     )
     ordering = StableOrderingFilter(
         fields=(("exam_date", "exam_date"), ("created_at", "created_at"), ("updated_at", "updated_at")),
@@ -56,11 +59,7 @@ class StudyFilter(django_filters.FilterSet):
         fields = ["patient", "status"]
 
     def filter_search(self, queryset, name, value):
-        return queryset.filter(
-            Q(patient__mrn__icontains=value)
-            | Q(patient__given_name__icontains=value)
-            | Q(patient__family_name__icontains=value)
-        )
+        return queryset.filter(patient_search(value, through="patient__"))
 
 
 class ImageFilter(django_filters.FilterSet):

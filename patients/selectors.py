@@ -22,15 +22,24 @@ from classifier.selectors import (
 )
 from fetalsite.accounts.selectors import scope_to_user
 from fetalsite.core.errors import ApplicationError
+from fetalsite.core.text import search_words
 from patients.models import Patient, Study, UltrasoundImage
+
+
+def patient_search(search: str, *, through: str = "") -> Q:
+    """Patients (or, with ``through="patient__"``, their studies) whose names and MRN hold every word of
+    ``search``, in any order, accents and case aside: "zoe nunez" and "Nunez, Zoë" both find Zoë Núñez.
+
+    Matches ``Patient.search_text``, which the services fold by the same rule (fetalsite.core.text), so it
+    works alike on PostgreSQL and SQLite. Punctuation splits words ("N-2024-0815" is n, 2024 and 0815)."""
+    words = search_words(search)
+    return Q(*(Q(**{f"{through}search_text__contains": word}) for word in words))
 
 
 def patient_list(*, user, search: str = "") -> QuerySet[Patient]:
     patients = scope_to_user(Patient.objects.select_related("clinic"), user=user)
     if search:
-        patients = patients.filter(
-            Q(mrn__icontains=search) | Q(given_name__icontains=search) | Q(family_name__icontains=search)
-        )
+        patients = patients.filter(patient_search(search))
     return patients.order_by("family_name", "given_name", "id")
 
 
@@ -40,9 +49,10 @@ def patient_get(*, user, patient_id: int) -> Patient:
 
 def patient_get_by_mrn(*, user, mrn: str) -> Patient:
     """The patient of the user's own clinic with this MRN (404 otherwise). MRNs are unique only within a
-    clinic, so a user without one (a superuser) finds none. Surrounding spaces are dropped, as when MRNs are stored."""
+    clinic, so a user without one (a superuser) finds none. Surrounding spaces are dropped, as when MRNs are stored,
+    and case does not matter, as in the clinic's uniqueness rule."""
     patients = scope_to_user(Patient.objects.select_related("clinic"), user=user).filter(clinic_id=user.clinic_id)
-    return get_object_or_404(patients, mrn=mrn.strip())
+    return get_object_or_404(patients, mrn__iexact=mrn.strip())  # one per clinic in any case (a constraint)
 
 
 def study_list(*, user, filters: dict | None = None) -> QuerySet[Study]:
@@ -53,12 +63,7 @@ def study_list(*, user, filters: dict | None = None) -> QuerySet[Study]:
     if filters.get("status"):
         studies = studies.filter(status=filters["status"])
     if filters.get("search"):
-        term = filters["search"]
-        studies = studies.filter(
-            Q(patient__mrn__icontains=term)
-            | Q(patient__given_name__icontains=term)
-            | Q(patient__family_name__icontains=term)
-        )
+        studies = studies.filter(patient_search(filters["search"], through="patient__"))
     studies = studies.annotate(
         image_count=Count("images", distinct=True),
         classified_count=Count(

@@ -18,6 +18,7 @@ from classifier.ml.frames import sniff_video
 from fetalsite.accounts.models import Clinic
 from fetalsite.accounts.roles import require_permission
 from fetalsite.core.errors import ApplicationError
+from fetalsite.core.text import fold_for_search
 from patients.cine_files import VIDEO_EXTENSIONS, CineFacts, CineRefused, inspect_cine_bytes, inspect_dicom_file
 from patients.dicom_files import DICOM_EXTENSION, DicomFacts, DicomHeader, DicomRefused, is_part10
 from patients.imaging import ImageFacts, inspect_image_bytes, sanitize_filename
@@ -69,13 +70,21 @@ def patient_create(
         created_by=created_by,
     )
     _validate_birth_date(birth_date)
+    _fold_search_text(patient)
     _save_with_unique_mrn(patient)
     return patient
 
 
+def _fold_search_text(patient: Patient) -> None:
+    """The folded names and MRN that search matches (patients.selectors.patient_search): kept here, where a
+    patient's names and MRN are saved, so "zoe" finds "Zoë" on any database."""
+    patient.search_text = fold_for_search(f"{patient.given_name} {patient.family_name} {patient.mrn}")
+
+
 def _refuse_taken_mrn(patient: Patient) -> None:
-    """Raise MrnExists when another patient of the clinic has ``patient``'s MRN."""
-    others = Patient.objects.filter(clinic_id=patient.clinic_id, mrn=patient.mrn).exclude(id=patient.id)
+    """Raise MrnExists when another patient of the clinic has ``patient``'s MRN in any case: "n-2024-0815" is
+    the record "N-2024-0815" (the table's constraint on Lower(mrn) says the same)."""
+    others = Patient.objects.filter(clinic_id=patient.clinic_id, mrn__iexact=patient.mrn).exclude(id=patient.id)
     existing_id = others.values_list("id", flat=True).first()
     if existing_id is not None:
         raise MrnExists(MRN_TAKEN, fields={"mrn": [MRN_TAKEN]}, extra={"existing_id": existing_id})
@@ -104,7 +113,7 @@ def patient_get_or_create(
     A patient already registered must have exactly these details, else PatientDetailsDiffer names each field
     that differs and nothing changes: another person under a mistyped MRN is never merged silently."""
     require_permission(created_by, "patients.add_patient", action="register patients")
-    existing = Patient.objects.filter(clinic_id=_require_clinic(created_by), mrn=mrn.strip()).first()
+    existing = Patient.objects.filter(clinic_id=_require_clinic(created_by), mrn__iexact=mrn.strip()).first()
     if existing is None:
         try:
             patient = patient_create(
@@ -141,8 +150,9 @@ def patient_update(*, patient: Patient, updated_by, **changes) -> Patient:
     for field, value in changes.items():
         setattr(patient, field, value.strip() if isinstance(value, str) else value)
     _validate_birth_date(patient.birth_date)
+    _fold_search_text(patient)
     patient._history_user = updated_by
-    _save_with_unique_mrn(patient, update_fields=[*changes, "updated_at"])
+    _save_with_unique_mrn(patient, update_fields=[*changes, "search_text", "updated_at"])
     return patient
 
 
@@ -594,7 +604,7 @@ def _dicom_patient(*, header: DicomHeader, received_by, source: str) -> Patient:
             "The DICOM header lacks the Patient ID or a Patient's Name with family and given names.",
             code="dicom_patient_incomplete",
         )
-    existing = Patient.objects.filter(clinic_id=received_by.clinic_id, mrn=header.patient_id).first()
+    existing = Patient.objects.filter(clinic_id=received_by.clinic_id, mrn__iexact=header.patient_id).first()
     # A header without a birth date says nothing against the registered one.
     birth_date = header.patient_birth_date or (existing.birth_date if existing else None)
     try:

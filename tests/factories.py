@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 
 from fetalsite.accounts.models import Clinic, User
 from fetalsite.accounts.roles import Role
+from fetalsite.core.text import fold_for_search
 from patients.models import Patient, Study
 
 
@@ -51,6 +52,8 @@ class PatientFactory(factory.django.DjangoModelFactory):
     family_name = factory.Sequence(lambda n: f"Lovelace{n}")
     birth_date = datetime.date(1990, 1, 1)
     created_by = factory.SubFactory(UserFactory, clinic=factory.SelfAttribute("..clinic"))
+    # What the services store (patients.services._fold_search_text), so search finds factory-made patients.
+    search_text = factory.LazyAttribute(lambda p: fold_for_search(f"{p.given_name} {p.family_name} {p.mrn}"))
 
 
 class StudyFactory(factory.django.DjangoModelFactory):

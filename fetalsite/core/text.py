@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Letters that carry no combining mark to strip but that people type without the stroke or ligature.
@@ -13,3 +14,10 @@ def fold_for_search(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).translate(_PLAIN)
     return " ".join(plain.split())
+
+
+def search_words(query: str) -> list[str]:
+    """The folded words of a search query, punctuation dropped: "Nunez, Zoë" -> ["nunez", "zoe"]. A query of
+    punctuation only ("-") is kept whole, so it still narrows the search."""
+    folded = fold_for_search(query)
+    return re.findall(r"\w+", folded) or ([folded] if folded else [])
