@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage
 from django.db import IntegrityError, transaction
@@ -16,7 +16,7 @@ from pydicom.uid import generate_uid
 
 from classifier.ml.frames import sniff_video
 from fetalsite.accounts.models import Clinic
-from fetalsite.accounts.roles import require_permission
+from fetalsite.accounts.roles import require_permission, user_can_review
 from fetalsite.core.errors import ApplicationError
 from fetalsite.core.text import fold_for_search
 from patients.cine_files import VIDEO_EXTENSIONS, CineFacts, CineRefused, inspect_cine_bytes, inspect_dicom_file
@@ -711,3 +711,64 @@ def _key_frame_filename(clip: UltrasoundImage, frame_index: int) -> str:
     """The clip's name with the frame's number, e.g. sweep-frame-12.png, for display."""
     stem = (clip.original_filename or f"image-{clip.id}").rsplit(".", 1)[0]
     return sanitize_filename(f"{stem}-frame-{frame_index}.png")
+
+
+# ---- Excluding an image ---------------------------------------------------------------------------------
+# A wrong upload (another patient's image, a test image) stays in the record with its prediction, history and
+# audit trail, but leaves the plane summary and the report. A clinician's act, like a review.
+
+# The comment is the history record's change reason, a column of 100 characters (simple_history's).
+EXCLUDE_COMMENT_MAX = 100
+
+
+def _require_image_reviewer(user, image: UltrasoundImage, *, action: str) -> None:
+    if not user_can_review(user):
+        raise PermissionDenied(f"Only clinicians can {action}.")
+    require_permission(user, "classifier.review_prediction", clinic_id=image.study.patient.clinic_id, action=action)
+
+
+def _images_with_their_key_frames(image: UltrasoundImage) -> list[UltrasoundImage]:
+    """The image, locked, and for a clip its key-frame stills: frames of a wrong clip are as wrong as the clip."""
+    locked = UltrasoundImage.objects.select_for_update().select_related("study__patient")
+    image = locked.get(id=image.id)
+    key_frames = list(locked.filter(clip=image).order_by("id")) if image.is_cine else []
+    return [image, *key_frames]
+
+
+@transaction.atomic
+def image_exclude(*, image: UltrasoundImage, excluded_by, reason: str, comment: str = "") -> UltrasoundImage:
+    """A clinician excludes an image (and a clip's key frames) from the study's summary and report, saying why;
+    the comment, else the reason, is the history record's change reason."""
+    _require_image_reviewer(excluded_by, image, action="exclude images")
+    if reason not in UltrasoundImage.ExclusionReason.values:
+        raise ValidationError({"reason": f"Choose one of: {', '.join(UltrasoundImage.ExclusionReason.values)}."})
+    comment = comment.strip()
+    if len(comment) > EXCLUDE_COMMENT_MAX:
+        raise ValidationError({"comment": f"At most {EXCLUDE_COMMENT_MAX} characters."})
+    now = timezone.now()
+    images = _images_with_their_key_frames(image)
+    for each in images:
+        if each.excluded_reason == reason:
+            continue  # already excluded for this reason: nothing to record
+        each.excluded_reason, each.excluded_by, each.excluded_at = reason, excluded_by, now
+        each._history_user = excluded_by
+        each._change_reason = comment or f"Excluded: {UltrasoundImage.ExclusionReason(reason).label}"
+        each.full_clean()
+        each.save(update_fields=["excluded_reason", "excluded_by", "excluded_at"])
+    return images[0]
+
+
+@transaction.atomic
+def image_include(*, image: UltrasoundImage, included_by) -> UltrasoundImage:
+    """A clinician takes an exclusion back (a clip's key frames too); the history keeps both."""
+    _require_image_reviewer(included_by, image, action="include images again")
+    images = _images_with_their_key_frames(image)
+    for each in images:
+        if not each.is_excluded:
+            continue
+        each.excluded_reason, each.excluded_by, each.excluded_at = "", None, None
+        each._history_user = included_by
+        each._change_reason = "Included again"
+        each.full_clean()
+        each.save(update_fields=["excluded_reason", "excluded_by", "excluded_at"])
+    return images[0]
