@@ -5,6 +5,7 @@ from django.utils.html import format_html
 
 from classifier.labels import FetalPlane
 from patients.models import Study
+from patients.selectors import WORKLIST_DEFAULT_SORT, WORKLIST_SORTS
 
 
 class DateInput(forms.DateInput):
@@ -46,17 +47,44 @@ class ReviewForm(forms.Form):
 
 
 class WorklistFilterForm(forms.Form):
-    """The worklist's query string; invalid values are dropped, never an error page."""
+    """The worklist's query string (a GET form, so every view of the list is a link). A value it cannot read is
+    named above the list and left out; the rest still filter, never an error page."""
 
     q = forms.CharField(required=False, max_length=100, label="Search by MRN or name")
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Study.Status.choices], label="Status")
     needs_review = forms.BooleanField(required=False, label="Needs review only")
+    date_from = forms.DateField(required=False, widget=DateInput, label="Exam from")
+    date_to = forms.DateField(required=False, widget=DateInput, label="Exam to")
+    sort = forms.ChoiceField(
+        required=False, choices=[(key, key) for name in WORKLIST_SORTS for key in (name, f"-{name}")]
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            self.add_error("date_to", "The end of the date range is before its start.")
+        return data
 
     def filters(self) -> dict:
-        if not self.is_valid():
-            return {}
+        self.is_valid()  # fills cleaned_data with the values that are valid, even when some are not
         data = self.cleaned_data
-        return {"search": data["q"].strip(), "status": data["status"], "needs_review": data["needs_review"]}
+        return {
+            "search": data.get("q", "").strip(),
+            "status": data.get("status", ""),
+            "needs_review": data.get("needs_review", False),
+            "exam_date_from": data.get("date_from"),
+            "exam_date_to": data.get("date_to"),
+            "sort": data.get("sort") or WORKLIST_DEFAULT_SORT,
+        }
+
+    def problems(self) -> list[str]:
+        """What the query string held that the list could not use, one sentence each, for the page to show."""
+        problems = []
+        for name, errors in self.errors.items():
+            field = self.fields.get(name)
+            label = (field.label or name.capitalize()) if field else "Filters"
+            problems.append(f"{label}: {' '.join(errors)}")
+        return problems
 
 
 def add_service_errors(form: forms.Form, error, *, non_field_errors_to: str | None = None) -> None:

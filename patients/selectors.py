@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
@@ -18,6 +18,7 @@ from classifier.selectors import (
     image_awaits_review,
     image_latest_cine_frames,
     image_latest_prediction,
+    image_latest_prediction_subquery,
     latest_jobs_prefetch,
 )
 from fetalsite.accounts.selectors import scope_to_user
@@ -171,18 +172,83 @@ def clip_playback_get(*, user, image_id: int) -> UltrasoundImage:
 # ---- Web pages: the worklist and an image's history ----------------------------------------------
 
 
+# The worklist's sortable columns: each name (ascending; "-name" descending) and what it orders by. The id
+# comes last in every order, so pages never repeat or skip a study whose sort values tie.
+WORKLIST_SORTS: dict[str, tuple[str, ...]] = {
+    "patient": ("patient__family_name", "patient__given_name"),
+    "mrn": ("patient__mrn",),
+    "exam_date": ("exam_date",),
+    "ga": ("gestational_age_weeks", "gestational_age_days"),
+    "operator": ("operator_sort",),
+    "images": ("image_count",),
+    "classified": ("classified_count",),
+    "awaiting": ("needs_review_count",),
+    "unreviewed": ("unreviewed_count",),
+    "pending": ("pending_count",),
+    "status": ("status",),
+}
+WORKLIST_DEFAULT_SORT = "-exam_date"
+
+
+def _study_image_count(images: QuerySet[UltrasoundImage]):
+    """How many of a study's (``OuterRef("pk")``) ``images`` there are, as an annotation (0 for none)."""
+    count = images.filter(study=OuterRef("pk")).order_by().values("study").annotate(n=Count("id")).values("n")[:1]
+    return Coalesce(Subquery(count, output_field=IntegerField()), 0)
+
+
+def _worklist_order(sort: str) -> list:
+    name = sort.removeprefix("-")
+    descending = sort.startswith("-")
+    fields = WORKLIST_SORTS.get(name, WORKLIST_SORTS["exam_date"])
+    order = [F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True) for field in fields]
+    return [*order, "-id" if descending else "id"]
+
+
 def worklist_study_list(*, user, filters: dict | None = None) -> QuerySet[Study]:
-    """``study_list`` plus ``needs_review_count``, the images whose latest prediction awaits review;
-    ``filters["needs_review"]`` keeps studies with any."""
+    """``study_list`` with the review-state counts of each study's images (excluded images and cine clips, which
+    have no label of their own, aside): ``needs_review_count`` whose latest prediction the model flagged and no
+    clinician has reviewed yet, ``unreviewed_count`` still only suggested (flagged or not), ``pending_count``
+    not classified yet; and ``operator_sort``, the first of its operators by name (the uploaders of its images,
+    else whoever opened it), to sort by.
+
+    ``filters``: those of ``study_list``, ``needs_review`` (any awaiting review), ``exam_date_from``/``_to``
+    (inclusive) and ``sort`` (a ``WORKLIST_SORTS`` name, "-" first for descending; default newest exam first)."""
     filters = filters or {}
-    awaiting = UltrasoundImage.objects.filter(study=OuterRef("pk")).filter(image_awaits_review()).order_by()
-    count = awaiting.values("study").annotate(n=Count("id")).values("n")[:1]
+    counted = UltrasoundImage.objects.filter(excluded_reason="", kind=UltrasoundImage.Kind.STILL)
+    latest = image_latest_prediction_subquery()
+    first_uploader = (
+        UltrasoundImage.objects.filter(study=OuterRef("pk"))
+        .order_by("uploaded_by__username")
+        .values("uploaded_by__username")[:1]
+    )
     studies = study_list(user=user, filters=filters).annotate(
-        needs_review_count=Coalesce(Subquery(count, output_field=IntegerField()), 0)
+        needs_review_count=_study_image_count(counted.filter(image_awaits_review())),
+        unreviewed_count=_study_image_count(counted.filter(Exists(latest.reviewed(False)))),
+        pending_count=_study_image_count(counted.filter(~Exists(latest))),
+        operator_sort=Coalesce(Subquery(first_uploader), F("created_by__username")),
     )
     if filters.get("needs_review"):
         studies = studies.filter(needs_review_count__gt=0)
-    return studies
+    if filters.get("exam_date_from"):
+        studies = studies.filter(exam_date__gte=filters["exam_date_from"])
+    if filters.get("exam_date_to"):
+        studies = studies.filter(exam_date__lte=filters["exam_date_to"])
+    return studies.order_by(*_worklist_order(filters.get("sort") or WORKLIST_DEFAULT_SORT))
+
+
+def study_operators(studies: Iterable[Study]) -> dict[int, list[str]]:
+    """Who uploaded each study's images (user names, sorted), in one query for a page of the worklist. A study
+    without images has none here; the page then names whoever opened it."""
+    operators: dict[int, list[str]] = {study.id: [] for study in studies}
+    rows = (
+        UltrasoundImage.objects.filter(study_id__in=operators)
+        .values_list("study_id", "uploaded_by__username")
+        .distinct()
+        .order_by("study_id", "uploaded_by__username")
+    )
+    for study_id, username in rows:
+        operators[study_id].append(username)
+    return operators
 
 
 # ---- Review states and the study's plane summary -------------------------------------------------

@@ -9,6 +9,7 @@ a partial for the script, a redirect for a plain form (``patients.page_actions``
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,6 +18,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.views import View
 from django.views.generic import FormView, TemplateView
 from PIL import Image
@@ -46,7 +48,8 @@ WORKLIST_PAGE_SIZE = 25
 
 
 class HomeView(StaffPageMixin, TemplateView):
-    """The worklist: the clinic's studies, newest first, searchable, filterable and paginated."""
+    """The worklist: the clinic's studies, newest first, searchable, filterable by date, sortable by any column
+    and paginated; every filter lives in the query string, so a view of the list is a link."""
 
     template_name = "patients/worklist.html"
 
@@ -55,6 +58,7 @@ class HomeView(StaffPageMixin, TemplateView):
         filters = filter_form.filters()
         studies = selectors.worklist_study_list(user=self.request.user, filters=filters)
         page = Paginator(studies, WORKLIST_PAGE_SIZE).get_page(self.request.GET.get("page"))
+        _attach_operators(page.object_list)
         query = self.request.GET.copy()
         query.pop("page", None)
         search = filters.get("search", "")
@@ -64,12 +68,68 @@ class HomeView(StaffPageMixin, TemplateView):
         return {
             **super().get_context_data(**kwargs),
             "filter_form": filter_form,
+            "problems": filter_form.problems(),
             "page": page,
             "studies": page.object_list,
             "query": query.urlencode(),
+            "columns": _worklist_columns(query, filters["sort"]),
+            "shortcuts": _date_shortcuts(query),
             "search": search,
             "patients": patients,
         }
+
+
+# The worklist's columns, left to right: (sort name, heading, numeric). The patient page shows the same rows
+# without the first two and without sort links.
+WORKLIST_COLUMNS = (
+    ("patient", "Patient", False),
+    ("mrn", "MRN", False),
+    ("exam_date", "Exam date", False),
+    ("ga", "GA", False),
+    ("operator", "Operator", False),
+    ("images", "Images", True),
+    ("classified", "Classified", True),
+    ("awaiting", "Awaiting review", True),
+    ("unreviewed", "Unreviewed", True),
+    ("pending", "Pending", True),
+    ("status", "Status", False),
+)
+
+
+def _worklist_columns(query, sort: str) -> list[dict]:
+    """Each column's heading with its sort link (the other filters kept, back to page 1) and its aria-sort:
+    a column sorts ascending first, and its link flips the direction while it is the sorted one."""
+    current, descending = sort.removeprefix("-"), sort.startswith("-")
+    columns = []
+    for name, heading, numeric in WORKLIST_COLUMNS:
+        is_sorted = name == current
+        link = query.copy()
+        link["sort"] = name if not is_sorted or descending else f"-{name}"
+        aria = ("descending" if descending else "ascending") if is_sorted else None
+        columns.append(
+            {"name": name, "heading": heading, "numeric": numeric, "url": f"?{link.urlencode()}", "aria_sort": aria}
+        )
+    return columns
+
+
+def _date_shortcuts(query) -> list[dict]:
+    """ "Today" and "This week" (Monday to Sunday) as links that set the exam date range, other filters kept."""
+    today = timezone.localdate()
+    monday = today - timedelta(days=today.weekday())
+    shortcuts = []
+    for label, start, end in (("Today", today, today), ("This week", monday, monday + timedelta(days=6))):
+        link = query.copy()
+        link["date_from"], link["date_to"] = start.isoformat(), end.isoformat()
+        active = query.get("date_from") == link["date_from"] and query.get("date_to") == link["date_to"]
+        shortcuts.append({"label": label, "url": f"?{link.urlencode()}", "active": active})
+    return shortcuts
+
+
+def _attach_operators(studies) -> None:
+    """Each study's ``operators``: who uploaded its images (one query for the page)."""
+    operators = selectors.study_operators(studies)
+    for study in studies:
+        study.operators = operators[study.id]
 
 
 class PatientCreateView(StaffPageMixin, FormView):
@@ -131,8 +191,10 @@ class PatientDetailView(StaffPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         patient = selectors.patient_get(user=self.request.user, patient_id=self.kwargs["patient_id"])
-        studies = selectors.worklist_study_list(user=self.request.user, filters={"patient": patient.id})
-        return {**super().get_context_data(**kwargs), "patient": patient, "studies": studies}
+        studies = list(selectors.worklist_study_list(user=self.request.user, filters={"patient": patient.id}))
+        _attach_operators(studies)
+        columns = [{"name": name, "heading": text, "numeric": numeric} for name, text, numeric in WORKLIST_COLUMNS]
+        return {**super().get_context_data(**kwargs), "patient": patient, "studies": studies, "columns": columns}
 
 
 class StudyCreateView(StaffPageMixin, FormView):
