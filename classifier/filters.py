@@ -29,7 +29,12 @@ class PredictionFilter(django_filters.FilterSet):
     label = django_filters.ChoiceFilter(choices=FetalPlane.choices, help_text="The model's label.")
     needs_review = StrictBooleanFilter(help_text="The model flagged the prediction as uncertain.")
     reviewed = StrictBooleanFilter(
-        field_name="reviewed_label", lookup_expr="gt", method="filter_reviewed", help_text="Reviewed by a clinician."
+        method="filter_reviewed",
+        help_text="Reviewed by a clinician: confirmed, corrected or marked not a standard plane.",
+    )
+    review_state = django_filters.ChoiceFilter(
+        choices=Prediction.ReviewState.choices,
+        help_text="`suggested` until a clinician reviews it, then `confirmed`, `corrected` or `not_a_plane`.",
     )
     ordering = StableOrderingFilter(
         fields=(("created_at", "created_at"), ("confidence", "confidence")),
@@ -38,7 +43,7 @@ class PredictionFilter(django_filters.FilterSet):
 
     class Meta:
         model = Prediction
-        fields = ["label", "needs_review"]
+        fields = ["label", "needs_review", "review_state"]
 
     def filter_reviewed(self, queryset, name, value):
         return queryset.reviewed(value)

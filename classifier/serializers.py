@@ -6,7 +6,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from classifier.labels import PLANE_LABELS, FetalPlane
-from classifier.models import ClassificationJob
+from classifier.models import ClassificationJob, Prediction
 
 # The webhook events' examples (classifier.webhook_events); the API's own examples are recorded answers
 # (fetalsite.core.api_examples).
@@ -34,7 +34,9 @@ EXAMPLE_PREDICTION = {
     "inference_ms": 41.7,
     "model_version": "fetalnet:1.0",
     "created_at": "2026-11-27T10:15:03.090Z",
+    "review_state": "suggested",
     "reviewed_label": "",
+    "not_plane_reason": "",
     "reviewed_by": None,
     "reviewed_at": None,
     "review_comment": "",
@@ -80,11 +82,27 @@ class PredictionOutputSerializer(serializers.Serializer):
     inference_ms = serializers.FloatField()
     model_version = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
-    reviewed_label = serializers.CharField(allow_blank=True, help_text="The clinician's label; empty until reviewed.")
+    review_state = serializers.ChoiceField(
+        choices=Prediction.ReviewState.choices,
+        help_text="`suggested` until a clinician reviews it: the model's label is only a suggestion, flagged or "
+        "not; then `confirmed` (the model's plane), `corrected` (another plane) or `not_a_plane`.",
+    )
+    reviewed_label = serializers.CharField(
+        allow_blank=True,
+        help_text="The plane a clinician set (confirmed or corrected); empty while suggested and for not_a_plane.",
+    )
+    not_plane_reason = serializers.CharField(
+        allow_blank=True,
+        help_text="For `not_a_plane`: `other_anatomy`, `maternal`, `non_fetal` or `unusable_quality`; else empty.",
+    )
     reviewed_by = serializers.CharField(source="reviewed_by.username", allow_null=True, default=None)
     reviewed_at = serializers.DateTimeField(allow_null=True)
     review_comment = serializers.CharField(allow_blank=True)
-    final_label = serializers.ChoiceField(choices=_PLANE_CHOICES, help_text="The reviewed label, else the model's.")
+    final_label = serializers.ChoiceField(
+        choices=[*_PLANE_CHOICES, ("", "None")],
+        help_text="The reviewed label, else the model's suggestion; empty when a clinician marked the image not a "
+        "standard plane.",
+    )
 
     def get_model_version(self, prediction) -> str | None:
         version = prediction.job.model_version

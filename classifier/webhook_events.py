@@ -247,6 +247,7 @@ def _example_links(kind: str, record_id: int) -> dict:
 
 _EXAMPLE_REVIEWED = {
     **EXAMPLE_PREDICTION,
+    "review_state": "corrected",
     "reviewed_label": "fetal_thorax",
     "reviewed_by": "clin_north",
     "reviewed_at": "2026-11-27T10:21:40.512803Z",
@@ -336,7 +337,8 @@ PREDICTION_CREATED_WEBHOOK = _webhook(
 )
 PREDICTION_REVIEWED_WEBHOOK = _webhook(
     WebhookEvent.PREDICTION_REVIEWED,
-    "A clinician confirmed or corrected a prediction; `data.prediction` has the review.",
+    "A clinician confirmed or corrected a prediction, or marked the image not a standard fetal plane; "
+    "`data.prediction` has the review (`review_state`, `reviewed_label`, `not_plane_reason`).",
 )
 JOB_FAILED_WEBHOOK = _webhook(
     WebhookEvent.JOB_FAILED, "Classification failed for good (after its retries); `data.job.error` says why."

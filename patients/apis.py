@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from classifier import selectors as classifier_selectors
 from classifier import services as classifier_services
 from classifier.labels import FetalPlane
+from classifier.models import Prediction
 from classifier.serializers import JobOutputSerializer, PredictionOutputSerializer
 from fetalsite.accounts.roles import user_can_review
 from fetalsite.core.api_input import StrictInputSerializer, validate_empty_body
@@ -148,6 +149,12 @@ class ClipKeyFrameOutputSerializer(serializers.Serializer):
     )
 
 
+class ImageExclusionOutputSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=UltrasoundImage.ExclusionReason.choices)
+    by = serializers.CharField(help_text="The clinician who excluded it.")
+    at = serializers.DateTimeField()
+
+
 class ImageOutputSerializer(serializers.Serializer):
     """An uploaded image. Two files: the `original` (the uploaded bytes, unchanged) and the `display`
     rendition (PNG, upright, 8-bit, at most 4096 px on the long side, no metadata) that pages show and
@@ -191,6 +198,30 @@ class ImageOutputSerializer(serializers.Serializer):
     dicom = serializers.SerializerMethodField(help_text="The DICOM file's facts; null for other formats.")
     job = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
+    review_state = serializers.SerializerMethodField(
+        help_text="Where the image stands: `pending` (no prediction yet), `suggested` (the model's label, not yet "
+        "reviewed), `confirmed`, `corrected`, `not_a_plane`, or `excluded` (by a clinician; it then counts nowhere)."
+    )
+    not_plane_reason = serializers.SerializerMethodField(
+        help_text="For `not_a_plane`: `other_anatomy`, `maternal`, `non_fetal` or `unusable_quality`; else empty."
+    )
+    excluded = serializers.SerializerMethodField(
+        help_text="Who excluded the image from the study's summary and report, when and why; null when included."
+    )
+
+    @extend_schema_field(serializers.ChoiceField(choices=selectors.IMAGE_REVIEW_STATES))
+    def get_review_state(self, image) -> str:
+        return selectors.image_review_state(image)
+
+    def get_not_plane_reason(self, image) -> str:
+        prediction = classifier_selectors.image_latest_prediction(image)
+        return prediction.not_plane_reason if prediction else ""
+
+    @extend_schema_field(ImageExclusionOutputSerializer(allow_null=True))
+    def get_excluded(self, image) -> dict | None:
+        if not image.is_excluded:
+            return None
+        return {"reason": image.excluded_reason, "by": image.excluded_by.username, "at": image.excluded_at}
 
     def get_file_url(self, image) -> str:
         return reverse("image-file", args=[image.id])
@@ -933,15 +964,25 @@ class CanReviewPredictions(BasePermission):
 
 
 class PredictionReviewApi(ApiView):
-    """A clinician confirms or corrects the label of the image's newest prediction.
+    """A clinician confirms or corrects the label of the image's newest prediction (`label`), or says the image is
+    not a standard fetal plane (`not_plane_reason`): send exactly one of the two.
 
-    The model's own label stays as it was; the review is kept in the image's history."""
+    The model's own label stays as it was; every review is kept in the image's history."""
 
     permission_classes = [HasRequiredPerms, CanReviewPredictions]
     required_perms = {"POST": ["classifier.view_prediction"]}
 
     class InputSerializer(StrictInputSerializer):
-        label = serializers.ChoiceField(choices=FetalPlane.choices)
+        label = serializers.ChoiceField(
+            choices=FetalPlane.choices,
+            required=False,
+            help_text="The plane: the model's to confirm it, another to correct it.",
+        )
+        not_plane_reason = serializers.ChoiceField(
+            choices=Prediction.NotPlaneReason.choices,
+            required=False,
+            help_text="Instead of a label: why the image is not one of the standard planes.",
+        )
         comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
     @extend_schema(
@@ -971,6 +1012,58 @@ class PredictionReviewApi(ApiView):
             image=image, reviewed_by=request.user, **serializer.validated_data
         )
         return Response(PredictionOutputSerializer(prediction).data)
+
+
+class ImageExcludeApi(ApiView):
+    """A clinician excludes an image from the study's plane summary and report (wrong patient, test image,
+    other); it keeps its prediction, history and audit trail, and a clip's key frames go with it."""
+
+    permission_classes = [HasRequiredPerms, CanReviewPredictions]
+    required_perms = {"POST": ["patients.view_ultrasoundimage"]}
+
+    class InputSerializer(StrictInputSerializer):
+        reason = serializers.ChoiceField(choices=UltrasoundImage.ExclusionReason.choices)
+        comment = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=services.EXCLUDE_COMMENT_MAX,
+            default="",
+            help_text="Kept as the history record's reason.",
+        )
+
+    @extend_schema(
+        operation_id="images_exclude",
+        summary="Exclude an image from the study's summary and report (clinicians only)",
+        request=InputSerializer,
+        responses={200: ImageOutputSerializer, **error_responses(400, 401, 403, 404, 413, 415, 429)},
+    )
+    def post(self, request, image_id: int):
+        image = selectors.image_get(user=request.user, image_id=image_id)
+        self.check_object_permissions(request, image)  # another clinic's image is a 404 before any 403
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.image_exclude(image=image, excluded_by=request.user, **serializer.validated_data)
+        return Response(ImageOutputSerializer(selectors.image_get(user=request.user, image_id=image.id)).data)
+
+
+class ImageIncludeApi(ApiView):
+    """A clinician takes an image's exclusion back; including an included image changes nothing."""
+
+    permission_classes = [HasRequiredPerms, CanReviewPredictions]
+    required_perms = {"POST": ["patients.view_ultrasoundimage"]}
+
+    @extend_schema(
+        operation_id="images_include",
+        summary="Include an excluded image again (clinicians only)",
+        request=None,
+        responses={200: ImageOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
+    )
+    def post(self, request, image_id: int):
+        image = selectors.image_get(user=request.user, image_id=image_id)
+        self.check_object_permissions(request, image)
+        validate_empty_body(request)
+        services.image_include(image=image, included_by=request.user)
+        return Response(ImageOutputSerializer(selectors.image_get(user=request.user, image_id=image.id)).data)
 
 
 class HistoryEntryOutputSerializer(serializers.Serializer):

@@ -5,14 +5,15 @@ They narrow a queryset a selector has already scoped to the user's clinic; they 
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Exists, F, Subquery, Value
+from django.db.models import Case, Exists, F, Subquery, Value, When
 from django.db.models.functions import Coalesce, NullIf
 
 from classifier.labels import FetalPlane
+from classifier.models import Prediction
 from classifier.selectors import image_latest_prediction_subquery
 from fetalsite.core.filters import IdFilter, StableOrderingFilter, StrictBooleanFilter, UtcIsoDateTimeFilter
 from patients.models import Patient, Study, UltrasoundImage
-from patients.selectors import patient_search
+from patients.selectors import IMAGE_REVIEW_STATES, patient_search
 
 
 class PatientFilter(django_filters.FilterSet):
@@ -78,7 +79,16 @@ class ImageFilter(django_filters.FilterSet):
     needs_review = StrictBooleanFilter(
         method="filter_needs_review", help_text="The model flagged the prediction as uncertain."
     )
-    reviewed = StrictBooleanFilter(method="filter_reviewed", help_text="A clinician confirmed or corrected the label.")
+    reviewed = StrictBooleanFilter(
+        method="filter_reviewed",
+        help_text="A clinician confirmed or corrected the label, or marked the image not a standard plane.",
+    )
+    review_state = django_filters.ChoiceFilter(
+        choices=[(state, state) for state in IMAGE_REVIEW_STATES],
+        method="filter_review_state",
+        help_text="`pending` (not classified yet), `suggested` (not yet reviewed), `confirmed`, `corrected`, "
+        "`not_a_plane` or `excluded` (a clinician excluded the image; its other states do not apply).",
+    )
     uploaded_after = UtcIsoDateTimeFilter(
         field_name="uploaded_at", lookup_expr="gte", help_text="Uploaded at or after (ISO 8601)."
     )
@@ -93,7 +103,11 @@ class ImageFilter(django_filters.FilterSet):
 
     def filter_label(self, queryset, name, value):
         latest = image_latest_prediction_subquery()
-        final_label = Coalesce(NullIf(F("reviewed_label"), Value("")), F("label"))
+        # Prediction.final_label in SQL; a not-a-plane review has none.
+        final_label = Case(
+            When(review_state=Prediction.ReviewState.NOT_A_PLANE, then=Value("")),
+            default=Coalesce(NullIf(F("reviewed_label"), Value("")), F("label")),
+        )
         return queryset.annotate(final_label=Subquery(latest.annotate(final=final_label).values("final")[:1])).filter(
             final_label=value
         )
@@ -107,3 +121,13 @@ class ImageFilter(django_filters.FilterSet):
     def filter_reviewed(self, queryset, name, value):
         reviewed = Exists(image_latest_prediction_subquery().reviewed())
         return queryset.filter(reviewed) if value else queryset.exclude(reviewed)
+
+    def filter_review_state(self, queryset, name, value):
+        """``patients.selectors.image_review_state`` in SQL: excluded first, then the latest prediction's state."""
+        if value == "excluded":
+            return queryset.exclude(excluded_reason="")
+        queryset = queryset.filter(excluded_reason="")
+        latest = image_latest_prediction_subquery()
+        if value == "pending":
+            return queryset.exclude(Exists(latest))
+        return queryset.filter(Exists(latest.filter(review_state=value)))

@@ -4,8 +4,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from classifier.labels import FetalPlane
-from patients.models import Study
+from classifier.models import Prediction
+from patients.models import Study, UltrasoundImage
 from patients.selectors import WORKLIST_DEFAULT_SORT, WORKLIST_SORTS
+from patients.services import EXCLUDE_COMMENT_MAX
 
 
 class DateInput(forms.DateInput):
@@ -41,9 +43,32 @@ class UploadForm(forms.Form):
     file = forms.FileField(label="Ultrasound image", allow_empty_file=True)
 
 
+# The review form's extra choice beside the four planes: the image is none of them (a reason says why).
+NOT_A_PLANE = "not_a_plane"
+
+
 class ReviewForm(forms.Form):
-    label = forms.ChoiceField(choices=FetalPlane.choices)
+    label = forms.ChoiceField(choices=[*FetalPlane.choices, (NOT_A_PLANE, "Not a standard fetal plane")])
+    not_plane_reason = forms.ChoiceField(required=False, choices=[("", "—"), *Prediction.NotPlaneReason.choices])
     comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("label") == NOT_A_PLANE and not data.get("not_plane_reason"):
+            self.add_error("not_plane_reason", "Choose why the image is not a standard fetal plane.")
+        return data
+
+    def review(self) -> dict:
+        """The service's arguments: a plane, or no plane and the reason (which the service requires)."""
+        data = self.cleaned_data
+        if data["label"] == NOT_A_PLANE:
+            return {"label": None, "not_plane_reason": data["not_plane_reason"], "comment": data["comment"]}
+        return {"label": data["label"], "comment": data["comment"]}
+
+
+class ExcludeForm(forms.Form):
+    reason = forms.ChoiceField(choices=UltrasoundImage.ExclusionReason.choices)
+    comment = forms.CharField(required=False, max_length=EXCLUDE_COMMENT_MAX)
 
 
 class WorklistFilterForm(forms.Form):

@@ -20,6 +20,8 @@ urlpatterns = [
     path("images/<int:image_id>/playback/", views.ImagePlaybackView.as_view(), name="image-playback"),
     path("images/<int:image_id>/heatmap/", views.ImageFileView.as_view(variant="heatmap"), name="image-heatmap"),
     path("images/<int:image_id>/review/", views.PredictionReviewView.as_view(), name="image-review"),
+    path("images/<int:image_id>/exclude/", views.ImageExcludeView.as_view(), name="image-exclude"),
+    path("images/<int:image_id>/include/", views.ImageIncludeView.as_view(), name="image-include"),
     path("images/<int:image_id>/retry/", views.JobRetryView.as_view(), name="image-retry"),
     path("images/<int:image_id>/history/", views.ImageHistoryView.as_view(), name="image-history"),
 ]
@@ -41,4 +43,6 @@ api_urlpatterns = [
     path("images/<int:image_id>/playback/", apis.ImagePlaybackApi.as_view(), name="api-image-playback"),
     path("images/<int:image_id>/history/", apis.ImageHistoryApi.as_view(), name="api-image-history"),
     path("images/<int:image_id>/review/", apis.PredictionReviewApi.as_view(), name="api-image-review"),
+    path("images/<int:image_id>/exclude/", apis.ImageExcludeApi.as_view(), name="api-image-exclude"),
+    path("images/<int:image_id>/include/", apis.ImageIncludeApi.as_view(), name="api-image-include"),
 ]

@@ -26,6 +26,7 @@ from PIL import Image
 from classifier import selectors as classifier_selectors
 from classifier import services as classifier_services
 from classifier.labels import FetalPlane, plane_display
+from classifier.models import Prediction
 from fetalsite.accounts.mixins import StaffPageMixin
 from fetalsite.accounts.roles import user_can_review
 from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
@@ -33,6 +34,7 @@ from fetalsite.core.ranges import ranged_file_response
 from fetalsite.core.shown import note_patients
 from patients import selectors, services
 from patients.forms import (
+    ExcludeForm,
     PatientForm,
     ReviewForm,
     StudyForm,
@@ -42,6 +44,7 @@ from patients.forms import (
     add_service_errors,
 )
 from patients.imaging import media_type_of
+from patients.models import UltrasoundImage
 from patients.page_actions import PageActionMixin, is_partial_request, partial_response
 
 WORKLIST_PAGE_SIZE = 25
@@ -244,8 +247,17 @@ def _card_context(image, *, can_review: bool) -> dict:
         "can_review": can_review,
         "planes": FetalPlane.choices,
         "cine": _cine_context(image, timeline) if image.is_cine else None,
-        "version": _card_version(job, prediction) + _timeline_version(timeline),
+        "version": _card_version(job, prediction) + _timeline_version(timeline) + _exclusion_version(image),
+        "review": {
+            "state": selectors.image_review_state(image),
+            "not_plane_reasons": Prediction.NotPlaneReason.choices,
+            "exclusion_reasons": UltrasoundImage.ExclusionReason.choices,
+        },
     }
+
+
+def _exclusion_version(image) -> str:
+    return f":x{image.excluded_at.isoformat()}" if image.excluded_at else ""
 
 
 def _card_version(job, prediction) -> str:
@@ -409,15 +421,39 @@ class PredictionReviewView(PageActionMixin, View):
         form = ReviewForm(request.POST)
         if not form.is_valid():
             raise ValidationError(form.errors.as_data())
-        classifier_services.image_review(
-            image=image,
-            label=form.cleaned_data["label"],
-            comment=form.cleaned_data["comment"],
-            reviewed_by=request.user,
-        )
+        classifier_services.image_review(image=image, reviewed_by=request.user, **form.review())
         if is_partial_request(request):
             return _card_response(request, image.id)
         messages.success(request, "Review saved.")
+        return redirect(self.return_url)
+
+
+class ImageExcludeView(PageActionMixin, View):
+    """A clinician excludes an image from the summary and the report (it stays, with its history)."""
+
+    def post(self, request, image_id: int):
+        image = selectors.image_get(user=request.user, image_id=image_id)
+        self.return_url = reverse("study-detail", args=[image.study_id]) + f"#image-{image.id}"
+        form = ExcludeForm(request.POST)
+        if not form.is_valid():
+            raise ValidationError(form.errors.as_data())
+        services.image_exclude(image=image, excluded_by=request.user, **form.cleaned_data)
+        if is_partial_request(request):
+            return _card_response(request, image.id)
+        messages.success(request, "Image excluded.")
+        return redirect(self.return_url)
+
+
+class ImageIncludeView(PageActionMixin, View):
+    """A clinician takes an exclusion back."""
+
+    def post(self, request, image_id: int):
+        image = selectors.image_get(user=request.user, image_id=image_id)
+        self.return_url = reverse("study-detail", args=[image.study_id]) + f"#image-{image.id}"
+        services.image_include(image=image, included_by=request.user)
+        if is_partial_request(request):
+            return _card_response(request, image.id)
+        messages.success(request, "Image included again.")
         return redirect(self.return_url)
 
 

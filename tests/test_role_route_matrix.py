@@ -106,6 +106,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "images/<int:image_id>/heatmap/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/history/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/review/": {"post": "302 403 302 403 403 404 302"},
+    "images/<int:image_id>/exclude/": {"post": "302 403 302 403 403 404 302"},
+    "images/<int:image_id>/include/": {"post": "302 403 302 403 403 404 302"},
     "images/<int:image_id>/retry/": {"post": "302 302 302 403 403 404 302"},
     # The API's description, public like its documentation
     # DICOMweb (docs/dicom.md): token or session, like the API; the roles that upload may store; searches of another
@@ -156,6 +158,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     "api/v1/images/<int:image_id>/playback/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/<int:image_id>/history/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/<int:image_id>/review/": {"post": "401 403 200 403 403 404 401"},
+    # Excluding an image and including it again: clinicians only, as reviews (including an included image: 200).
+    "api/v1/images/<int:image_id>/exclude/": {"post": "401 403 200 403 403 404 401"},
+    "api/v1/images/<int:image_id>/include/": {"post": "401 403 200 403 403 404 401"},
     "api/v1/jobs/": {"get": "401 200 200 200 200 200 401"},
     "api/v1/jobs/<int:job_id>/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/jobs/<int:job_id>/retry/": {"post": "401 202 202 202 403 404 401"},
@@ -254,9 +259,21 @@ def _stow_body(records: dict) -> bytes:
     return b"--B\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n--B--\r\n"
 
 
+# Routes whose body is always the same: by their ending ("/review/"), or the whole route for a POST.
+_FIXED_BODIES = {
+    "/review/": {"label": PLANE_LABELS[1], "comment": ""},
+    "/exclude/": {"reason": "test_image", "comment": ""},
+    "login/": {"username": "sono_north", "password": "correct-horse-battery"},
+    "api/v1/auth/token/": {"username": "sono_north", "password": "correct-horse-battery"},
+}
+
+
 def _body(route: str, method: str, records: dict) -> dict:
     """A body an allowed role's request would succeed with."""
     n = next(_unique)
+    for key, body in _FIXED_BODIES.items():  # "/x/": a route ending so; else the route itself, for a POST
+        if route.endswith(key) if key.startswith("/") else (route == key and method == "post"):
+            return dict(body)
     if route in ("api/v1/patients/", "patients/new/"):
         return {"mrn": f"M-{n}", "given_name": "Ana", "family_name": f"Lima{n}"}
     if route.endswith("/edit/") or (route == "api/v1/patients/<int:patient_id>/" and method != "delete"):
@@ -269,12 +286,6 @@ def _body(route: str, method: str, records: dict) -> dict:
         return {"exam_date": "2026-01-20"}
     if route.endswith(("/upload/", "/images/")):
         return {"file": SimpleUploadedFile(f"u{n}.png", png_bytes(seed=1000 + n), content_type="image/png")}
-    if route.endswith("/review/"):
-        return {"label": PLANE_LABELS[1], "comment": ""}
-    if route == "login/":
-        return {"username": "sono_north", "password": "correct-horse-battery"}
-    if route == "api/v1/auth/token/" and method == "post":
-        return {"username": "sono_north", "password": "correct-horse-battery"}
     return {}
 
 

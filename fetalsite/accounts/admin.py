@@ -1,3 +1,5 @@
+from axes import admin as axes_admin  # registers axes' admins first, so the lock-outs' can be replaced below
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
@@ -5,8 +7,8 @@ from django.contrib.auth.models import Group
 from fetalsite.accounts.admin_base import ReadOnlyHistoryAdmin
 from fetalsite.accounts.models import Clinic, User
 from fetalsite.accounts.roles import Role
-from fetalsite.accounts.selectors import user_list_manageable
-from fetalsite.accounts.services import user_save_by_admin
+from fetalsite.accounts.selectors import lockout_list, user_list_manageable
+from fetalsite.accounts.services import lockout_clear, user_save_by_admin
 
 
 @admin.register(Clinic)
@@ -95,3 +97,30 @@ class UserAdmin(DjangoUserAdmin, ReadOnlyHistoryAdmin):
         if request.user.is_superuser:
             super().save_related(request, form, formsets, change)
         # A clinic admin's roles were set by the service; nothing else on the form relates to other records.
+
+
+# ---- Lock-outs (django-axes) ---------------------------------------------------------------------------
+if admin.site.is_registered(AccessAttempt):
+    admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class LockoutAdmin(axes_admin.AccessAttemptAdmin):
+    """Failed logins and lock-outs: a clinic admin sees and clears only those of its own clinic's accounts
+    (``lockout_list``); deleting a record, one or by the action "Delete selected", lifts its lock-out at once.
+    Both go through ``lockout_clear``, which checks the same rule."""
+
+    def get_queryset(self, request):
+        return lockout_list(user=request.user)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not request.user.is_superuser:
+            actions.pop("cleanup_expired_attempts", None)  # it cleans every clinic's expired records
+        return actions
+
+    def delete_model(self, request, obj):
+        lockout_clear(attempts=[obj], cleared_by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        lockout_clear(attempts=list(queryset), cleared_by=request.user)

@@ -45,6 +45,9 @@ CLINIC_ADMIN_PERMISSIONS = [
     ("dicom", "view_dicompeer"),
     ("dicom", "add_dicompeer"),
     ("dicom", "change_dicompeer"),
+    # Failed logins and lock-outs (django-axes) of the clinic's accounts: seen, and cleared by deleting them.
+    ("axes", "view_accessattempt"),
+    ("axes", "delete_accessattempt"),
 ]
 ROLE_PERMISSIONS = {
     Role.SONOGRAPHER: SONOGRAPHER_PERMISSIONS,

@@ -36,3 +36,15 @@ def user_list_manageable(*, user) -> QuerySet:
     if clinic_ids is None:
         return User.objects.all()
     return User.objects.filter(clinic_id__in=clinic_ids, is_superuser=False, is_service_account=False)
+
+
+def lockout_list(*, user) -> QuerySet:
+    """django-axes' failed-login records (a lock-out is one with the failure limit reached) that a user may see
+    and clear: all for a superuser; for a clinic admin only those of the accounts it manages
+    (``user_list_manageable``). axes records the username typed, so records are matched by username."""
+    from axes.models import AccessAttempt
+
+    attempts = AccessAttempt.objects.all()
+    if visible_clinic_ids(user=user) is None:
+        return attempts
+    return attempts.filter(username__in=user_list_manageable(user=user).values("username"))

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from fetalsite.accounts.models import Clinic, User
 from fetalsite.accounts.roles import Role, require_permission
+from fetalsite.accounts.selectors import lockout_list
 
 logger = logging.getLogger(__name__)
 
@@ -128,3 +129,20 @@ def service_account_set_active(*, user: User, is_active: bool, changed_by: User)
         user.save(update_fields=["is_active"])
         logger.info("Service account %s %s by %s", user, "activated" if is_active else "deactivated", changed_by)
     return user
+
+
+@transaction.atomic
+def lockout_clear(*, attempts: list, cleared_by: User) -> int:
+    """Clear lock-outs: delete django-axes' failed-login records, so each account may log in again at once.
+
+    A clinic admin clears only those of its own clinic's accounts (``lockout_list``'s rule); any other record
+    among ``attempts`` refuses the whole clear. Returns how many records were cleared."""
+    require_permission(cleared_by, "axes.delete_accessattempt", action="clear lock-outs")
+    ids = {attempt.pk for attempt in attempts}
+    allowed = lockout_list(user=cleared_by).filter(pk__in=ids)
+    usernames = sorted(set(allowed.values_list("username", flat=True)))
+    if allowed.count() != len(ids):
+        raise PermissionDenied("Your role does not allow you to clear these lock-outs.")
+    allowed.delete()
+    logger.info("Lock-outs cleared by %s for %s", cleared_by.username, ", ".join(usernames))
+    return len(ids)

@@ -461,6 +461,7 @@ def _image_reads_and_review(rec: Recorder, world: World) -> None:
     not_yet = {"label": "fetal_abdomen"}
     rec.send(op, "Not classified yet", f"POST /api/v1/images/{late}/review/", 409, not_yet, **clinician)
     rec.probe(op)
+    _image_exclude_and_include(rec, late, clinician)
 
     op = "images_retrieve"
     rec.send(op, "A classified image", f"GET /api/v1/images/{head}/", 200)
@@ -470,6 +471,22 @@ def _image_reads_and_review(rec: Recorder, world: World) -> None:
     op = "images_history_list"
     rec.send(op, "Upload, classification and review", f"GET /api/v1/images/{thorax}/history/", 200)
     rec.send(op, "No such image", "GET /api/v1/images/999/history/", 404)
+    rec.probe(op)
+
+
+def _image_exclude_and_include(rec: Recorder, image: int, clinician: dict) -> None:
+    op, path = "images_exclude", f"POST /api/v1/images/{image}/exclude/"
+    rec.send(op, "A test image", path, 200, {"reason": "test_image", "comment": "Phantom scan"}, **clinician)
+    rec.send(op, "An unknown reason", path, 400, {"reason": "blurry"}, **clinician)
+    rec.send(op, "Not a clinician", path, 403, {"reason": "test_image"})
+    rec.send(op, "No such image", "POST /api/v1/images/999/exclude/", 404, {"reason": "test_image"}, **clinician)
+    rec.probe(op)
+
+    op, path = "images_include", f"POST /api/v1/images/{image}/include/"
+    rec.send(op, "Included again", path, 200, **clinician)
+    rec.send(op, "A body where none is expected", path, 400, {"reason": "test_image"}, **clinician)
+    rec.send(op, "Not a clinician", path, 403)
+    rec.send(op, "No such image", "POST /api/v1/images/999/include/", 404, **clinician)
     rec.probe(op)
 
 

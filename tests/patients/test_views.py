@@ -279,7 +279,7 @@ class TestStudyImagesFragment:
         assert '<span class="label">Fetal brain</span>' in cards
         versions = card_attributes(html, "data-version")
         assert len(set(versions)) == 3 and all(versions)
-        assert 'data-plane="fetal_brain" data-state="predicted"' in summary
+        assert 'data-plane="fetal_brain" data-state="suggested"' in summary
 
     def test_a_cards_version_changes_when_it_is_reviewed(
         self, client_for, study, sonographer, clinician, model_version
