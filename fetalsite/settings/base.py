@@ -179,7 +179,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fetal ultrasound plane classifier API",
     "DESCRIPTION": "Patients, studies, image uploads and model predictions for one clinic.",
-    "VERSION": "1.3.0",  # semver, per docs/api-changelog.md: minor for additions, major with a new /api/vN/
+    "VERSION": "1.4.0",  # semver, per docs/api-changelog.md: minor for additions, major with a new /api/vN/
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
