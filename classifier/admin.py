@@ -70,8 +70,18 @@ class ClassificationJobAdmin(ReadOnlyRecordAdmin):
 
 @admin.register(Prediction)
 class PredictionAdmin(ReadOnlyRecordAdmin):
-    list_display = ("id", "job", "label", "confidence", "needs_review", "reviewed_label", "reviewed_by")
-    list_filter = ("label", "needs_review", "reviewed_label")
+    list_display = (
+        "id",
+        "job",
+        "label",
+        "confidence",
+        "needs_review",
+        "review_state",
+        "reviewed_label",
+        "not_plane_reason",
+        "reviewed_by",
+    )
+    list_filter = ("label", "needs_review", "review_state", "reviewed_label", "not_plane_reason")
 
 
 # ---- Webhooks --------------------------------------------------------------------------------

@@ -337,7 +337,7 @@ def study_plane_summary(*, study: Study) -> PlaneSummary:
 class HistoryEvent:
     at: datetime
     actor: str
-    kind: str  # upload, job, prediction, review
+    kind: str  # upload, job, prediction, review, exclusion
     text: str
 
 
@@ -368,13 +368,31 @@ def _prediction_event(row, previous) -> tuple[str, str] | None:
     if previous is None:
         text = f"Model predicted {plane_display(row.label)} ({row.confidence:.0%})"
         return "prediction", text + (", flagged for review." if row.needs_review else ".")
-    if (row.reviewed_label, row.review_comment) == (previous.reviewed_label, previous.review_comment):
+    fields = ("review_state", "reviewed_label", "not_plane_reason", "review_comment")
+    if all(getattr(row, name) == getattr(previous, name) for name in fields):
         return None
-    verb = "Confirmed" if row.reviewed_label == row.label else "Corrected to"
-    text = f"{verb} {plane_display(row.reviewed_label)}"
-    if row.reviewed_label != row.label:
-        text += f" (model said {plane_display(row.label)})"
+    if row.review_state == Prediction.ReviewState.NOT_A_PLANE:
+        reason = Prediction.NotPlaneReason(row.not_plane_reason).label.lower()
+        text = f"Marked not a standard fetal plane ({reason}; model said {plane_display(row.label)})"
+    elif row.review_state == Prediction.ReviewState.CONFIRMED:
+        text = f"Confirmed {plane_display(row.reviewed_label)}"
+    else:
+        text = f"Corrected to {plane_display(row.reviewed_label)} (model said {plane_display(row.label)})"
     return "review", text + (f": “{row.review_comment}”" if row.review_comment else ".")
+
+
+def _image_event(row, previous) -> tuple[str, str] | None:
+    """An image's upload, and a clinician's exclusion of it or its inclusion again."""
+    if row.history_type == "+":
+        return "upload", f"Uploaded {row.original_filename or 'an image'} ({row.format}, {row.width}×{row.height} px)."
+    if previous is None or row.excluded_reason == previous.excluded_reason:
+        return None
+    if not row.excluded_reason:
+        return "exclusion", "Included again."
+    label = UltrasoundImage.ExclusionReason(row.excluded_reason).label.lower()
+    reason = row.history_change_reason
+    said = f": “{reason}”" if reason and not reason.startswith("Excluded:") else "."
+    return "exclusion", f"Excluded ({label}){said}"
 
 
 def _history_rows(image: UltrasoundImage) -> list[tuple[str, type, QuerySet]]:
@@ -397,16 +415,14 @@ def image_history(*, user, image_id: int) -> list[HistoryEvent]:
     image = image_get(user=user, image_id=image_id)
     (_, _, image_rows), (_, _, job_rows), (_, _, prediction_rows) = _history_rows(image)
     events: list[tuple[datetime, int, HistoryEvent]] = []
+    previous = None
     for row in image_rows:
-        if row.history_type == "+":
-            text = f"Uploaded {row.original_filename or 'an image'} ({row.format}, {row.width}×{row.height} px)."
-            events.append(
-                (
-                    row.history_date,
-                    0,
-                    HistoryEvent(row.history_date, _actor(row, image.uploaded_by.username), "upload", text),
-                )
-            )
+        event = _image_event(row, previous)
+        previous = row
+        if event:
+            kind, text = event
+            actor = _actor(row, image.uploaded_by.username if kind == "upload" else "unknown")
+            events.append((row.history_date, 0, HistoryEvent(row.history_date, actor, kind, text)))
 
     previous = None
     for row in job_rows:

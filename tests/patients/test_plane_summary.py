@@ -186,3 +186,23 @@ class TestCineClips:
         image_exclude(image=clip, excluded_by=clinician, reason="wrong_patient")
         assert all(still.is_excluded for still in clip.key_frames.all())
         assert not study_plane_summary(study=study).pending
+
+
+class TestImageHistory:
+    def test_the_history_tells_not_a_plane_exclusion_and_inclusion(self, study, sonographer, clinician, active_model):
+        from patients.selectors import image_history
+
+        image = upload(study, sonographer, png_bytes(seed=5))
+        prediction = classify(image)
+        prediction_review(prediction=prediction, not_plane_reason="maternal", reviewed_by=clinician)
+        image_exclude(image=image, excluded_by=clinician, reason="wrong_patient", comment="Twin's scan")
+        image_include(image=image, included_by=clinician)
+
+        events = [(event.kind, event.actor, event.text) for event in image_history(user=clinician, image_id=image.id)]
+
+        assert events[-3][:2] == ("review", clinician.username)
+        assert events[-3][2].startswith("Marked not a standard fetal plane (maternal; model said")
+        assert events[-2:] == [
+            ("exclusion", clinician.username, "Excluded (wrong patient): “Twin's scan”"),
+            ("exclusion", clinician.username, "Included again."),
+        ]
