@@ -417,25 +417,7 @@
     if (event.target.matches("details.history") && event.target.open) loadHistory(event.target);
   }, true);
 
-  // ---- The enlarged view ----------------------------------------------------------------------
-  const viewer = document.getElementById("viewer");
-  grid.addEventListener("click", (event) => {
-    const link = event.target.closest("a.enlarge");
-    if (!link || !viewer || typeof viewer.showModal !== "function") return;
-    event.preventDefault();
-    const card = link.closest(".image-card");
-    const toggle = card.querySelector(".heatmap-toggle");
-    const heat = document.getElementById("viewer-heatmap");
-    document.getElementById("viewer-title").textContent = link.dataset.title || "Image";
-    const image = document.getElementById("viewer-image");
-    image.src = link.href;
-    image.alt = "Ultrasound image " + (link.dataset.title || "");
-    heat.hidden = !link.dataset.heatmap;
-    heat.classList.toggle("on", Boolean(link.dataset.heatmap && toggle && toggle.checked));
-    if (link.dataset.heatmap) heat.src = link.dataset.heatmap;
-    viewer.showModal();
-  });
-  if (viewer) viewer.addEventListener("click", (event) => { if (event.target === viewer) viewer.close(); });
+  // The enlarged view is static/js/viewer.js (patients/_viewer.html).
 
   if (summary) summary.dataset.html = "";
   layoutCine(grid);

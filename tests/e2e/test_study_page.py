@@ -214,7 +214,7 @@ def test_upload_live_results_and_clinician_review(
     assert card.locator("img.heatmap").is_visible()
     card.locator("a.enlarge").click()
     assert page.locator("dialog#viewer").is_visible()
-    assert page.locator("#viewer-heatmap").is_visible()
+    expect(page.locator("#viewer .viewer-pane:not([hidden]) .viewer-heatmap")).to_be_visible()
     page.keyboard.press("Escape")
     assert not page.locator("dialog#viewer").is_visible()
     screenshot(page, "study-reviewed", full_page=True)
