@@ -29,10 +29,11 @@
     const node = root.querySelector(selector);
     return node ? node.textContent.replace(/\s+/g, " ").trim() : "";
   };
+  // What the card says of the image (its review state, in the card's own words), so the viewer shows an excluded
+  // or not-a-plane image as such rather than skipping it.
   function stateOf(card, link) {
-    if (link && link.dataset.excluded) return "Excluded: " + link.dataset.excluded;
-    const result = [text(card, ".result .label"), text(card, ".result .confidence"), text(card, ".badges")];
-    const parts = result.filter(Boolean);
+    const parts = [text(card, ".result"), text(card, ".badges")].filter(Boolean);
+    if (link && link.dataset.excluded) parts.unshift("Excluded (" + link.dataset.excluded.toLowerCase() + ")");
     return parts.length ? parts.join(" · ") : text(card, ".status");
   }
   function itemOf(card) {

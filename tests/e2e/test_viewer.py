@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from patients.services import image_upload
+from patients.services import image_exclude, image_upload
 from tests.e2e.test_study_page import RESULT_TIMEOUT_MS, sample_images
 from tests.images import png_bytes
 
@@ -38,12 +38,14 @@ def transform(stack) -> tuple[float, float, float]:
 
 
 def test_viewer_zooms_pans_adjusts_and_compares_by_keyboard(
-    log_in, sonographer, study, active_model, celery_worker, live_server, screenshot
+    log_in, sonographer, clinician, study, active_model, celery_worker, live_server, screenshot
 ):
     files = [*sample_images(), ("generated-3.png", "image/png", png_bytes(360, 260, seed=21))]
     images = [
         image_upload(study=study, data=data, filename=name, uploaded_by=sonographer).image for name, _, data in files
     ]
+    # A test image a clinician excluded: the viewer still shows it, saying so.
+    image_exclude(image=images[2], excluded_by=clinician, reason="test_image")
     page = log_in(sonographer)
     page.add_init_script(WATCH_CSP)
     page.goto(f"{live_server.url}/studies/{study.id}/")
@@ -127,15 +129,25 @@ def test_viewer_zooms_pans_adjusts_and_compares_by_keyboard(
     assert transform(stack) == (1, 0, 0)
     assert "contrast(100%)" in photo.evaluate("(img) => img.style.filter")
 
-    # Next and previous image by keyboard (OHIF: down and up), across the study's cards.
-    page.keyboard.press("ArrowDown")
-    expect(page.locator("#viewer-title")).to_have_text(names[1])
-    expect(page.locator("#viewer-position")).to_have_text(f"Image 2 of {len(images)}")
-    page.keyboard.press("ArrowDown")
-    expect(page.locator("#viewer-title")).to_have_text(names[2])
+    # Next and previous image by keyboard (OHIF: down and up, Home and End): every card in page order, the
+    # excluded image too, with its state.
+    title, position = page.locator("#viewer-title"), page.locator("#viewer-position")
+    states = {}
+    for index, name in enumerate(names):
+        if index:
+            page.keyboard.press("ArrowDown")
+        expect(title).to_have_text(name)
+        expect(position).to_have_text(f"Image {index + 1} of {len(names)}")
+        states[ids[index]] = pane.locator(".viewer-state").inner_text()
+    assert states[str(images[2].id)].startswith("Excluded (test image)")
+    assert "Fetal" in states[ids[0]] or "Not" in states[ids[0]]  # the card's result, in its words
+    page.keyboard.press("ArrowDown")  # past the last: stays there
+    expect(title).to_have_text(names[-1])
     page.keyboard.press("ArrowUp")
-    page.keyboard.press("ArrowUp")
-    expect(page.locator("#viewer-title")).to_have_text(names[0])
+    expect(title).to_have_text(names[-2])
+    page.keyboard.press("Home")
+    expect(title).to_have_text(names[0])
+    expect(viewer.get_by_role("button", name="‹ Previous")).to_be_disabled()
 
     # Side by side: "s" opens a second pane with the next image; another is picked from the list; each pane
     # zooms on its own, the keys acting on the active one (right arrow: the next pane, as OHIF's viewports).
@@ -186,3 +198,23 @@ def test_tab_stays_inside_the_viewer(log_in, sonographer, study, live_server):
     for _ in range(5):
         page.keyboard.press("Shift+Tab")
         assert page.evaluate("document.getElementById('viewer').contains(document.activeElement)")
+
+
+@pytest.mark.parametrize("width", [768, 390])
+def test_the_viewer_fits_a_tablet_and_a_phone(log_in, sonographer, study, live_server, screenshot, width):
+    for seed in (41, 42):
+        image_upload(
+            study=study, data=png_bytes(320, 240, seed=seed), filename=f"scan-{seed}.png", uploaded_by=sonographer
+        )
+    page = log_in(sonographer, width=width, height=844)
+    page.goto(f"{live_server.url}/studies/{study.id}/")
+
+    page.locator("#images a.enlarge").first.click()
+    page.keyboard.type("s")  # side by side: the panes stack on a phone
+    viewer = page.locator("dialog#viewer")
+    expect(viewer.locator('.viewer-pane[data-pane="1"]')).to_be_visible()
+
+    box = viewer.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    assert viewer.evaluate("(dialog) => dialog.scrollWidth <= dialog.clientWidth")
+    screenshot(page, f"viewer-{width}")
