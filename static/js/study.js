@@ -52,6 +52,8 @@
       if (toggle && toggle.checked) { const t = card.querySelector(".heatmap-toggle"); if (t) t.checked = true; }
       if (history && history.open) { const h = card.querySelector("details.history"); if (h) { h.open = true; loadHistory(h); } }
       keepVideo(old, card);
+      const note = old.querySelector(".duplicate-note");
+      if (note) card.querySelector(".body").prepend(note);
       const hadFocus = old.contains(document.activeElement);
       old.replaceWith(card);
       if (hadFocus) {
@@ -285,14 +287,29 @@
   function uploaded(parts, file, status, html) {
     const card = fromHtml(html);
     const existing = document.getElementById(card.id);
+    let shown = existing;
     if (existing && existing !== parts.card) {
       parts.card.remove();  // the page shows this image's card already (these bytes, or a poll was quicker)
       showGrid();
     } else {
       parts.bar.value = 100;
-      replaceCard(parts.card, html);
+      shown = replaceCard(parts.card, html);
     }
+    if (status === 200) markDuplicate(shown, file.name);
     announce(file.name + (status === 200 ? " was already in this study." : " uploaded; queued for classification."));
+  }
+
+  // A file already in the study (200: the same bytes) is not stored again. Its card says so where the person
+  // looks, not only to screen readers, and comes into view; replaceCard keeps the note through later polls.
+  function markDuplicate(card, name) {
+    let note = card.querySelector(".duplicate-note");
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "duplicate-note notice warn";
+      card.querySelector(".body").prepend(note);
+    }
+    note.textContent = name + " was already in this study: this is its image, not stored again.";
+    card.scrollIntoView({ block: "nearest" });
   }
 
   function send({ file, parts }) {
