@@ -32,7 +32,11 @@
   // What the card says of the image (its review state, in the card's own words), so the viewer shows an excluded
   // or not-a-plane image as such rather than skipping it.
   function stateOf(card, link) {
-    const parts = [text(card, ".result"), text(card, ".badges")].filter(Boolean);
+    const result = text(card, ".result");
+    const first = result.split(/[\s:]/)[0];
+    const badges = Array.from(card.querySelectorAll(".badges .badge"), (badge) => badge.textContent.trim())
+      .filter((badge) => badge && !(first && badge.startsWith(first))); // "Suggested: …" needs no "Suggested" badge
+    const parts = [result, ...badges].filter(Boolean);
     if (link && link.dataset.excluded) parts.unshift("Excluded (" + link.dataset.excluded.toLowerCase() + ")");
     return parts.length ? parts.join(" · ") : text(card, ".status");
   }

@@ -7,9 +7,13 @@ prediction and a heatmap as a person would see them."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from patients.services import image_exclude, image_upload
 from tests.e2e.test_study_page import RESULT_TIMEOUT_MS, sample_images
@@ -157,13 +161,17 @@ def test_viewer_zooms_pans_adjusts_and_compares_by_keyboard(
     expect(other.locator(".viewer-name")).to_have_text(names[1])
     other.get_by_label("Second image").select_option(ids[2])
     expect(other.locator(".viewer-name")).to_have_text(names[2])
+    other.get_by_label("Second image").select_option(ids[1])
+    expect(other.locator(".viewer-name")).to_have_text(names[1])
     stage.focus()
     page.keyboard.press("ArrowRight")
     expect(other).to_have_class(re.compile(r"\bactive\b"))
     page.keyboard.type("+")
     assert transform(other.locator(".viewer-stack"))[0] > 1
     assert transform(stack)[0] == 1
-    screenshot(page, "viewer-side-by-side")
+    picture = screenshot(page, "viewer-side-by-side")
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):  # refresh the README's picture of the viewer: docs/viewer.png
+        shutil.copy(picture, Path(settings.BASE_DIR) / "docs" / "viewer.png")
 
     # The shortcut list: "?" opens it; Escape closes it first, then the viewer.
     page.keyboard.type("?")
