@@ -20,7 +20,7 @@ class PatientFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(
         method="filter_search",
         max_length=100,
-        help_text="Part of the MRN, given or family name.",
+        help_text="Every word of it in the MRN, given or family name; accents and case aside.",
     )
     mrn = django_filters.CharFilter(field_name="mrn", help_text="The exact MRN.")
     ordering = StableOrderingFilter(
@@ -48,7 +48,7 @@ class StudyFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(
         method="filter_search",
         max_length=100,
-        help_text="Part of the patient's MRN, given or family name.",
+        help_text="Every word of it in the patient's MRN, given or family name; accents and case aside.",
     )
     ordering = StableOrderingFilter(
         fields=(("exam_date", "exam_date"), ("created_at", "created_at"), ("updated_at", "updated_at")),
