@@ -83,14 +83,14 @@
 
   // The photo's box is the largest that fits the stage at the image's aspect ratio; the heatmap fills the same
   // box, so it is read at the size the image is shown, and zooms with it.
-  function fit(pane) {
+  function fit(pane, keepZoom) {
     const { naturalWidth: width, naturalHeight: height } = pane.photo;
     const box = pane.stage.getBoundingClientRect();
     if (!width || !height || !box.width || !box.height) return;
     const ratio = Math.min(box.width / width, box.height / height);
     pane.stack.style.width = Math.floor(width * ratio) + "px";
     pane.stack.style.height = Math.floor(height * ratio) + "px";
-    pane.zoom.reset({ animate: false });
+    if (!keepZoom) pane.zoom.reset({ animate: false });
   }
   function showScale() {
     if (active) scaleOut.textContent = Math.round(active.zoom.getScale() * 100) + "%";
@@ -166,7 +166,7 @@
       const here = list.findIndex((item) => panes[0].item && item.id === panes[0].item.id);
       show(panes[1], list[(here + 1) % list.length] || list[0]);
     }
-    shown().forEach((pane) => { if (pane.photo.naturalWidth) fit(pane); });
+    shown().forEach((pane) => { if (pane.photo.naturalWidth) fit(pane, true); }); // the pane's new width; zoom kept
     if (!on) active = panes[0];
     panes.forEach((pane) => pane.section.classList.toggle("active", on && pane === active));
     syncHead();
@@ -291,5 +291,5 @@
     if (target === card) card.setAttribute("tabindex", "-1");
     target.focus();
   });
-  window.addEventListener("resize", () => { if (viewer.open) shown().forEach(fit); });
+  window.addEventListener("resize", () => { if (viewer.open) shown().forEach((pane) => fit(pane, true)); });
 })();
