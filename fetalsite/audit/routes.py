@@ -42,6 +42,7 @@ SUFFIX_TARGETS: dict[str, tuple[str, str | None]] = {
     "playback": (Action.DOWNLOAD, "image_playback"),  # a cine loop's video (H.264 MP4)
     "download": (Action.DOWNLOAD, None),  # None: the object's own type
     "heatmap": (Action.DOWNLOAD, "heatmap"),
+    "report": (Action.DOWNLOAD, "study_report"),  # a signed-off study's report (PDF): report.pdf, report/
     "history": (Action.VIEW, "history"),
     "export": (Action.EXPORT, None),
 }

@@ -38,6 +38,8 @@ class TestAccessTargetResolve:
             ("studies/<int:study_id>/", {"study_id": 3}, ("VIEW", "study", 3, "study")),
             ("images/<int:image_id>/file/", {"image_id": 4}, ("DOWNLOAD", "image_file", 4, "image")),
             ("images/<int:image_id>/heatmap/", {"image_id": 4}, ("DOWNLOAD", "heatmap", 4, "image")),
+            ("studies/<int:study_id>/report.pdf", {"study_id": 3}, ("DOWNLOAD", "study_report", 3, "study")),
+            ("api/v1/studies/<int:study_id>/report/", {"study_id": 3}, ("DOWNLOAD", "study_report", 3, "study")),
             ("api/v1/images/<int:image_id>/original/", {"image_id": 4}, ("DOWNLOAD", "image_original", 4, "image")),
             ("api/v1/images/<int:image_id>/playback/", {"image_id": 4}, ("DOWNLOAD", "image_playback", 4, "image")),
             ("api/v1/images/<int:image_id>/frames/", {"image_id": 4}, ("VIEW", "image", 4, "image")),
