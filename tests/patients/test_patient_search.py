@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from fetalsite.core.text import search_words
@@ -14,6 +15,7 @@ from patients.selectors import patient_get_by_mrn, patient_list, study_list
 from patients.services import MrnExists, patient_create, patient_get_or_create, patient_update
 from tests.conftest import _token_client
 from tests.factories import PatientFactory, StudyFactory
+from tests.patients import test_patient_mrn  # the module, so its tests are not collected here again
 
 ZOE = {"given_name": "Zoë", "family_name": "Núñez", "birth_date": datetime.date(1992, 3, 1)}
 
@@ -132,3 +134,16 @@ class TestStudiesNewestFirst:
 
         assert [s.id for s in page.context["studies"]] == newest_first
         assert [s["id"] for s in api] == newest_first
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent writers: PostgreSQL")
+def test_a_racing_create_in_another_case_is_the_same_409(transactional_db, sonographer):
+    """Both requests pass validation; the Lower(mrn) constraint stops the second INSERT, which then names the
+    first patient, as for the same spelling (tests/patients/test_patient_mrn.py)."""
+    race = test_patient_mrn.TestConcurrentRegistration()._race
+    maria = test_patient_mrn.MARIA
+    first, outcome = race(sonographer, lambda: patient_create(created_by=sonographer, mrn="race-1", **maria))
+
+    assert isinstance(outcome.get("error"), MrnExists), outcome
+    assert outcome["error"].extra == {"existing_id": first.id}
+    assert Patient.objects.filter(mrn__iexact="RACE-1").count() == 1
