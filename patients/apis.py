@@ -43,7 +43,7 @@ from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
 from fetalsite.core.lists import FilteredListApi
 from fetalsite.core.ranges import ranged_file_response
 from fetalsite.core.shown import note_patients
-from patients import selectors, services
+from patients import report, selectors, services
 from patients.filters import ImageFilter, PatientFilter, StudyFilter
 from patients.imaging import DISPLAY_MEDIA_TYPE, MEDIA_TYPES, media_type_of
 from patients.models import Study, UltrasoundImage
@@ -80,6 +80,12 @@ class StudyOutputSerializer(serializers.Serializer):
         allow_null=True, help_text="The day the exam is booked for; an open study with one is on the modality worklist."
     )
     requested_procedure = serializers.CharField(allow_blank=True, help_text="Shown on the modality worklist.")
+    signed_by = serializers.CharField(
+        source="signed_by.username",
+        allow_null=True,
+        help_text="The clinician who signed the study off (status COMPLETED); null while it is open.",
+    )
+    signed_at = serializers.DateTimeField(allow_null=True, help_text="When it was signed off; null while open.")
     created_by = serializers.CharField(source="created_by.username")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -454,7 +460,13 @@ class StudyListCreateApi(FilteredListApi):
     class InputSerializer(StrictInputSerializer):
         patient = serializers.IntegerField(min_value=1, help_text="The id of a patient of your clinic.")
         exam_date = serializers.DateField()
-        gestational_age_weeks = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=45)
+        gestational_age_weeks = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=4,
+            max_value=44,
+            help_text="With `gestational_age_days`, or alone for whole weeks (days are then 0).",
+        )
         gestational_age_days = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=6)
         notes = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
         accession_number = serializers.CharField(
@@ -518,7 +530,13 @@ class StudyDetailApi(ApiView):
 
     class InputSerializer(StrictInputSerializer):
         exam_date = serializers.DateField(required=False)
-        gestational_age_weeks = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=45)
+        gestational_age_weeks = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=4,
+            max_value=44,
+            help_text="With `gestational_age_days`, or alone for whole weeks (days are then 0).",
+        )
         gestational_age_days = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=6)
         notes = serializers.CharField(required=False, allow_blank=True, max_length=5000)
         accession_number = serializers.CharField(
@@ -552,26 +570,104 @@ class StudyDetailApi(ApiView):
         return Response(StudyOutputSerializer(study).data)
 
 
-class StudyCompleteApi(ApiView):
-    """Close a study: no more uploads. Completing a completed study changes nothing."""
+class CanSignOff(BasePermission):
+    """Checked on the study once it is found: sign-off and reopening are a clinician's (the service checks it too)."""
 
-    permission_classes = [HasRequiredPerms]
+    message = "Only clinicians can sign studies off or reopen them."
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        return user_can_review(request.user)
+
+
+OPEN_ITEMS_409 = (
+    "`study_has_open_items`: images await review (`extra.unreviewed`) or classification (`extra.pending`), or "
+    "planes are not confirmed (`extra.missing`), and `acknowledged` was not true; nothing changed."
+)
+
+
+class StudySignOffApi(ApiView):
+    """A clinician signs the study off: it becomes read-only (every write to it answers 409 `study_signed_off`)
+    until a clinician reopens it. Signing a signed-off study changes nothing."""
+
+    permission_classes = [HasRequiredPerms, CanSignOff]
     required_perms = {"POST": ["patients.change_study"]}
 
+    class InputSerializer(StrictInputSerializer):
+        acknowledged = serializers.BooleanField(
+            required=False,
+            default=False,
+            help_text="True when the clinician has seen the open items (unreviewed or pending images, planes not "
+            "confirmed) and signs off anyway; without it, such a study answers 409 `study_has_open_items`.",
+        )
+
     @extend_schema(
-        operation_id="studies_complete",
-        summary="Complete a study",
-        request=None,
+        operation_id="studies_sign_off",
+        summary="Sign a study off (clinicians only)",
+        request=InputSerializer,
         responses={
             200: StudyOutputSerializer,
-            **error_responses(400, 401, 403, 404, 429),
+            **error_responses(400, 401, 403, 404, 413, 415, 429),
+            409: OpenApiResponse(response=ErrorSerializer, description=OPEN_ITEMS_409),
         },
     )
     def post(self, request, study_id: int):
         study = selectors.study_get(user=request.user, study_id=study_id)
-        validate_empty_body(request)
-        study = services.study_complete(study=study, completed_by=request.user)
+        self.check_object_permissions(request, study)  # another clinic's study is a 404 before any 403
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        study = services.study_sign_off(study=study, signed_by=request.user, **serializer.validated_data)
         return Response(StudyOutputSerializer(study).data)
+
+
+class StudyReopenApi(ApiView):
+    """A clinician reopens a signed-off study; the reason is kept in the study's history."""
+
+    permission_classes = [HasRequiredPerms, CanSignOff]
+    required_perms = {"POST": ["patients.change_study"]}
+
+    class InputSerializer(StrictInputSerializer):
+        reason = serializers.CharField(
+            max_length=services.REOPEN_REASON_MAX, help_text="Why the study is reopened; kept in its history."
+        )
+
+    @extend_schema(
+        operation_id="studies_reopen",
+        summary="Reopen a signed-off study (clinicians only)",
+        request=InputSerializer,
+        responses={
+            200: StudyOutputSerializer,
+            **error_responses(400, 401, 403, 404, 413, 415, 429),
+            409: OpenApiResponse(
+                response=ErrorSerializer, description="`study_not_signed`: the study is open; nothing to reopen."
+            ),
+        },
+    )
+    def post(self, request, study_id: int):
+        study = selectors.study_get(user=request.user, study_id=study_id)
+        self.check_object_permissions(request, study)  # another clinic's study is a 404 before any 403
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        study = services.study_reopen(study=study, reopened_by=request.user, **serializer.validated_data)
+        return Response(StudyOutputSerializer(study).data)
+
+
+class StudyCompleteApi(StudySignOffApi):
+    """Deprecated since 1.4.0: the sign-off (`POST /studies/{id}/sign-off/`) under its old name, for clinicians
+    only; an empty body signs off only a study with nothing open."""
+
+    @extend_schema(
+        operation_id="studies_complete",
+        summary="Sign a study off (deprecated: use sign-off/)",
+        deprecated=True,
+        request=StudySignOffApi.InputSerializer,
+        responses={
+            200: StudyOutputSerializer,
+            **error_responses(400, 401, 403, 404, 413, 415, 429),
+            409: OpenApiResponse(response=ErrorSerializer, description=OPEN_ITEMS_409),
+        },
+    )
+    def post(self, request, study_id: int):
+        return super().post(request, study_id)
 
 
 # ---- Images ------------------------------------------------------------------------------------
@@ -874,6 +970,42 @@ class ImagePlaybackApi(ImageBytesApi):
         return response
 
 
+class PdfRenderer(ImageBytesRenderer):
+    """Lets a client ask for ``Accept: application/pdf``; the report's bytes go out as they are."""
+
+    media_type = report.REPORT_MEDIA_TYPE
+    format = "pdf"
+
+
+class StudyReportApi(ImageBytesApi):
+    """A signed-off study's report: one A4 page of PDF with the clinic, patient and exam, each standard plane's
+    state with the images a clinician confirmed and who reviewed them, who signed and when, the model version
+    and the decision-support disclaimer. Excluded and not-a-plane images are counted, not shown. The same
+    report as the study page's "Download report (PDF)"; made afresh on each request, so a study reopened and
+    signed again gives the new one."""
+
+    # Bytes like an image's files (errors JSON whatever the client accepts), of a study.
+    required_perms = {"GET": ["patients.view_study"]}
+    renderer_classes = [JSONRenderer, PdfRenderer]
+
+    @extend_schema(
+        operation_id="studies_report_retrieve",
+        summary="Download a signed-off study's report (PDF)",
+        responses={
+            (200, report.REPORT_MEDIA_TYPE): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The report, as attachment `study-{id}-report.pdf`."
+            ),
+            **error_responses(*READ_ERRORS),
+            409: OpenApiResponse(
+                ErrorSerializer, description="The study is not signed off (`study_not_signed`): no report yet."
+            ),
+        },
+    )
+    def get(self, request, study_id: int):
+        study = selectors.study_get(user=request.user, study_id=study_id)
+        return report.report_response(report.study_report_pdf(study=study, user=request.user), study=study)
+
+
 class ClipFramesOutputSerializer(serializers.Serializer):
     image = serializers.IntegerField(source="image.id", help_text="The clip.")
     frame_count = serializers.IntegerField(source="frames.frame_count")
@@ -1035,7 +1167,7 @@ class ImageExcludeApi(ApiView):
         operation_id="images_exclude",
         summary="Exclude an image from the study's summary and report (clinicians only)",
         request=InputSerializer,
-        responses={200: ImageOutputSerializer, **error_responses(400, 401, 403, 404, 413, 415, 429)},
+        responses={200: ImageOutputSerializer, **error_responses(400, 401, 403, 404, 409, 413, 415, 429)},
     )
     def post(self, request, image_id: int):
         image = selectors.image_get(user=request.user, image_id=image_id)
@@ -1056,7 +1188,7 @@ class ImageIncludeApi(ApiView):
         operation_id="images_include",
         summary="Include an excluded image again (clinicians only)",
         request=None,
-        responses={200: ImageOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
+        responses={200: ImageOutputSerializer, **error_responses(400, 401, 403, 404, 409, 429)},
     )
     def post(self, request, image_id: int):
         image = selectors.image_get(user=request.user, image_id=image_id)

@@ -7,7 +7,7 @@ from classifier.labels import FetalPlane
 from classifier.models import Prediction
 from patients.models import Study, UltrasoundImage
 from patients.selectors import WORKLIST_DEFAULT_SORT, WORKLIST_SORTS
-from patients.services import EXCLUDE_COMMENT_MAX
+from patients.services import EXCLUDE_COMMENT_MAX, REOPEN_REASON_MAX
 
 
 class DateInput(forms.DateInput):
@@ -26,8 +26,10 @@ class PatientForm(forms.Form):
 
 class StudyForm(forms.Form):
     exam_date = forms.DateField(widget=DateInput)
-    gestational_age_weeks = forms.IntegerField(required=False, min_value=0, max_value=45, label="GA weeks")
-    gestational_age_days = forms.IntegerField(required=False, min_value=0, max_value=6, label="GA days")
+    gestational_age_weeks = forms.IntegerField(required=False, min_value=4, max_value=44, label="GA weeks")
+    gestational_age_days = forms.IntegerField(
+        required=False, min_value=0, max_value=6, label="GA days", help_text="Left empty with weeks given: 0 days."
+    )
     notes = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
     # The modality worklist (docs/dicom.md): a scheduled date puts the study on the clinic's ultrasound machines.
     scheduled_date = forms.DateField(
@@ -37,6 +39,29 @@ class StudyForm(forms.Form):
         required=False, max_length=16, help_text="From your RIS, if any; at most 16 characters, unique in the clinic."
     )
     requested_procedure = forms.CharField(required=False, max_length=64, help_text="Shown on the machine's worklist.")
+
+
+class StudyEditForm(forms.Form):
+    """What a study's page corrects after the study was opened (patients.services.study_update checks it)."""
+
+    exam_date = forms.DateField(widget=DateInput)
+    gestational_age_weeks = forms.IntegerField(required=False, min_value=4, max_value=44, label="GA weeks")
+    gestational_age_days = forms.IntegerField(
+        required=False, min_value=0, max_value=6, label="GA days", help_text="Left empty with weeks given: 0 days."
+    )
+    notes = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class SignOffForm(forms.Form):
+    acknowledged = forms.BooleanField(required=False, label="I have seen these open items")
+
+
+class ReopenForm(forms.Form):
+    reason = forms.CharField(
+        max_length=REOPEN_REASON_MAX,
+        label="Reason for reopening",
+        help_text=f"Kept in the study's history; at most {REOPEN_REASON_MAX} characters.",
+    )
 
 
 class UploadForm(forms.Form):

@@ -15,6 +15,7 @@ from django.utils import timezone
 from pydicom.uid import generate_uid
 
 from classifier.ml.frames import sniff_video
+from classifier.services import StudySignedOff
 from fetalsite.accounts.models import Clinic
 from fetalsite.accounts.roles import require_permission, user_can_review
 from fetalsite.core.errors import ApplicationError
@@ -23,13 +24,17 @@ from patients.cine_files import VIDEO_EXTENSIONS, CineFacts, CineRefused, inspec
 from patients.dicom_files import DICOM_EXTENSION, DicomFacts, DicomHeader, DicomRefused, is_part10
 from patients.imaging import ImageFacts, inspect_image_bytes, sanitize_filename
 from patients.models import DicomInstance, Patient, Study, UltrasoundImage
+from patients.selectors import study_plane_summary
 
 logger = logging.getLogger(__name__)
 
 
-class StudyNotOpen(ApplicationError):
-    http_status = 409
-    code = "study_not_open"
+def require_study_open(study: Study) -> None:
+    """Every write to a study or its images calls this first: a signed-off study is read-only until a clinician
+    reopens it. Re-read here, so a sign-off committed since the study was loaded counts."""
+    study.refresh_from_db(fields=["status"])
+    if study.status != Study.Status.OPEN:
+        raise StudySignedOff("This study is signed off and read-only; a clinician can reopen it.")
 
 
 class MrnExists(ApplicationError):
@@ -163,6 +168,32 @@ def _validate_study_dates(exam_date: date, patient: Patient) -> None:
         raise ValidationError({"exam_date": "The exam date is before the patient's date of birth."})
 
 
+# A gestational age an ultrasound can record: a gestational sac is first seen at about 4½ weeks, so 4w0d is the
+# earliest dating (and 0w0d, a typo, is refused); pregnancies run to 42 weeks at most, and 44w6d leaves room for a
+# dating that was off, while anything later is a typo. Days are the days past the whole weeks: 0 to 6.
+GA_MIN_WEEKS, GA_MAX_WEEKS = 4, 44
+GA_RANGE = f"Gestational age must be between {GA_MIN_WEEKS}w0d and {GA_MAX_WEEKS}w6d."
+
+
+def _validate_gestational_age(study: Study) -> None:
+    """Both or neither: weeks without days are whole weeks ("20 weeks" is 20w0d: days are set to 0, so a stored
+    age always has both); days without weeks are refused (they say nothing)."""
+    weeks, days = study.gestational_age_weeks, study.gestational_age_days
+    if weeks is None:
+        if days is not None:
+            raise ValidationError({"gestational_age_weeks": "Give the weeks along with the days."})
+        return
+    errors = {}
+    if not GA_MIN_WEEKS <= weeks <= GA_MAX_WEEKS:
+        errors["gestational_age_weeks"] = GA_RANGE
+    if days is not None and not 0 <= days <= 6:
+        errors["gestational_age_days"] = "Days must be between 0 and 6 (7 days are another week)."
+    if errors:
+        raise ValidationError(errors)
+    if days is None:
+        study.gestational_age_days = 0
+
+
 ACCESSION_NUMBER_MAX = 16  # DICOM SH: what a modality can hold and stamp on its images
 ACCESSION_TAKEN = "Another study of your clinic has this accession number."
 
@@ -232,6 +263,7 @@ def study_create(
         requested_procedure=requested_procedure,
         created_by=created_by,
     )
+    _validate_gestational_age(study)
     # A study opened for a received file (it comes with its UID) keeps the file's accession number as sent: a
     # machine that made its own Study Instance UID for a worklist item still has its images stored.
     _validate_schedule(
@@ -261,28 +293,111 @@ def study_update(*, study: Study, updated_by, **changes) -> Study:
     if unknown:
         raise ValidationError({field: "This field cannot be changed." for field in unknown})
     require_permission(updated_by, "patients.change_study", clinic_id=study.patient.clinic_id, action="edit studies")
+    require_study_open(study)
     had_uid = study.study_instance_uid
     for field, value in changes.items():
         setattr(study, field, value)
     _validate_study_dates(study.exam_date, study.patient)
+    if {"gestational_age_weeks", "gestational_age_days"} & set(changes):  # an older age stays as it was
+        _validate_gestational_age(study)
     _validate_schedule(study, changed=set(changes), check_accession_taken=True)
     study._history_user = updated_by
     study.full_clean()
     extra = ["study_instance_uid"] if study.study_instance_uid != had_uid else []
+    if "gestational_age_weeks" in changes and "gestational_age_days" not in changes:
+        extra.append("gestational_age_days")  # whole weeks: days set to 0 by _validate_gestational_age
     study.save(update_fields=[*changes, *extra, "updated_at"])
     return study
 
 
+class StudyHasOpenItems(ApplicationError):
+    """Sign-off asked for while images await review or classification, or planes are missing, without the
+    clinician saying they have seen them: ``extra`` lists them (``unreviewed``, ``pending``: image ids;
+    ``missing``: plane labels)."""
+
+    http_status = 409
+    code = "study_has_open_items"
+
+
+# The history keeps the reason as its change reason, a column of 100 characters (simple_history's).
+REOPEN_REASON_MAX = 100
+
+
+class StudyNotSigned(ApplicationError):
+    http_status = 409
+    code = "study_not_signed"
+
+
+def _require_clinician(user, study: Study, *, action: str) -> None:
+    """Signing a study off and reopening it are a clinician's acts: the review right, in the study's clinic."""
+    if not user_can_review(user):
+        raise PermissionDenied(f"Only clinicians can {action}.")
+    require_permission(user, "patients.change_study", clinic_id=study.patient.clinic_id, action=action)
+
+
+def study_open_items(*, study: Study) -> dict[str, list]:
+    """What is still open in a study before sign-off, as StudyHasOpenItems' ``extra`` names it: empty lists
+    when nothing is."""
+    summary = study_plane_summary(study=study)
+    return {
+        "unreviewed": [image.id for image in summary.unreviewed],
+        "pending": [image.id for image in summary.pending],
+        "missing": list(summary.missing),
+    }
+
+
 @transaction.atomic
-def study_complete(*, study: Study, completed_by) -> Study:
-    require_permission(
-        completed_by, "patients.change_study", clinic_id=study.patient.clinic_id, action="complete studies"
+def study_sign_off(*, study: Study, signed_by, acknowledged: bool = False) -> Study:
+    """A clinician signs the study off: it becomes read-only (every write service refuses it with
+    StudySignedOff) until a clinician reopens it. With images unreviewed or pending, or planes missing, the
+    clinician must acknowledge them (``acknowledged``), else StudyHasOpenItems lists them and nothing changes;
+    the history record says what was acknowledged. Signing a signed study changes nothing."""
+    _require_clinician(signed_by, study, action="sign studies off")
+    # Locked: a review or an upload that checked the study was open commits before this reads what is open.
+    study = Study.objects.select_for_update().select_related("patient").get(id=study.id)
+    if study.status == Study.Status.COMPLETED:
+        return study
+    open_items = study_open_items(study=study)
+    counts = {kind: len(items) for kind, items in open_items.items() if items}
+    if counts and not acknowledged:
+        raise StudyHasOpenItems(
+            "This study has images awaiting review or classification, or planes missing: "
+            "acknowledge them to sign it off.",
+            extra=open_items,
+        )
+    study.status = Study.Status.COMPLETED
+    study.signed_by = signed_by
+    study.signed_at = timezone.now()
+    study._history_user = signed_by
+    study._change_reason = "Signed off" + (
+        " with open items acknowledged: " + ", ".join(f"{count} {kind}" for kind, count in counts.items())
+        if counts
+        else ""
     )
-    study = Study.objects.select_for_update().get(id=study.id)
+    study.full_clean()
+    study.save(update_fields=["status", "signed_by", "signed_at", "updated_at"])
+    return study
+
+
+@transaction.atomic
+def study_reopen(*, study: Study, reopened_by, reason: str) -> Study:
+    """A clinician reopens a signed-off study, saying why; the reason is the history record's change reason."""
+    _require_clinician(reopened_by, study, action="reopen studies")
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the study is reopened."})
+    if len(reason) > REOPEN_REASON_MAX:
+        raise ValidationError({"reason": f"At most {REOPEN_REASON_MAX} characters."})
+    study = Study.objects.select_for_update().select_related("patient").get(id=study.id)
     if study.status != Study.Status.COMPLETED:
-        study.status = Study.Status.COMPLETED
-        study._history_user = completed_by
-        study.save(update_fields=["status", "updated_at"])
+        raise StudyNotSigned("This study is open; only a signed-off study can be reopened.")
+    study.status = Study.Status.OPEN
+    study.signed_by = None
+    study.signed_at = None
+    study._history_user = reopened_by
+    study._change_reason = reason
+    study.full_clean()
+    study.save(update_fields=["status", "signed_by", "signed_at", "updated_at"])
     return study
 
 
@@ -336,9 +451,7 @@ def _image_upload(
     require_permission(
         uploaded_by, "patients.add_ultrasoundimage", clinic_id=study.patient.clinic_id, action="upload images"
     )
-    study.refresh_from_db(fields=["status"])
-    if study.status != Study.Status.OPEN:
-        raise StudyNotOpen("This study is completed; open a new study to add images.")
+    require_study_open(study)
     facts = facts or inspect_upload(data, filename)
     header = facts.dicom if isinstance(facts, DicomFacts) else None
     if header is None:
@@ -740,6 +853,7 @@ def image_exclude(*, image: UltrasoundImage, excluded_by, reason: str, comment: 
     """A clinician excludes an image (and a clip's key frames) from the study's summary and report, saying why;
     the comment, else the reason, is the history record's change reason."""
     _require_image_reviewer(excluded_by, image, action="exclude images")
+    require_study_open(image.study)
     if reason not in UltrasoundImage.ExclusionReason.values:
         raise ValidationError({"reason": f"Choose one of: {', '.join(UltrasoundImage.ExclusionReason.values)}."})
     comment = comment.strip()
@@ -762,6 +876,7 @@ def image_exclude(*, image: UltrasoundImage, excluded_by, reason: str, comment: 
 def image_include(*, image: UltrasoundImage, included_by) -> UltrasoundImage:
     """A clinician takes an exclusion back (a clip's key frames too); the history keeps both."""
     _require_image_reviewer(included_by, image, action="include images again")
+    require_study_open(image.study)
     images = _images_with_their_key_frames(image)
     for each in images:
         if not each.is_excluded:

@@ -32,11 +32,14 @@ from fetalsite.accounts.roles import user_can_review
 from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
 from fetalsite.core.ranges import ranged_file_response
 from fetalsite.core.shown import note_patients
-from patients import selectors, services
+from patients import report, selectors, services
 from patients.forms import (
     ExcludeForm,
     PatientForm,
+    ReopenForm,
     ReviewForm,
+    SignOffForm,
+    StudyEditForm,
     StudyForm,
     UploadForm,
     WorklistFilterForm,
@@ -44,7 +47,7 @@ from patients.forms import (
     add_service_errors,
 )
 from patients.imaging import media_type_of
-from patients.models import UltrasoundImage
+from patients.models import Study, UltrasoundImage
 from patients.page_actions import PageActionMixin, is_partial_request, partial_response
 
 WORKLIST_PAGE_SIZE = 25
@@ -208,6 +211,9 @@ class StudyCreateView(StaffPageMixin, FormView):
     def get_patient(self):
         return selectors.patient_get(user=self.request.user, patient_id=self.kwargs["patient_id"])
 
+    def get_initial(self):
+        return {"exam_date": timezone.localdate()}  # most studies are opened on the day of the exam
+
     def get_context_data(self, **kwargs):
         return {**super().get_context_data(**kwargs), "patient": self.get_patient()}
 
@@ -244,7 +250,8 @@ def _card_context(image, *, can_review: bool) -> dict:
         "job": job,
         "prediction": prediction,
         "probabilities": probabilities,
-        "can_review": can_review,
+        # A signed-off study is read-only: its cards show no review, exclude or retry controls.
+        "can_review": can_review and image.study.status == Study.Status.OPEN,
         "planes": FetalPlane.choices,
         "cine": _cine_context(image, timeline) if image.is_cine else None,
         "version": _card_version(job, prediction) + _timeline_version(timeline) + _exclusion_version(image),
@@ -349,6 +356,8 @@ class StudyDetailView(StaffPageMixin, TemplateView):
         return {
             **super().get_context_data(**kwargs),
             "study": study,
+            "can_sign_off": can_review,
+            "reopen_form": ReopenForm() if can_review and study.status != Study.Status.OPEN else None,
             "cards": [_card_context(image, can_review=can_review) for image in images],
             "summary": selectors.plane_summary(images),
             "upload_form": UploadForm(),
@@ -359,17 +368,124 @@ class StudyDetailView(StaffPageMixin, TemplateView):
         }
 
 
-class StudyCompleteView(PageActionMixin, View):
-    """Close a study: no more uploads; it leaves the worklist's open studies."""
+class StudyEditView(StaffPageMixin, FormView):
+    """Correct a study's exam date, gestational age and notes while it is open (the history keeps each change)."""
+
+    page_permission = "patients.change_study"
+    template_name = "patients/study_edit.html"
+    form_class = StudyEditForm
+
+    def get_study(self):
+        if not hasattr(self, "_study"):
+            self._study = selectors.study_get(user=self.request.user, study_id=self.kwargs["study_id"])
+        return self._study
+
+    def get(self, request, *args, **kwargs):
+        return self._refuse_signed() or super().get(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        return self._refuse_signed() or super().post(request, *args, **kwargs)
+
+    def _refuse_signed(self):
+        """A signed-off study has no edit form: back to its page, saying why (the service refuses it too)."""
+        study = self.get_study()
+        if study.status == Study.Status.OPEN:
+            return None
+        messages.error(self.request, "This study is signed off and read-only; a clinician can reopen it.")
+        return redirect("study-detail", study_id=study.id)
+
+    def get_initial(self):
+        study = self.get_study()
+        return {field: getattr(study, field) for field in StudyEditForm.base_fields}
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "study": self.get_study()}
+
+    def form_valid(self, form):
+        study = self.get_study()
+        changes = {name: value for name, value in form.cleaned_data.items() if value != getattr(study, name)}
+        try:
+            services.study_update(study=study, updated_by=self.request.user, **changes)
+        except ValidationError as error:
+            add_service_errors(form, error)
+            return self.form_invalid(form)
+        except services.StudySignedOff as refused:
+            messages.error(self.request, refused.message)
+            return redirect("study-detail", study_id=study.id)
+        messages.success(self.request, "Study saved." if changes else "Nothing to change.")
+        return redirect("study-detail", study_id=study.id)
+
+
+class ClinicianPageMixin(StaffPageMixin):
+    """Sign-off and reopening are a clinician's: other roles get a 403 before any form (the service decides)."""
+
+    def dispatch(self, request, *args, **kwargs):
+        handles = hasattr(self, request.method.lower())  # a method the view lacks is its 405, for everyone
+        if handles and request.user.is_authenticated and not user_can_review(request.user):
+            raise PermissionDenied("Only clinicians can sign studies off or reopen them.")
+        return super().dispatch(request, *args, **kwargs)
+
+
+class StudySignOffView(ClinicianPageMixin, TemplateView):
+    """The confirmation before sign-off: what is still unreviewed, unclassified or missing, each image linked to
+    its card; with any, the clinician ticks "I have seen these open items" (the service holds the same rule)."""
+
+    template_name = "patients/study_sign_off.html"
+
+    def get_study(self):
+        return selectors.study_get(user=self.request.user, study_id=self.kwargs["study_id"])
+
+    def get(self, request, *args, **kwargs):
+        study = self.get_study()
+        if study.status != Study.Status.OPEN:
+            messages.info(request, "This study is already signed off.")
+            return redirect("study-detail", study_id=study.id)
+        return self.render_to_response(self._context(study, SignOffForm()))
+
+    def post(self, request, *args, **kwargs):
+        study = self.get_study()
+        form = SignOffForm(request.POST)
+        form.is_valid()  # one optional checkbox: always valid
+        try:
+            services.study_sign_off(
+                study=study, signed_by=request.user, acknowledged=form.cleaned_data.get("acknowledged", False)
+            )
+        except services.StudyHasOpenItems:
+            # Open items appeared since the page was shown, or the box was not ticked: show them again.
+            form.add_error("acknowledged", "Tick this box to sign the study off with these items open.")
+            return self.render_to_response(self._context(study, form), status=409)
+        messages.success(request, "Study signed off.")
+        return redirect("study-detail", study_id=study.id)
+
+    def _context(self, study, form) -> dict:
+        summary = selectors.study_plane_summary(study=study)
+        return {**self.get_context_data(), "study": study, "summary": summary, "form": form}
+
+
+class StudyReopenView(ClinicianPageMixin, PageActionMixin, View):
+    """A clinician reopens a signed-off study with a reason (a plain form: a refusal is a flash message)."""
+
+    flash_prefix = "Not reopened: "
 
     def post(self, request, study_id: int):
-        if not request.user.has_perm("patients.change_study"):
-            raise PermissionDenied
         study = selectors.study_get(user=request.user, study_id=study_id)
         self.return_url = reverse("study-detail", args=[study.id])
-        services.study_complete(study=study, completed_by=request.user)
-        messages.success(request, "Study marked completed.")
+        form = ReopenForm(request.POST)
+        if not form.is_valid():
+            raise ValidationError(form.errors.as_data())
+        services.study_reopen(study=study, reopened_by=request.user, reason=form.cleaned_data["reason"])
+        messages.success(request, "Study reopened.")
         return redirect(self.return_url)
+
+
+class StudyReportView(PageActionMixin, View):
+    """The signed-off study's report, a PDF attachment (``patients.report``). Before sign-off (a link kept from
+    before a reopen), back to the study page saying why; the API answers 409 ``study_not_signed``."""
+
+    def get(self, request, study_id: int):
+        study = selectors.study_get(user=request.user, study_id=study_id)
+        self.return_url = reverse("study-detail", args=[study.id])
+        return report.report_response(report.study_report_pdf(study=study, user=request.user), study=study)
 
 
 class StudyUploadView(PageActionMixin, View):

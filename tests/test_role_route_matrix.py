@@ -22,7 +22,7 @@ from rest_framework.authtoken.models import Token
 from classifier.labels import PLANE_LABELS
 from classifier.models import ClassificationJob, ModelVersion
 from fetalsite.accounts.roles import Role
-from patients.services import dicom_instance_receive, image_upload
+from patients.services import dicom_instance_receive, image_upload, study_sign_off
 from tests.api.conftest import classify, upload
 from tests.cine_samples import make_mp4
 from tests.dbstate import database_snapshot
@@ -98,9 +98,19 @@ EXPECTED: dict[str, dict[str, str]] = {
         "delete": "302 405 405 403 403 405 405",
     },
     "studies/<int:study_id>/": {"get": "302 200 200 403 200 404 200"},
-    "studies/<int:study_id>/complete/": {"post": "302 302 302 403 403 404 302"},
+    "studies/<int:study_id>/edit/": {
+        "get": "302 200 200 403 403 404 200",
+        "post": "302 302 302 403 403 404 302",
+        "put": "302 405 405 403 403 405 405",
+        "patch": "302 405 405 403 403 405 405",
+        "delete": "302 405 405 403 403 405 405",
+    },
+    # Sign-off and reopening: clinicians only (the records' study is open: reopening it is refused, a flash message)
+    "studies/<int:study_id>/sign-off/": {"get": "302 403 200 403 403 403 200", "post": "302 403 302 403 403 403 302"},
+    "studies/<int:study_id>/reopen/": {"post": "302 403 302 403 403 403 302"},
     "studies/<int:study_id>/upload/": {"post": "302 302 302 403 403 404 302"},
     "studies/<int:study_id>/images/": {"get": "302 200 200 403 200 404 200"},
+    "studies/<int:study_id>/report.pdf": {"get": "302 200 200 403 200 404 200"},  # the records' study is signed
     "images/<int:image_id>/file/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/original/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/preview/": {"get": "302 200 200 403 200 404 200"},
@@ -148,8 +158,13 @@ EXPECTED: dict[str, dict[str, str]] = {
     "api/v1/patients/by-mrn/<path:mrn>/": {"get": "401 200 200 200 200 404 401", "put": "401 200 200 200 403 201 401"},
     "api/v1/studies/": {"get": "401 200 200 200 200 200 401", "post": "401 201 201 201 403 404 401"},
     "api/v1/studies/<int:study_id>/": {"get": "401 200 200 200 200 404 401", "patch": "401 200 200 200 403 404 401"},
-    "api/v1/studies/<int:study_id>/complete/": {"post": "401 200 200 200 403 404 401"},
+    # Sign-off (and complete/, its deprecated name) and reopening: clinicians only; the records' study is open, so
+    # reopening it is a 409 study_not_signed.
+    "api/v1/studies/<int:study_id>/complete/": {"post": "401 403 200 403 403 404 401"},
+    "api/v1/studies/<int:study_id>/sign-off/": {"post": "401 403 200 403 403 404 401"},
+    "api/v1/studies/<int:study_id>/reopen/": {"post": "401 403 409 403 403 404 401"},
     "api/v1/studies/<int:study_id>/images/": {"post": "401 202 202 202 403 404 401"},
+    "api/v1/studies/<int:study_id>/report/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/": {"get": "401 200 200 200 200 200 401"},
     "api/v1/images/<int:image_id>/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/<int:image_id>/file/": {"get": "401 200 200 200 200 404 401"},
@@ -225,6 +240,9 @@ def _records(people, route: str = "") -> dict:
     ClassificationJob.objects.filter(image=failed.image).update(status=ClassificationJob.Status.FAILED)
     dicom_uids = _dicom_instance(sonographer) if route.startswith("dicomweb/") else {}
     clip = route.endswith(("/frames/", "/playback/"))  # routes of a cine loop: the image is a clip
+    if route.endswith(("/report.pdf", "/report/")):  # a study's report exists once a clinician signed it off
+        signer = people.get("clinician") or UserFactory(clinic=sonographer.clinic, role=Role.CLINICIAN)
+        study_sign_off(study=study, signed_by=signer, acknowledged=True)
     return {
         **dicom_uids,
         "patient_id": study.patient_id,
@@ -263,6 +281,9 @@ def _stow_body(records: dict) -> bytes:
 
 # Routes whose body is always the same: by their ending ("/review/"), or the whole route for a POST.
 _FIXED_BODIES = {
+    "/sign-off/": {"acknowledged": True},  # the records' study has an image awaiting review
+    "/complete/": {"acknowledged": True},
+    "/reopen/": {"reason": "A late image"},
     "/review/": {"label": PLANE_LABELS[1], "comment": ""},
     "/exclude/": {"reason": "test_image", "comment": ""},
     "login/": {"username": "sono_north", "password": "correct-horse-battery"},
@@ -278,6 +299,8 @@ def _body(route: str, method: str, records: dict) -> dict:
             return dict(body)
     if route in ("api/v1/patients/", "patients/new/"):
         return {"mrn": f"M-{n}", "given_name": "Ana", "family_name": f"Lima{n}"}
+    if route == "studies/<int:study_id>/edit/":
+        return {"exam_date": "2026-01-20", "gestational_age_weeks": "20", "gestational_age_days": "3", "notes": "n"}
     if route.endswith("/edit/") or (route == "api/v1/patients/<int:patient_id>/" and method != "delete"):
         return {"mrn": f"E-{n}", "given_name": "Ana", "family_name": "Edited"}
     if route == "api/v1/patients/by-mrn/<path:mrn>/" and method == "put":

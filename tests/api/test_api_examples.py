@@ -393,7 +393,8 @@ def _study_create(rec: Recorder, world: World) -> None:
         gestational_age_weeks=13,
         created_by=world.users["sono_north"],
     )
-    world.ids["closed_study"] = patient_services.study_complete(study=closed, completed_by=world.users["sono_north"]).id
+    signed = patient_services.study_sign_off(study=closed, signed_by=world.users["clin_north"], acknowledged=True)
+    world.ids["closed_study"] = signed.id
 
 
 def _study_reads_and_edits(rec: Recorder, world: World) -> None:
@@ -427,7 +428,7 @@ def _uploads(rec: Recorder, world: World) -> None:
     rec.send(op, "Not an image", upload, 400, [("notes.png", b"not an image at all")])
     rec.send(op, "A role that may not upload", upload, 403, [LATE], client="clinic_admin_session")
     rec.send(op, "No such study", "POST /api/v1/studies/999/images/", 404, [LATE])
-    rec.send(op, "A completed study", f"POST /api/v1/studies/{world.ids['closed_study']}/images/", 409, [LATE])
+    rec.send(op, "A signed-off study", f"POST /api/v1/studies/{world.ids['closed_study']}/images/", 409, [LATE])
     limit = django_settings.UPLOAD_MAX_BYTES * django_settings.UPLOAD_MAX_FILES_PER_REQUEST + 2 * 1024 * 1024
     rec.send(op, "Body over the size limit", upload, 413, [LATE], environ={"CONTENT_LENGTH": str(limit)})
     rec.send(op, "Not multipart", upload, 415, raw=(b'{"file": "head-01.png"}', "application/json"))
@@ -626,12 +627,48 @@ def _clips(rec: Recorder, world: World) -> None:
     rec.send(op, "A key frame of a cine loop", f"GET /api/v1/images/{key_frame.id}/", 200)
 
 
-def _complete(rec: Recorder, world: World) -> None:
-    op, complete = "studies_complete", f"POST /api/v1/studies/{world.ids['study']}/complete/"
-    rec.send(op, "A body this operation does not take", complete, 400, {"status": "COMPLETED"})
-    rec.send(op, "A role that may not complete", complete, 403, client="clinic_admin_session")
-    rec.send(op, "No such study", "POST /api/v1/studies/999/complete/", 404)
-    rec.send(op, "Complete a study", complete, 200)
+def _sign_off_and_reopen(rec: Recorder, world: World) -> None:
+    study, clinician = world.ids["study"], {"client": "clinician"}
+    op, sign_off = "studies_sign_off", f"POST /api/v1/studies/{study}/sign-off/"
+    rec.send(op, "Open items, not acknowledged", sign_off, 409, {}, **clinician)
+    rec.send(op, "Not a boolean", sign_off, 400, {"acknowledged": "perhaps"}, **clinician)
+    rec.send(op, "Not a clinician", sign_off, 403, {"acknowledged": True})
+    rec.send(op, "No such study", "POST /api/v1/studies/999/sign-off/", 404, {"acknowledged": True}, **clinician)
+    rec.send(op, "Sign off, the open items acknowledged", sign_off, 200, {"acknowledged": True}, **clinician)
+    rec.probe(op)
+    head = world.ids["head"]
+    signed = "A signed-off study's image"
+    rec.send(
+        "images_exclude", signed, f"POST /api/v1/images/{head}/exclude/", 409, {"reason": "test_image"}, **clinician
+    )
+    rec.send("images_include", signed, f"POST /api/v1/images/{head}/include/", 409, **clinician)
+
+    op, reopen = "studies_reopen", f"POST /api/v1/studies/{study}/reopen/"
+    rec.send(op, "No reason", reopen, 400, {"reason": ""}, **clinician)
+    rec.send(op, "Not a clinician", reopen, 403, {"reason": "Femur plane to be repeated."})
+    rec.send(op, "No such study", "POST /api/v1/studies/999/reopen/", 404, {"reason": "Why"}, **clinician)
+    rec.send(op, "Reopen", reopen, 200, {"reason": "Femur plane to be repeated."}, **clinician)
+    rec.send(op, "An open study", reopen, 409, {"reason": "Femur plane to be repeated."}, **clinician)
+    rec.probe(op)
+
+    op, complete = "studies_complete", f"POST /api/v1/studies/{study}/complete/"
+    rec.send(op, "A body field this operation does not take", complete, 400, {"status": "COMPLETED"}, **clinician)
+    rec.send(op, "Not a clinician", complete, 403)
+    rec.send(op, "No such study", "POST /api/v1/studies/999/complete/", 404, **clinician)
+    rec.send(op, "Open items, not acknowledged", complete, 409, **clinician)
+    rec.send(op, "Sign off (deprecated name)", complete, 200, {"acknowledged": True}, **clinician)
+    rec.probe(op)
+
+
+def _report_before_sign_off(rec: Recorder, world: World) -> None:
+    rec.send("studies_report_retrieve", "Not signed off", f"GET /api/v1/studies/{world.ids['study']}/report/", 409)
+
+
+def _report(rec: Recorder, world: World) -> None:
+    """The signed study's report: a PDF, so its example is the status alone (as the image bytes' are)."""
+    op = "studies_report_retrieve"
+    rec.send(op, "The report", f"GET /api/v1/studies/{world.ids['study']}/report/", 200)
+    rec.send(op, "No such study", "GET /api/v1/studies/999/report/", 404)
     rec.probe(op)
 
 
@@ -670,7 +707,9 @@ def run_scenario(settings, monkeypatch) -> tuple[Recorder, dict[str, set[str]]]:
         _jobs,
         _predictions_and_models,
         _clips,
-        _complete,
+        _report_before_sign_off,
+        _sign_off_and_reopen,
+        _report,
         lambda rec, world: _token_rotate_and_revoke(rec),
     ):
         step(rec, world)

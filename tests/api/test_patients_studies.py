@@ -121,26 +121,34 @@ class TestStudyApi:
         assert api_client.get("/api/v1/studies/?exam_date_after=yesterday").status_code == 400
         assert api_client.get("/api/v1/studies/?patient=abc").status_code == 400
 
-    def test_updates_and_completes_a_study(self, api_client, study):
+    def test_updates_a_study(self, api_client, study):
         updated = api_client.patch(f"/api/v1/studies/{study.id}/", {"notes": "Placenta anterior."}, format="json")
-        completed = api_client.post(f"/api/v1/studies/{study.id}/complete/")
-        again = api_client.post(f"/api/v1/studies/{study.id}/complete/")
 
         assert updated.json()["notes"] == "Placenta anterior."
-        assert completed.status_code == 200
-        assert completed.json()["status"] == "COMPLETED"
-        assert again.status_code == 200
+        assert (updated.json()["signed_by"], updated.json()["signed_at"]) == (None, None)
 
-    def test_uploading_to_a_completed_study_is_a_409(self, api_client, study):
+    def test_complete_is_the_sign_off_for_clinicians_only(self, api_client, clinician_client, study):
+        refused = api_client.post(f"/api/v1/studies/{study.id}/complete/")
+        open_items = clinician_client.post(f"/api/v1/studies/{study.id}/complete/")
+        completed = clinician_client.post(
+            f"/api/v1/studies/{study.id}/complete/", {"acknowledged": True}, format="json"
+        )
+
+        assert refused.status_code == 403
+        assert (open_items.status_code, open_items.json()["code"]) == (409, "study_has_open_items")
+        assert completed.status_code == 200
+        assert (completed.json()["status"], completed.json()["signed_by"]) == ("COMPLETED", "clin_north")
+
+    def test_uploading_to_a_signed_off_study_is_a_409(self, api_client, clinician_client, study):
         from tests.images import png_bytes
 
-        api_client.post(f"/api/v1/studies/{study.id}/complete/")
+        clinician_client.post(f"/api/v1/studies/{study.id}/sign-off/", {"acknowledged": True}, format="json")
         response = api_client.post(
             f"/api/v1/studies/{study.id}/images/", {"file": _named(png_bytes(), "a.png")}, format="multipart"
         )
 
         assert response.status_code == 409
-        assert response.json()["code"] == "study_not_open"
+        assert response.json()["code"] == "study_signed_off"
 
     def test_rejects_future_exam_date(self, api_client, study):
         response = api_client.patch(f"/api/v1/studies/{study.id}/", {"exam_date": "2999-01-01"}, format="json")

@@ -44,8 +44,12 @@ CASES = [
     WriteCase("put", "/patients/by-mrn/{mrn}/", {"given_name": "A", "family_name": "B"}),
     WriteCase("post", "/studies/", {"patient": "{patient_id}", "exam_date": "2026-11-27"}),
     WriteCase("patch", "/studies/{study_id}/", {"notes": "Placenta anterior."}),
-    WriteCase("post", "/studies/{study_id}/complete/", {}),
+    WriteCase("post", "/studies/{study_id}/complete/", {}, client="clinician_client"),
+    WriteCase("post", "/studies/{study_id}/sign-off/", {"acknowledged": True}, client="clinician_client"),
+    WriteCase("post", "/studies/{study_id}/reopen/", {"reason": "A late image"}, client="clinician_client"),
     WriteCase("post", "/images/{image_id}/review/", {"label": "fetal_thorax"}, client="clinician_client"),
+    WriteCase("post", "/images/{image_id}/exclude/", {"reason": "test_image"}, client="clinician_client"),
+    WriteCase("post", "/images/{image_id}/include/", {}, client="clinician_client"),
     WriteCase("post", "/jobs/{job_id}/retry/", {}),
 ]
 
@@ -138,6 +142,8 @@ class TestSchemaSaysSo:
             for content in operation["requestBody"]["content"].values()
         ]
 
-        assert len(set(bodies)) == 8  # token, patient x3 (create, correct, by MRN), study x2, upload, review
+        # token, patient x3 (create, correct, by MRN), study x2, upload, review, exclude, sign-off (complete/ too),
+        # reopen
+        assert len(set(bodies)) == 11
         for name in bodies:
             assert schema["components"]["schemas"][name]["additionalProperties"] is False, name

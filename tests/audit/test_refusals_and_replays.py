@@ -53,11 +53,11 @@ class TestRefusedCrossClinicAttempts:
         assert not _entries("DOWNLOAD") and access_log_verify().ok
 
     def test_a_refused_write_below_another_clinics_record_names_that_record(self, south_api_client, study):
-        response = south_api_client.post(f"/api/v1/studies/{study.id}/complete/")
+        response = south_api_client.patch(f"/api/v1/studies/{study.id}/", {"notes": "x"}, format="json")
 
         assert response.status_code == 404
         [entry] = _entries("DENIED")
-        assert (entry.method, entry.object_type, entry.object_id) == ("POST", "study", study.id)
+        assert (entry.method, entry.object_type, entry.object_id) == ("PATCH", "study", study.id)
 
     def test_a_refused_upload_to_another_clinics_study_names_the_study(self, south_api_client, study):
         response = south_api_client.post(f"/api/v1/studies/{study.id}/images/", {})

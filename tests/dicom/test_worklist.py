@@ -15,10 +15,10 @@ from django.utils import timezone
 from dicom.services import dicom_peer_create
 from fetalsite.audit.models import AccessLogEntry
 from patients.models import Study
-from patients.services import study_complete, study_create
+from patients.services import study_create, study_sign_off
 from tests.dicom.conftest import RECEIVER_AE, SENDER_AE, dcmtk, run_dcmtk
 from tests.dicom_samples import dicom_bytes
-from tests.factories import PatientFactory
+from tests.factories import PatientFactory, UserFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,8 @@ def scheduled(receiver_port, north, south, sonographer, south_sonographer, root)
         "completed": schedule(sonographer, "Smith", "Eva", "N-5", 0, "ACC-N5"),
         "south": schedule(south_sonographer, "Smith", "Fay", "S-1", 0, "ACC-S1"),
     }
-    study_complete(study=studies["completed"], completed_by=sonographer)
+    signer = UserFactory(clinic=sonographer.clinic, role="clinician")
+    study_sign_off(study=studies["completed"], signed_by=signer, acknowledged=True)
     return studies
 
 

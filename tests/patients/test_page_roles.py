@@ -50,9 +50,9 @@ class TestClinicAdminCannotWriteClinicalRecords:
         failed_job.refresh_from_db()
         assert failed_job.status == ClassificationJob.Status.FAILED
 
-    def test_completing_a_study_and_uploading_are_refused(self, client, clinic_admin, study):
+    def test_signing_off_a_study_and_uploading_are_refused(self, client, clinic_admin, study):
         client.force_login(clinic_admin)
-        assert client.post(f"/studies/{study.id}/complete/").status_code == 403
+        assert client.post(f"/studies/{study.id}/sign-off/", {"acknowledged": "on"}).status_code == 403
         upload = client.post(f"/studies/{study.id}/upload/", {"file": png_bytes()})
         assert upload.status_code == 403
         study.refresh_from_db()

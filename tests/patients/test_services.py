@@ -13,11 +13,11 @@ from patients.models import Patient, Study, UltrasoundImage
 from patients.services import (
     MRN_TAKEN,
     MrnExists,
-    StudyNotOpen,
+    StudySignedOff,
     image_upload,
     patient_create,
-    study_complete,
     study_create,
+    study_sign_off,
 )
 from tests.images import png_bytes
 
@@ -134,9 +134,9 @@ class TestImageUpload:
             image_upload(study=study, data=png_bytes(), filename="x.png", uploaded_by=sonographer)
         assert not UltrasoundImage.objects.exists() and stored_files(media_root) == []
 
-    def test_refuses_a_completed_study(self, study, sonographer):
-        study_complete(study=study, completed_by=sonographer)
-        with pytest.raises(StudyNotOpen):
+    def test_refuses_a_signed_off_study(self, study, sonographer, clinician):
+        study_sign_off(study=study, signed_by=clinician, acknowledged=True)
+        with pytest.raises(StudySignedOff):
             image_upload(study=study, data=png_bytes(), filename="x.png", uploaded_by=sonographer)
 
     def test_enqueues_the_job_on_commit_to_the_real_broker(

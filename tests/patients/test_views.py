@@ -16,7 +16,7 @@ from classifier.ml.inference import ClassifierResult
 from classifier.models import ModelVersion
 from patients import services
 from patients.models import Patient
-from tests.factories import PatientFactory, StudyFactory
+from tests.factories import PatientFactory, StudyFactory, UserFactory
 from tests.images import image_bytes, png_bytes
 
 
@@ -117,7 +117,9 @@ class TestWorklist:
         flagged = StudyFactory(patient__clinic=sonographer.clinic, patient__mrn="FLAG-1", created_by=sonographer)
         calm = StudyFactory(patient__clinic=sonographer.clinic, patient__mrn="CALM-2", created_by=sonographer)
         classify(upload(flagged, sonographer), confidence=0.3)
-        services.study_complete(study=calm, completed_by=sonographer)
+        services.study_sign_off(
+            study=calm, signed_by=UserFactory(clinic=sonographer.clinic, role="clinician"), acknowledged=True
+        )
         client = client_for(sonographer)
 
         def ids(**query):
@@ -293,18 +295,6 @@ class TestStudyImagesFragment:
 
         after = card_attributes(client.get(url, **PARTIAL).content.decode(), "data-version")
         assert len(before) == len(after) == 1 and before != after
-
-
-class TestStudyComplete:
-    def test_completing_hides_the_drop_zone(self, client_for, study, sonographer):
-        client = client_for(sonographer)
-
-        response = client.post(reverse("study-complete", args=[study.id]), follow=True)
-
-        study.refresh_from_db()
-        assert study.status == "COMPLETED"
-        assert b'id="dropzone"' not in response.content
-        assert b"This study is completed" in response.content
 
 
 class TestImagePreview:
