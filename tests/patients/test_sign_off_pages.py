@@ -165,3 +165,16 @@ class TestNewStudyForm:
         page = as_user(sonographer).get(reverse("study-create", args=[study.patient_id]))
 
         assert f'value="{timezone.localdate():%Y-%m-%d}"' in page.content.decode()
+
+
+class TestSignedStudyCards:
+    def test_a_failed_image_of_a_signed_study_has_no_retry_button(self, as_user, study, sonographer, clinician):
+        image = image_upload(study=study, data=png_bytes(seed=8), filename="f.png", uploaded_by=sonographer).image
+        classification_job_run(job_id=image.jobs.get().id)  # no active model: the job fails
+        client = as_user(sonographer)
+        retry = f'action="/images/{image.id}/retry/"'
+        assert retry in client.get(reverse("study-detail", args=[study.id])).content.decode()
+
+        study_sign_off(study=study, signed_by=clinician, acknowledged=True)
+
+        assert retry not in client.get(reverse("study-detail", args=[study.id])).content.decode()
