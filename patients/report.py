@@ -62,10 +62,20 @@ def study_report_pdf(*, study: Study, user) -> bytes:
     if study.status != Study.Status.COMPLETED or study.signed_by_id is None:
         raise StudyNotSigned("The report is made once a clinician has signed the study off.")
     html = render_to_string("patients/report.html", _report_context(study=study, user=user))
-    # Imported here: WeasyPrint loads Pango when imported, which only the report needs.
-    import weasyprint
+    return _weasyprint().HTML(string=html, url_fetcher=_url_fetcher()).write_pdf()
 
-    return weasyprint.HTML(string=html, url_fetcher=_url_fetcher()).write_pdf()
+
+def _weasyprint():
+    """WeasyPrint, imported on first use (it loads Pango, which only the report needs).
+
+    Importing it sets Pillow's process-wide ``ImageFile.LOAD_TRUNCATED_IMAGES`` to True, after which every
+    upload in this process would accept a truncated image as whole. The upload check relies on it being False,
+    so it is put back at once; the report's own images are ours, made whole from stored files."""
+    import weasyprint
+    from PIL import ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    return weasyprint
 
 
 def report_response(pdf: bytes, *, study: Study) -> HttpResponse:
@@ -153,7 +163,7 @@ def _thumbnail_uri(image: UltrasoundImage) -> str:
 def _url_fetcher():
     """What WeasyPrint may read while rendering: ``data:`` URIs and the report's fonts, never the network or
     another file. A refused URL raises, which WeasyPrint logs as a warning and renders without."""
-    import weasyprint
+    weasyprint = _weasyprint()
 
     allowed_files = {path.as_uri() for path in REPORT_FONTS.values()}
 

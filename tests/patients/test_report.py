@@ -150,6 +150,18 @@ class TestStudyReportPdf:
         with pytest.raises(patient_services.StudyNotSigned):
             study_report_pdf(study=study, user=clinician)
 
+    def test_rendering_leaves_truncated_uploads_refused(self, signed_study, reviewer):
+        """Importing WeasyPrint sets Pillow's process-wide LOAD_TRUNCATED_IMAGES; the report puts it back."""
+        from django.core.exceptions import ValidationError
+
+        from patients.imaging import inspect_image_bytes
+
+        study_report_pdf(study=signed_study, user=reviewer)
+
+        with pytest.raises(ValidationError) as refused:
+            inspect_image_bytes(png_bytes()[:200])
+        assert refused.value.error_dict["file"][0].code == "corrupt"
+
     def test_another_clinics_user_gets_404(self, signed_study, south_sonographer):
         from django.http import Http404
 
