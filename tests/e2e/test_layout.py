@@ -1,7 +1,8 @@
 """The study page on a tablet (768 px) and a phone (390 px), in a real browser (issue 19, item 9): the page is never
-wider than the window, and nothing in an image card's body (percentages, review controls, names) runs out of its
-card. A clinician's view, so the review controls are there, with classified stills, one with a long file name,
-and a cine clip's card; the images are classified by the tiny real Keras model through their real jobs."""
+wider than the window, nothing in an image card's body (percentages, review controls, names) runs out of its card,
+and the image viewer's controls stay in the window. A clinician's view, so the review controls are there, with
+classified stills, one with a long file name, and a cine clip's card; the images are classified by the tiny real
+Keras model through their real jobs."""
 
 from __future__ import annotations
 
@@ -87,3 +88,23 @@ def test_the_study_page_fits_the_window_and_its_cards(log_in, clinician, full_st
     assert measured["out"] == [], "\n".join(measured["out"])
     for value in page.locator(".probs .prob-value").all():  # each percentage is there to read
         expect(value).to_be_visible()
+
+    # The image viewer over the page fits the window too, its controls included.
+    page.locator("#images .image-card a.enlarge").first.click()
+    viewer = page.locator("dialog#viewer")
+    expect(viewer).to_be_visible()
+    fits = viewer.evaluate(
+        """(dialog) => {
+            const box = dialog.getBoundingClientRect();
+            const out = [...dialog.querySelectorAll("button, input, select")]
+                .filter((el) => el.getClientRects().length && !el.closest("[hidden]"))
+                .map((el) => [el.textContent.trim() || el.name, el.getBoundingClientRect()])
+                .filter(([, r]) => r.left < -0.5 || r.right > window.innerWidth + 0.5)
+                .map(([name]) => name);
+            return {left: box.left, right: box.right, width: window.innerWidth, out,
+                    scrollWidth: document.documentElement.scrollWidth};
+        }"""
+    )
+    screenshot(page, f"study-viewer-{width}px")
+    assert fits["left"] >= 0 and fits["right"] <= fits["width"] + 0.5, fits
+    assert fits["out"] == [] and fits["scrollWidth"] <= fits["width"], fits
