@@ -417,10 +417,13 @@ class StudyEditView(StaffPageMixin, FormView):
 
 
 class ClinicianPageMixin(StaffPageMixin):
-    """Sign-off and reopening are a clinician's: other roles get a 403 before any form (the service decides)."""
+    """Sign-off and reopening are a clinician's: other roles get a 403 before any form (the service decides),
+    once the study is found, so another clinic's study is a 404 like a missing one."""
 
     def dispatch(self, request, *args, **kwargs):
         handles = hasattr(self, request.method.lower())  # a method the view lacks is its 405, for everyone
+        if handles and request.user.is_authenticated:
+            selectors.study_get(user=request.user, study_id=kwargs["study_id"])
         if handles and request.user.is_authenticated and not user_can_review(request.user):
             raise PermissionDenied("Only clinicians can sign studies off or reopen them.")
         return super().dispatch(request, *args, **kwargs)

@@ -106,8 +106,8 @@ EXPECTED: dict[str, dict[str, str]] = {
         "delete": "302 405 405 403 403 405 405",
     },
     # Sign-off and reopening: clinicians only (the records' study is open: reopening it is refused, a flash message)
-    "studies/<int:study_id>/sign-off/": {"get": "302 403 200 403 403 403 200", "post": "302 403 302 403 403 403 302"},
-    "studies/<int:study_id>/reopen/": {"post": "302 403 302 403 403 403 302"},
+    "studies/<int:study_id>/sign-off/": {"get": "302 403 200 403 403 404 200", "post": "302 403 302 403 403 404 302"},
+    "studies/<int:study_id>/reopen/": {"post": "302 403 302 403 403 404 302"},
     "studies/<int:study_id>/upload/": {"post": "302 302 302 403 403 404 302"},
     "studies/<int:study_id>/images/": {"get": "302 200 200 403 200 404 200"},
     "studies/<int:study_id>/report.pdf": {"get": "302 200 200 403 200 404 200"},  # the records' study is signed
