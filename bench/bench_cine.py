@@ -443,7 +443,8 @@ def describe_machine() -> None:
     dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
     print(f"machine: {os.cpu_count()} cores, {proc_field('/proc/cpuinfo', 'model name')}, {memory / 1024**2:.0f} GiB")
     print(f"commit:  {git('rev-parse', '--short', 'HEAD')}{dirty}")
-    print(f"command: python {shlex.join(sys.argv)}")
+    batch = f"CINE_BATCH_SIZE={os.environ['CINE_BATCH_SIZE']} " if "CINE_BATCH_SIZE" in os.environ else ""
+    print(f"command: {batch}python {shlex.join(sys.argv)}")
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
