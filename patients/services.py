@@ -492,19 +492,8 @@ def _image_store(
     stored = _image_files_store(clinic_id=study.patient.clinic_id, data=data, facts=facts)
     try:
         with transaction.atomic():
-            image = UltrasoundImage(
-                study=study,
-                file=stored.display,
-                original=stored.original,
-                original_filename=sanitize_filename(filename),
-                sha256=facts.sha256,
-                format=facts.format,
-                width=facts.width,
-                height=facts.height,
-                byte_size=facts.byte_size,
-                original_width=facts.original_width,
-                original_height=facts.original_height,
-                uploaded_by=uploaded_by,
+            image = _image_row(
+                study=study, stored=stored, facts=facts, filename=sanitize_filename(filename), uploaded_by=uploaded_by
             )
             if isinstance(facts, CineFacts):
                 image.kind, image.playback = UltrasoundImage.Kind.CINE, stored.playback
@@ -526,6 +515,24 @@ def _image_store(
         stored.delete()
         raise
     return UploadResult(image=image, created=True)
+
+
+def _image_row(*, study: Study, stored: _StoredFiles, facts: ImageFacts, filename: str, uploaded_by) -> UltrasoundImage:
+    """The unsaved row of one stored file: an upload's, or a key frame's (the one place its facts become fields)."""
+    return UltrasoundImage(
+        study=study,
+        file=stored.display,
+        original=stored.original,
+        original_filename=filename,
+        sha256=facts.sha256,
+        format=facts.format,
+        width=facts.width,
+        height=facts.height,
+        byte_size=facts.byte_size,
+        original_width=facts.original_width,
+        original_height=facts.original_height,
+        uploaded_by=uploaded_by,
+    )
 
 
 @dataclass(frozen=True)
@@ -794,22 +801,14 @@ def _key_frame_store(*, clip: UltrasoundImage, key_frame) -> UltrasoundImage:
         return same_bytes
     stored = _image_files_store(clinic_id=clip.study.patient.clinic_id, data=key_frame.png, facts=facts)
     try:
-        image = UltrasoundImage(
+        image = _image_row(
             study=clip.study,
-            file=stored.display,
-            original=stored.original,
-            original_filename=_key_frame_filename(clip, key_frame.frame_index),
-            sha256=facts.sha256,
-            format=facts.format,
-            width=facts.width,
-            height=facts.height,
-            byte_size=facts.byte_size,
-            original_width=facts.original_width,
-            original_height=facts.original_height,
-            clip=clip,
-            clip_frame_index=key_frame.frame_index,
+            stored=stored,
+            facts=facts,
+            filename=_key_frame_filename(clip, key_frame.frame_index),
             uploaded_by=clip.uploaded_by,
         )
+        image.clip, image.clip_frame_index = clip, key_frame.frame_index
         image.full_clean(validate_constraints=False)
         image._change_reason = f"key frame of image #{clip.id}"
         image.save()
