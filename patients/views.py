@@ -346,6 +346,15 @@ def _card_response(request, image_id: int, *, status: int = 200) -> HttpResponse
     return partial_response(request, "patients/_image_card.html", context, status=status)
 
 
+def _card_action_answer(request, image, *, return_url: str, message: str = "") -> HttpResponse:
+    """After an action on one image's card: the card itself for the page's script, else back to the study page."""
+    if is_partial_request(request):
+        return _card_response(request, image.id)
+    if message:
+        messages.success(request, message)
+    return redirect(return_url)
+
+
 class StudyDetailView(StaffPageMixin, TemplateView):
     template_name = "patients/study_detail.html"
 
@@ -541,10 +550,7 @@ class PredictionReviewView(PageActionMixin, View):
         if not form.is_valid():
             raise ValidationError(form.errors.as_data())
         classifier_services.image_review(image=image, reviewed_by=request.user, **form.review())
-        if is_partial_request(request):
-            return _card_response(request, image.id)
-        messages.success(request, "Review saved.")
-        return redirect(self.return_url)
+        return _card_action_answer(request, image, return_url=self.return_url, message="Review saved.")
 
 
 class ImageExcludeView(PageActionMixin, View):
@@ -557,10 +563,7 @@ class ImageExcludeView(PageActionMixin, View):
         if not form.is_valid():
             raise ValidationError(form.errors.as_data())
         services.image_exclude(image=image, excluded_by=request.user, **form.cleaned_data)
-        if is_partial_request(request):
-            return _card_response(request, image.id)
-        messages.success(request, "Image excluded.")
-        return redirect(self.return_url)
+        return _card_action_answer(request, image, return_url=self.return_url, message="Image excluded.")
 
 
 class ImageIncludeView(PageActionMixin, View):
@@ -570,10 +573,7 @@ class ImageIncludeView(PageActionMixin, View):
         image = selectors.image_get(user=request.user, image_id=image_id)
         self.return_url = reverse("study-detail", args=[image.study_id]) + f"#image-{image.id}"
         services.image_include(image=image, included_by=request.user)
-        if is_partial_request(request):
-            return _card_response(request, image.id)
-        messages.success(request, "Image included again.")
-        return redirect(self.return_url)
+        return _card_action_answer(request, image, return_url=self.return_url, message="Image included again.")
 
 
 class JobRetryView(PageActionMixin, View):
@@ -586,9 +586,7 @@ class JobRetryView(PageActionMixin, View):
         if job is None:
             raise Http404("This image has no job.")
         classifier_services.classification_job_retry(job=job, retried_by=request.user)
-        if is_partial_request(request):
-            return _card_response(request, image.id)
-        return redirect(self.return_url)
+        return _card_action_answer(request, image, return_url=self.return_url)
 
 
 class ImageHistoryView(StaffPageMixin, TemplateView):
