@@ -84,6 +84,8 @@ class ClassificationJob(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)
+    # The X-Request-ID of the request that queued the job, carried into the worker's logs and the webhooks.
+    request_id = models.CharField(max_length=64, blank=True)
     queued_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -187,7 +189,12 @@ class Prediction(models.Model):
         "(empty for models without a novelty output).",
     )
     inference_ms = models.FloatField()
+    runtime = models.CharField(
+        max_length=16, blank=True, help_text="What ran the model: keras or litert (empty before issue 20)."
+    )
+    # Grad-CAM is made when someone first asks for it (a job on the heatmaps queue), not for every image.
     heatmap = models.FileField(max_length=255, blank=True)
+    heatmap_requested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     review_state = models.CharField(max_length=16, choices=ReviewState.choices, default=ReviewState.SUGGESTED)
     # The plane a clinician set (confirmed or corrected); empty while suggested and for not a plane.
@@ -348,6 +355,7 @@ class WebhookDelivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True, help_text="Sent as X-Request-ID with every attempt.")
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     objects = WebhookDeliveryQuerySet.as_manager()

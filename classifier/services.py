@@ -453,6 +453,7 @@ def prediction_save(*, job_id: int, result, heatmap_png: bytes | None) -> Classi
                 needs_review=result.needs_review,
                 similarity=result.similarity,
                 inference_ms=result.inference_ms,
+                runtime=result.runtime,
                 heatmap=heatmap_path,
             )
             prediction.full_clean()

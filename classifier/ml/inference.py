@@ -23,6 +23,7 @@ class ClassifierResult:
     needs_review: bool
     inference_ms: float
     similarity: float | None = None  # to the nearest training image; None for models without that output
+    runtime: str = "keras"  # what ran the model (keras, litert): recorded on every prediction
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class PlaneClassifier:
     ``heatmap_png`` explains the last layer with a 4-D output (Grad-CAM), so any
     model with a convolutional trunk works, however small.
     """
+
+    runtime = "keras"  # what predict_outputs runs on; recorded on every result
 
     def __init__(
         self,
@@ -181,6 +184,7 @@ class PlaneClassifier:
             needs_review=bool(self.review.flags(confidence, similarity)),
             inference_ms=elapsed_ms,
             similarity=None if similarity is None else float(similarity),
+            runtime=self.runtime,
         )
 
     def classify(self, image: Image.Image) -> ClassifierResult:
@@ -189,6 +193,20 @@ class PlaneClassifier:
         scores, similarities = self.predict_outputs(batch)
         similarity = None if similarities is None else similarities[0]
         return self.result_from(scores[0], (time.perf_counter() - started) * 1000, similarity)
+
+    def classify_batch(self, images: Sequence[Image.Image]) -> list[ClassifierResult]:
+        """Several stills through one prediction (the worker's micro-batch); each result as ``classify`` gives,
+        its ``inference_ms`` the batch's time shared equally."""
+        if not images:
+            return []
+        started = time.perf_counter()
+        batch = np.stack([preprocess(image, self.input_size) for image in images])
+        scores, similarities = self.predict_outputs(batch)
+        each_ms = (time.perf_counter() - started) * 1000 / len(images)
+        return [
+            self.result_from(scores[row], each_ms, None if similarities is None else similarities[row])
+            for row in range(len(images))
+        ]
 
     def classify_frames(
         self, frames: Iterable[Image.Image], *, batch_size: int = 16, on_batch: BatchObserver | None = None
