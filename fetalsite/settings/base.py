@@ -116,6 +116,27 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Object storage (docs/deploy.md): with a bucket named, every stored file (originals, display PNGs, playback
+# videos, heatmaps) goes to S3 or an S3-compatible store, so web and worker hosts need no shared disk.
+# Credentials come from boto3's usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the host's role).
+S3_BUCKET = env("S3_BUCKET", default=env("AWS_STORAGE_BUCKET_NAME", default=""))
+if S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "location": env("S3_PREFIX", default=""),
+            "endpoint_url": env("S3_ENDPOINT_URL", default=None),  # MinIO, Ceph, moto...; None: AWS
+            "region_name": env("S3_REGION", default=None),
+            "addressing_style": env("S3_ADDRESSING_STYLE", default=None),  # "path" for most self-hosted stores
+            # Private objects, and no signed URLs: files reach browsers only through the access-checked views.
+            "default_acl": "private",
+            "querystring_auth": False,
+            "file_overwrite": False,
+            # A file read through the app is downloaded whole; past this size it spills to a temporary file.
+            "max_memory_size": env.int("S3_MAX_MEMORY_SIZE", default=8 * 1024 * 1024),
+        },
+    }
 
 # Where model artifacts and their cards live.
 MODELS_DIR = env.path("MODELS_DIR", default=BASE_DIR / "models")
