@@ -184,6 +184,22 @@ def _training_lines(training: dict) -> list[str]:
     return lines
 
 
+def _runtime_lines(card: dict) -> list[str]:
+    """The other files that run the same model (``runtimes``): the worker prefers them to the ``.keras``."""
+    litert = (card.get("runtimes") or {}).get("litert")
+    if litert is None:
+        return []
+    return [
+        "",
+        "## Runtimes",
+        "",
+        f"- LiteRT: `{litert['file']}` ({litert['bytes'] / 1e6:.1f} MB, float32, BatchNorm folded, sha256 "
+        f"`{litert['sha256'][:12]}…`), what the worker runs (no TensorFlow in its process); max abs difference "
+        f"of its outputs from the Keras model's {litert['max_abs_diff_vs_keras']:.1e} on {litert['checked_on']}. "
+        "Keras stays for Grad-CAM heatmaps and as the fallback.",
+    ]
+
+
 def render_markdown(card: dict) -> str:
     lines = [
         *_header_lines(card),
@@ -191,6 +207,7 @@ def render_markdown(card: dict) -> str:
         *_review_lines(card["metrics"]),
         *_data_lines(card.get("data", {})),
         *_training_lines(card.get("training", {})),
+        *_runtime_lines(card),
         "",
         "## Known limits",
         "",
