@@ -1,0 +1,1 @@
+"""Fetal head biometry (issue 21): measuring the skull on brain-plane images."""
