@@ -13,6 +13,7 @@ Export needs TensorFlow (imported inside ``export_litert``); ``LiteRtPlaneClassi
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -201,7 +202,8 @@ def write_litert(card: dict, card_path: str | Path, images: np.ndarray, *, check
 
 
 def export_card(card_path: str | Path, *, data_dir: str | Path | None) -> dict:
-    """Export the model of the card at ``card_path`` to LiteRT and record it in the card (JSON and Markdown).
+    """Export the model of the card at ``card_path`` to LiteRT and record it in the card (JSON, and Markdown
+    where there is one).
 
     The check runs on the test split of ``data_dir`` (fetal and out-of-distribution images alike: both reach
     the worker) when it is there, else on 32 seeded random images, and the card says which."""
@@ -220,5 +222,9 @@ def export_card(card_path: str | Path, *, data_dir: str | Path | None) -> dict:
         checked_on = "32 random images (the data set was not found)"
     card = write_litert(card, card_path, images, checked_on=checked_on)
     json_path = Path(card_path)
-    write_card(card, json_path, json_path.with_name(json_path.name.removesuffix(".json") + ".md"))
+    md_path = json_path.with_name(json_path.name.removesuffix(".json") + ".md")
+    if md_path.is_file():  # a trained model's card: its Markdown is rendered from the JSON
+        write_card(card, json_path, md_path)
+    else:
+        json_path.write_text(json.dumps(card, indent=2) + "\n")
     return card
