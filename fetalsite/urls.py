@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from fetalsite.health import health
+from fetalsite.metrics_endpoint import metrics
 
 
 class FaviconView(RedirectView):
@@ -20,6 +21,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("health/", health, name="health"),
+    path("metrics", metrics, name="metrics"),  # Prometheus' default path; token or network only
     # Browsers ask for /favicon.ico whatever the page links: send them to the SVG the pages name (no 404 logged).
     path("favicon.ico", FaviconView.as_view(), name="favicon"),
     path("admin/", admin.site.urls),

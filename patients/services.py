@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import ParamSpec, TypeVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from pydicom.uid import generate_uid
 
@@ -20,6 +23,7 @@ from fetalsite.accounts.models import Clinic
 from fetalsite.accounts.roles import require_permission, user_can_review
 from fetalsite.core.errors import ApplicationError
 from fetalsite.core.text import fold_for_search
+from fetalsite.metrics.services import refusal_reason, upload_refusal_record
 from patients.cine_files import VIDEO_EXTENSIONS, CineFacts, CineRefused, inspect_cine_bytes, inspect_dicom_file
 from patients.dicom_files import DICOM_EXTENSION, DicomFacts, DicomHeader, DicomRefused, is_part10
 from patients.imaging import ImageFacts, inspect_image_bytes, sanitize_filename
@@ -407,6 +411,29 @@ class UploadResult:
     created: bool
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _refusals_counted(service: Callable[P, R]) -> Callable[P, R]:
+    """Count each refused upload by its code (/metrics' fetalsite_upload_refusals_total) where the API, the pages,
+    C-STORE and STOW-RS all pass: the services they call. The error itself goes on unchanged."""
+
+    @functools.wraps(service)
+    def counted(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return service(*args, **kwargs)
+        except (ValidationError, ApplicationError, PermissionDenied) as refused:
+            try:  # after the service's own transaction ended: the count is not rolled back with it
+                upload_refusal_record(reason=refusal_reason(refused))
+            except DatabaseError:  # e.g. the caller's transaction is broken: the answer matters more than a count
+                logger.warning("Upload refused (%s) but not counted", refusal_reason(refused), exc_info=True)
+            raise
+
+    return counted
+
+
+@_refusals_counted
 def image_upload(*, study: Study, data: bytes, filename: str | bytes | None, uploaded_by) -> UploadResult:
     """Validate, store and queue one image; the same bytes again return the existing record.
 
@@ -578,6 +605,7 @@ def _image_files_store(*, clinic_id: int, data: bytes, facts: ImageFacts) -> _St
     return stored
 
 
+@_refusals_counted
 def image_upload_many(
     *, study: Study, files: list[tuple[bytes, str | bytes | None]], uploaded_by
 ) -> list[UploadResult]:
@@ -586,7 +614,10 @@ def image_upload_many(
     Each file is decoded once: the facts from the check are the ones stored.
     """
     if len(files) <= 1:
-        return [image_upload(study=study, data=data, filename=name, uploaded_by=uploaded_by) for data, name in files]
+        return [
+            _image_upload(study=study, data=data, facts=None, filename=name, uploaded_by=uploaded_by)
+            for data, name in files
+        ]
     inspected, errors = [], {}
     for index, (data, name) in enumerate(files):
         try:
@@ -688,6 +719,7 @@ def _dicom_instance_create(*, image: UltrasoundImage, header: DicomHeader, sourc
     return instance
 
 
+@_refusals_counted
 def dicom_instance_receive(*, clinic: Clinic, data: bytes, received_by, source: str) -> UploadResult:
     """Store one DICOM instance received over the network (C-STORE, later STOW-RS) in ``clinic``.
 

@@ -6,9 +6,11 @@ from django.apps import apps
 from django.contrib.admin.models import LogEntry
 
 from fetalsite.audit.models import AccessLogEntry, AccessLogHead
+from fetalsite.metrics.models import UploadRefusal
 
-# Rows that reading or being refused may add (the access log records refusals); everything else must stay as it was.
-NOT_COMPARED = {AccessLogEntry, AccessLogHead, LogEntry}
+# Rows that reading or being refused may add (the access log records refusals, /metrics counts refused uploads);
+# everything else must stay as it was.
+NOT_COMPARED = {AccessLogEntry, AccessLogHead, LogEntry, UploadRefusal}
 
 
 def database_snapshot() -> dict[str, list[tuple]]:

@@ -72,6 +72,8 @@ EXPECTED: dict[str, dict[str, str]] = {
                 "delete": NOT_ALLOWED},
     "health/": {"get": " ".join(["200|503"] * 7), "post": NOT_ALLOWED, "put": NOT_ALLOWED, "patch": NOT_ALLOWED,
                 "delete": NOT_ALLOWED},  # 503 while no worker answers the ping
+    # Prometheus: no token and no allowed network here, so 404 for everyone, whatever the method (not advertised)
+    "metrics": {method: " ".join(["404"] * 7) for method in METHODS},
     "favicon.ico": {"get": " ".join(["301"] * 7), "post": NOT_ALLOWED, "put": NOT_ALLOWED, "patch": NOT_ALLOWED,
                     "delete": NOT_ALLOWED},  # to the SVG icon, for everyone
     "model/": {"get": "302 200 200 403 200 200 200"},

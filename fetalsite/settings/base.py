@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "fetalsite.core",
+    "fetalsite.metrics",
     "fetalsite.accounts",
     "patients",
     "classifier",
@@ -318,6 +319,11 @@ SPECTACULAR_SETTINGS.update(
 # How many reverse proxies in front of the app append to X-Forwarded-For (0: use REMOTE_ADDR).
 # The access log, login logs and lock-out then record the client's address, not the proxy's.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# /metrics (docs/metrics.md) answers a scraper that sends "Authorization: Bearer <METRICS_TOKEN>" or whose address
+# (as above) is in one of these networks (CIDR, comma-separated); anyone else gets a 404. Neither set: always 404.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
 
 # ---- Sessions, lock-out and security headers (issue 6) ------------------------------------------
 # Log off after this much idle time; the study page's background polling does not count as activity.
