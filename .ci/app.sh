@@ -9,6 +9,8 @@ ensure_report_libs
 ensure_redis
 mkdir -p var
 export DJANGO_SETTINGS_MODULE=fetalsite.settings.local
+# /metrics from this machine without a token (docs/metrics.md): curl http://127.0.0.1:8000/metrics
+export METRICS_ALLOWED_NETWORKS="${METRICS_ALLOWED_NETWORKS:-127.0.0.1/32,::1/128}"
 .venv/bin/python manage.py migrate --noinput -v0
 .venv/bin/python manage.py register_models
 .venv/bin/python manage.py seed_demo ${DEMO_PASSWORD:+--password "$DEMO_PASSWORD"}
