@@ -8,6 +8,7 @@ a partial for the script, a redirect for a plain form (``patients.page_actions``
 
 from __future__ import annotations
 
+import hashlib
 import io
 from datetime import timedelta
 
@@ -19,6 +20,8 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import get_conditional_response, patch_vary_headers
+from django.utils.http import quote_etag
 from django.views import View
 from django.views.generic import FormView, TemplateView
 from PIL import Image
@@ -48,7 +51,7 @@ from patients.forms import (
 )
 from patients.imaging import media_type_of
 from patients.models import Study, UltrasoundImage
-from patients.page_actions import PageActionMixin, is_partial_request, partial_response
+from patients.page_actions import PARTIAL_HEADER, PageActionMixin, is_partial_request, partial_response
 
 WORKLIST_PAGE_SIZE = 25
 
@@ -254,13 +257,55 @@ def _card_context(image, *, can_review: bool) -> dict:
         "can_review": can_review and image.study.status == Study.Status.OPEN,
         "planes": FetalPlane.choices,
         "cine": _cine_context(image, timeline) if image.is_cine else None,
-        "version": _card_version(job, prediction) + _timeline_version(timeline) + _exclusion_version(image),
+        "version": _full_version(image, job, prediction, timeline),
         "review": {
             "state": selectors.image_review_state(image),
             "not_plane_reasons": Prediction.NotPlaneReason.choices,
             "exclusion_reasons": UltrasoundImage.ExclusionReason.choices,
         },
     }
+
+
+def _full_version(image, job, prediction, timeline) -> str:
+    """The card's ``data-version``: what it shows from its latest job and prediction, its clip's key frames and
+    whether it is excluded."""
+    return _card_version(job, prediction) + _timeline_version(timeline) + _exclusion_version(image)
+
+
+def _image_version(image) -> str:
+    """The card's version without building the card (from the selector's prefetch: no query)."""
+    job = classifier_selectors.image_latest_job(image)
+    timeline = classifier_selectors.cine_timeline(image) if image.is_cine else None
+    return _full_version(image, job, classifier_selectors.job_prediction(job), timeline)
+
+
+# ---- The study page's poll: only the cards that changed since the page's last answer --------------
+# The answer's ETag names the state it showed: the page's own (study status, whether the person may review) and a
+# short digest of each card's version. The script sends it back (``?since=`` and If-None-Match): nothing changed
+# is a 304 with no body; else only the cards whose digest differs, and the plane summary.
+
+
+def _version_digest(version: str) -> str:
+    return hashlib.blake2b(version.encode(), digest_size=5).hexdigest()
+
+
+def _poll_token(*, study: Study, can_review: bool, versions: dict[int, str]) -> str:
+    cards = ".".join(f"{image_id}-{_version_digest(version)}" for image_id, version in versions.items())
+    return f"{study.status}-{int(can_review)}.{cards}"
+
+
+def _known_digests(token: str, *, current: str) -> dict[int, str]:
+    """The card digests a poll's ``since`` token names, or none (send every card) when it is malformed or the page's
+    own state changed since (a sign-off changes every card's controls)."""
+    head, _, cards = token.partition(".")
+    if head != current.partition(".")[0]:
+        return {}
+    known = {}
+    for card in filter(None, cards.split(".")):
+        image_id, _, digest = card.partition("-")
+        if image_id.isdigit():
+            known[int(image_id)] = digest
+    return known
 
 
 def _exclusion_version(image) -> str:
@@ -362,12 +407,15 @@ class StudyDetailView(StaffPageMixin, TemplateView):
         study = selectors.study_get(user=self.request.user, study_id=self.kwargs["study_id"])
         images = list(selectors.image_list(user=self.request.user, study_id=study.id))
         can_review = user_can_review(self.request.user)
+        cards = [_card_context(image, can_review=can_review) for image in images]
+        versions = {card["image"].id: card["version"] for card in cards}
         return {
             **super().get_context_data(**kwargs),
             "study": study,
+            "poll_token": _poll_token(study=study, can_review=can_review, versions=versions),
             "can_sign_off": can_review,
             "reopen_form": ReopenForm() if can_review and study.status != Study.Status.OPEN else None,
-            "cards": [_card_context(image, can_review=can_review) for image in images],
+            "cards": cards,
             "summary": selectors.plane_summary(images),
             "upload_form": UploadForm(),
             "can_upload": self.request.user.has_perm("patients.add_ultrasoundimage"),
@@ -524,18 +572,31 @@ class StudyUploadView(PageActionMixin, View):
 
 
 class StudyImagesView(PageActionMixin, View):
-    """What the study page polls: every image's card (with its ``data-version``) and the plane summary, as
-    one HTML fragment (``patients/_study_images.html``); the script swaps in the cards that changed."""
+    """What the study page polls: the cards (each with its ``data-version``) and the plane summary, as one HTML
+    fragment (``patients/_study_images.html``); the script swaps in the cards that changed.
+
+    With ``?since=<the last answer's ETag>`` only the cards changed since then come; with a matching If-None-Match,
+    a 304 without a body (the usual answer while a queue stands still)."""
 
     def get(self, request, study_id: int):
         study = selectors.study_get(user=request.user, study_id=study_id)
         images = list(selectors.image_list(user=request.user, study_id=study.id))
         can_review = user_can_review(request.user)
-        context = {
-            "cards": [_card_context(image, can_review=can_review) for image in images],
-            "summary": selectors.plane_summary(images),
-        }
-        return partial_response(request, "patients/_study_images.html", context)
+        versions = {image.id: _image_version(image) for image in images}
+        token = _poll_token(study=study, can_review=can_review, versions=versions)
+        etag = quote_etag(token)
+        response = get_conditional_response(request, etag=etag)
+        if response is None:
+            known = _known_digests(request.GET.get("since", ""), current=token)
+            changed = [image for image in images if known.get(image.id) != _version_digest(versions[image.id])]
+            context = {
+                "cards": [_card_context(image, can_review=can_review) for image in changed],
+                "summary": selectors.plane_summary(images),
+            }
+            response = partial_response(request, "patients/_study_images.html", context)
+        response["ETag"] = etag
+        patch_vary_headers(response, [PARTIAL_HEADER])
+        return response
 
 
 class PredictionReviewView(PageActionMixin, View):

@@ -18,6 +18,8 @@
   let uploading = 0;
   let pollTimer = null;
   let quietPolls = 0;
+  // The state the page last saw (the poll's ETag): the server answers 304, or only the cards changed since.
+  let pollToken = grid.dataset.pollToken || "";
 
   const announce = (text) => { if (live) live.textContent = text; };
   const el = (tag, attrs, text) => {
@@ -96,17 +98,20 @@
     pollTimer = null;
     try {
       // X-Background-Poll tells the server this is no activity of the person's, so an idle session still ends.
-      const response = await fetch(pollUrl, {
-        headers: { ...PARTIAL, "X-Background-Poll": "1" },
-        credentials: "same-origin",
-      });
+      const headers = { ...PARTIAL, "X-Background-Poll": "1" };
+      if (pollToken) headers["If-None-Match"] = '"' + pollToken + '"';
+      const url = pollToken ? pollUrl + "?since=" + encodeURIComponent(pollToken) : pollUrl;
+      const response = await fetch(url, { headers, credentials: "same-origin", cache: "no-store" });
       if (response.redirected || response.status === 401 || response.status === 403) {
         sessionEnded();
         return;
       }
-      if (response.ok) {
+      if (response.status === 304) {
+        quietPolls += 1;  // nothing changed
+      } else if (response.ok) {
         quietPolls += 1;
         applyFragment(await response.text());
+        pollToken = (response.headers.get("ETag") || "").replace(/^W\//, "").replace(/"/g, "");
       }
     } catch (error) {
       // The network blinked: try again on the next tick.
