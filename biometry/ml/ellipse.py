@@ -140,6 +140,49 @@ def head_measurement(ellipse: Ellipse, *, pixel_size_mm: float | None) -> HeadMe
     )
 
 
+Point = tuple[float, float]
+
+
+def ellipse_from_axis_ends(major_ends: tuple[Point, Point], minor_ends: tuple[Point, Point]) -> Ellipse:
+    """The ellipse a clinician's dragged axis ends describe: the OFD ends fix centre, major axis and angle; the
+    BPD ends' mean distance from that axis line is the semi-minor axis (they need not be exactly square to it).
+    """
+    (x1, y1), (x2, y2) = major_ends
+    a = math.hypot(x2 - x1, y2 - y1) / 2
+    if not a > 0:
+        raise ValueError("the two ends of the major axis coincide")
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    angle = math.atan2(y2 - y1, x2 - x1)
+    normal = (-math.sin(angle), math.cos(angle))
+    b = sum(abs((x - cx) * normal[0] + (y - cy) * normal[1]) for x, y in minor_ends) / 2
+    return _ordered(cx=cx, cy=cy, first=a, second=b, angle=angle)
+
+
+def ellipse_from_three_points(end1: Point, end2: Point, on_curve: Point) -> Ellipse:
+    """Three clicks: two ends of one axis, then any point of the curve off that axis."""
+    cx, cy = (end1[0] + end2[0]) / 2, (end1[1] + end2[1]) / 2
+    half = math.hypot(end2[0] - end1[0], end2[1] - end1[1]) / 2
+    if not half > 0:
+        raise ValueError("the two axis ends coincide")
+    angle = math.atan2(end2[1] - end1[1], end2[0] - end1[0])
+    dx, dy = on_curve[0] - cx, on_curve[1] - cy
+    u = dx * math.cos(angle) + dy * math.sin(angle)
+    v = -dx * math.sin(angle) + dy * math.cos(angle)
+    if abs(u) >= half or v == 0:
+        raise ValueError("the third point must lie beside the axis, within its ends")
+    other = abs(v) / math.sqrt(1 - (u / half) ** 2)
+    return _ordered(cx=cx, cy=cy, first=half, second=other, angle=angle)
+
+
+def _ordered(*, cx: float, cy: float, first: float, second: float, angle: float) -> Ellipse:
+    """An Ellipse whatever order the two semi-axes came in: the longer one is the major axis."""
+    if not second > 0:
+        raise ValueError("the ellipse has no width")
+    if second > first:
+        first, second, angle = second, first, angle + math.pi / 2
+    return Ellipse(cx, cy, first, second, angle % math.pi)
+
+
 def ellipse_fit(
     mask: np.ndarray,
     *,

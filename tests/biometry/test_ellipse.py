@@ -17,6 +17,8 @@ from biometry.ml.ellipse import (
     FLAG_TINY,
     Ellipse,
     ellipse_fit,
+    ellipse_from_axis_ends,
+    ellipse_from_three_points,
     head_measurement,
     largest_component,
 )
@@ -212,3 +214,50 @@ class TestHC18Annotations:
         assert len(raw) == 20
         assert 0.8 < np.mean(raw) < 1.6  # the outline's width, always outwards
         assert np.mean(np.abs(inset)) < 0.1 and np.max(np.abs(inset)) < 0.3
+
+
+class TestEllipseFromClicks:
+    def test_axis_ends_give_back_the_ellipse_they_came_from(self):
+        e = Ellipse(400.0, 270.0, 180.0, 120.0, math.radians(30))
+        ofd1, ofd2, bpd1, bpd2 = e.axis_ends()
+
+        back = ellipse_from_axis_ends((ofd1, ofd2), (bpd1, bpd2))
+
+        assert (back.cx, back.cy) == pytest.approx((400.0, 270.0))
+        assert (back.semi_major, back.semi_minor) == pytest.approx((180.0, 120.0))
+        assert back.angle == pytest.approx(math.radians(30))
+
+    def test_a_dragged_bpd_end_off_square_counts_by_its_distance_from_the_major_axis(self):
+        back = ellipse_from_axis_ends(((200.0, 300.0), (600.0, 300.0)), ((420.0, 180.0), (400.0, 440.0)))
+
+        assert back.semi_minor == pytest.approx((120.0 + 140.0) / 2)
+
+    def test_minor_axis_ends_longer_than_the_major_swap_the_axes(self):
+        back = ellipse_from_axis_ends(((300.0, 300.0), (500.0, 300.0)), ((400.0, 100.0), (400.0, 500.0)))
+
+        assert (back.semi_major, back.semi_minor) == pytest.approx((200.0, 100.0))
+        assert back.angle == pytest.approx(math.pi / 2)
+
+    def test_three_points_on_a_known_ellipse_recover_it(self):
+        e = Ellipse(400.0, 270.0, 180.0, 120.0, math.radians(-20) % math.pi)
+        end1, end2, _, _ = e.axis_ends()
+        t = math.radians(50)  # a point of the curve at parameter t
+        px = e.cx + e.semi_major * math.cos(t) * math.cos(e.angle) - e.semi_minor * math.sin(t) * math.sin(e.angle)
+        py = e.cy + e.semi_major * math.cos(t) * math.sin(e.angle) + e.semi_minor * math.sin(t) * math.cos(e.angle)
+
+        back = ellipse_from_three_points(end1, end2, (px, py))
+
+        assert (back.semi_major, back.semi_minor) == pytest.approx((180.0, 120.0))
+        assert back.perimeter() == pytest.approx(e.perimeter())
+
+    @pytest.mark.parametrize(
+        "points",
+        [
+            ((1.0, 1.0), (1.0, 1.0), (5.0, 5.0)),
+            ((0.0, 0.0), (10.0, 0.0), (12.0, 3.0)),
+            ((0.0, 0.0), (10.0, 0.0), (3.0, 0.0)),
+        ],
+    )
+    def test_clicks_that_describe_no_ellipse_are_refused(self, points):
+        with pytest.raises(ValueError):
+            ellipse_from_three_points(*points)
