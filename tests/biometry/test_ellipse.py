@@ -69,6 +69,18 @@ class TestEllipseFit:
         assert angle_difference(e.angle, math.radians(angle_deg)) < math.radians(0.2)
         assert fit.iou > 0.995 and fit.inlier_fraction > 0.99 and fit.rms_residual_px < 0.35
 
+    def test_a_ragged_segmentation_edge_still_measures_within_half_a_percent(self):
+        # A model's mask is not a clean raster: flip a random third of the pixels within 1.5 px of the edge.
+        rng = np.random.default_rng(21)
+        clean = drawn_ellipse(400.0, 270.0, 190.0, 140.0, 15.0)
+        near_edge = drawn_ellipse(400.0, 270.0, 191.5, 141.5, 15.0) & ~drawn_ellipse(400.0, 270.0, 188.5, 138.5, 15.0)
+        ragged = clean ^ (near_edge & (rng.random(SHAPE) < 0.33))
+
+        fit = ellipse_fit(largest_component(ragged))
+
+        assert fit.flags == ()
+        assert fit.ellipse.perimeter() == pytest.approx(ramanujan(190.0, 140.0), rel=0.005)
+
     def test_circle_hc_is_two_pi_r(self):
         r = 143.7
 
