@@ -41,7 +41,7 @@ INFERENCE_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5,
 UNKNOWN_RUNTIME = "unknown"  # predictions made before the runtime was recorded (issue 20)
 
 
-def _bucket_counts(field: str, bounds: tuple[float, ...], scale: float = 1.0) -> dict:
+def _bucket_counts(field: str, bounds: tuple[float, ...] | tuple[timedelta, ...], scale: float = 1.0) -> dict:
     """Conditional counts for one aggregate query: ``le_<i>`` = rows with ``field`` <= bound (cumulative, as
     Prometheus buckets are), plus the sum and the count. ``scale`` turns a bound in seconds into the field's unit."""
     counts = {f"le_{i}": Count("id", filter=Q(**{f"{field}__lte": bound * scale})) for i, bound in enumerate(bounds)}
