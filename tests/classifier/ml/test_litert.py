@@ -177,7 +177,9 @@ class TestCommittedV3:
 NO_TENSORFLOW_SCRIPT = """
 import sys, django
 django.setup()
-import classifier.tasks, classifier.services, patients.services  # what the worker imports
+from fetalsite.celery import app
+app.loader.import_default_modules()  # what a Celery worker imports at start: every app's tasks and their imports
+import classifier.tasks, classifier.services, classifier.registry
 from classifier.ml.card import read_card
 from classifier.ml.preprocessing import load_image
 from classifier.models import ModelVersion
