@@ -13,8 +13,9 @@ model registered and active, an integrator with an API token, gunicorn (``--web-
 settings (``SECURE_SSL_REDIRECT=false``: the bench speaks plain HTTP to 127.0.0.1).
 
 1. Model alone: a separate process loads the model as the worker does (``classifier.registry.classifier_for``: the
-   same runtime), preprocesses the images once and predicts them at each ``--model-batches`` size; images a second
-   at the best size. Its load time (imports, file check, load; then the first prediction) is printed too.
+   same runtime, given every core: INFERENCE_THREADS=os.cpu_count()), preprocesses the images once and predicts
+   them at each ``--model-batches`` size; images a second at the best size (bench/bench_model.py has the
+   runtimes' full figures). Its load time (imports, file check, load; then the first prediction) is printed too.
 2. For each worker count: warm-up uploads of training images, one at a time while the previous one runs, so that
    each pool process gets one as its first job (its duration less a warm job's is the process's model load); then
    the ``--images`` test images uploaded by ``--clients`` threads, each its own ``POST
@@ -254,6 +255,8 @@ def model_alone(images: list[Sample], batch_sizes: list[int], rounds: int) -> di
 
 def measure_model_alone(args: argparse.Namespace, env: dict[str, str]) -> dict:
     command = [sys.executable, __file__, "--model-alone", *sys.argv[1:]]
+    # Every core for the one process, as the model-alone figure of the issue (a worker process gets its share).
+    env = env | {"INFERENCE_THREADS": str(os.cpu_count())}
     done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
         raise SystemExit(f"the model-alone process failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
@@ -474,6 +477,14 @@ def worker_queues(args: argparse.Namespace) -> str:
     return ",".join(wanted) if wanted and set(wanted) <= defined else ""
 
 
+def worker_settings() -> str:
+    """The settings that shape the worker's speed, as this run has them (absent in older commits: "-")."""
+    from django.conf import settings
+
+    names = ["INFERENCE_RUNTIME", "INFERENCE_THREADS", "MICRO_BATCH_MAX", "CINE_BATCH_SIZE"]
+    return "settings: " + ", ".join(f"{name}={getattr(settings, name, '-')}" for name in names)
+
+
 def main() -> int:
     args = parse_args()
     if args.model_alone:  # the child process of measure_model_alone: Django is configured by the environment
@@ -489,6 +500,7 @@ def main() -> int:
         env = configure_django(args, database_url=db, media_root=Path(tmp) / "media")
         prepare_app(Path(tmp))
         args.queues = worker_queues(args)
+        print(worker_settings())
         results["model"] = measure_model_alone(args, env)
         with gunicorn(env, processes=args.web_workers, log_dir=Path(tmp)) as url:
             api = log_in(url)
