@@ -213,6 +213,24 @@ class TestUploadRefusals:
 
         assert refusals == {(refused.value.code,): 1}
 
+    def test_the_study_page_and_a_signed_off_study_are_counted_too(
+        self, client, token, model_version, study, sonographer, clinician, api_client
+    ):
+        client.force_login(sonographer)
+        page = client.post(
+            f"/studies/{study.id}/upload/",
+            {"file": SimpleUploadedFile("x.png", b"text")},
+            HTTP_X_REQUESTED_WITH="fetch",  # the study page's script
+        )
+        assert page.status_code == 400
+        patient_services.study_sign_off(study=study, signed_by=clinician, acknowledged=True)
+        files = {"file": SimpleUploadedFile("scan.png", png_bytes(seed=9), content_type="image/png")}
+        assert api_client.post(f"/api/v1/studies/{study.id}/images/", files, format="multipart").status_code == 409
+
+        refusals = _values(_scrape(client)["fetalsite_upload_refusals"], "fetalsite_upload_refusals_total")
+
+        assert refusals == {("not_an_image",): 1, ("study_signed_off",): 1}
+
     def test_an_accepted_upload_counts_nothing(self, client, token, model_version, study, api_client):
         files = {"file": SimpleUploadedFile("scan.png", png_bytes(seed=7), content_type="image/png")}
         assert api_client.post(f"/api/v1/studies/{study.id}/images/", files, format="multipart").status_code == 202
