@@ -131,11 +131,11 @@ def model_version_activate(*, model_version: ModelVersion, activated_by=None) ->
 # (the tasks lazily), as docs/architecture.md says. Nothing else in the app imports the tasks.
 
 
-def _send(job_id: int) -> None:
+def _send(job_id: int, countdown: float = 0) -> None:
     from classifier.tasks import classify_image as classify_image_task
 
     try:
-        result = classify_image_task.apply_async(kwargs={"job_id": job_id})
+        result = classify_image_task.apply_async(kwargs={"job_id": job_id}, countdown=countdown or None)
     except Exception:
         # The broker is down: the job stays QUEUED in the database and the sweeper resends it.
         logger.exception("Could not enqueue classification job %s; it stays queued", job_id)
@@ -330,17 +330,26 @@ def _stale_running_cutoff():
 
 def job_start(*, job_id: int) -> ClassificationJob | None:
     """Claim a job for running; None when there is nothing to do (finished, running, gone)."""
+    jobs = job_batch_start(job_id=job_id, size=1)
+    return jobs[0] if jobs else None
+
+
+def job_batch_start(*, job_id: int, size: int) -> list[ClassificationJob]:
+    """Claim a job and, for a still, up to ``size - 1`` other queued stills of its model, oldest first, in one
+    transaction: the worker predicts them as one batch. Never waits for more: a lone job comes back alone.
+    Empty when the job has nothing to do (finished, running, gone). Each co-claimed job's own message, when it
+    comes, finds it not runnable and is dropped; if this worker dies, the sweeper requeues them all as stale."""
     with transaction.atomic():
-        job = ClassificationJob.objects.select_for_update().filter(id=job_id).first()
+        job = ClassificationJob.objects.select_for_update().select_related("image").filter(id=job_id).first()
         if job is None:
             logger.warning("Classification job %s does not exist; message dropped", job_id)
-            return None
+            return []
         runnable = job.status == ClassificationJob.Status.QUEUED or (
             # Redelivered after its worker died: the previous attempt can no longer be running.
             job.status == ClassificationJob.Status.RUNNING and job.started_at < _stale_running_cutoff()
         )
         if not runnable:
-            return None
+            return []
         if job.attempts >= settings.CLASSIFY_MAX_RETRIES + 1:
             # A job that keeps killing its worker must end, not loop forever.
             job.status = ClassificationJob.Status.FAILED
@@ -348,33 +357,92 @@ def job_start(*, job_id: int) -> ClassificationJob | None:
             job.finished_at = timezone.now()
             job.save(update_fields=["status", "error", "finished_at"])
             webhook_deliveries_send(webhooks.webhook_job_failed_record(job=job))
-            return None
-        job.status = ClassificationJob.Status.RUNNING
-        job.attempts += 1
-        job.started_at = timezone.now()
-        job.save(update_fields=["status", "attempts", "started_at"])
-        return job
+            return []
+        jobs = [job]
+        if size > 1 and job.model_version_id is not None and not job.image.is_cine:
+            jobs += _queued_stills(model_version_id=job.model_version_id, exclude_id=job.id, limit=size - 1)
+        started_at = timezone.now()
+        for claimed in jobs:
+            claimed.status = ClassificationJob.Status.RUNNING
+            claimed.attempts += 1
+            claimed.started_at = started_at  # shared by a batch: the batch is visible in the jobs' rows
+            claimed.save(update_fields=["status", "attempts", "started_at"])
+        return jobs
+
+
+def _queued_stills(*, model_version_id: int, exclude_id: int, limit: int) -> list[ClassificationJob]:
+    """Queued still jobs of one model, oldest first, locked; rows another worker has locked are skipped
+    (PostgreSQL; SQLite serialises writers anyway). Jobs out of attempts are left to their own message."""
+    return list(
+        ClassificationJob.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("image")
+        .filter(
+            status=ClassificationJob.Status.QUEUED,
+            model_version_id=model_version_id,
+            attempts__lt=settings.CLASSIFY_MAX_RETRIES + 1,
+        )
+        .exclude(id=exclude_id)
+        .exclude(image__kind="cine")  # patients.models.UltrasoundImage.Kind.CINE: a clip is a job of its own
+        .order_by("queued_at", "id")[:limit]
+    )
 
 
 def classification_job_run(*, job_id: int) -> ClassificationJob | None:
-    """Run one job end to end: the worker's whole body. Idempotent."""
-    from classifier.ml.preprocessing import load_image
+    """Run a job end to end, with the queued stills it can batch with: the worker's whole body. Idempotent.
+
+    An exception left to the caller (the task) is the job's own; the co-claimed jobs have been dealt with."""
     from classifier.registry import classifier_for
 
-    job = job_start(job_id=job_id)
-    if job is None:
+    jobs = job_batch_start(job_id=job_id, size=settings.MICRO_BATCH_MAX)
+    if not jobs:
         return None
+    job, companions = jobs[0], jobs[1:]
     if job.model_version is None:
         return job_mark_failed(job_id=job.id, reason="No active model: an admin must register and activate one.")
+    try:
+        classifier = classifier_for(job.model_version)
+        if job.image.is_cine:
+            return _cine_job_run(job=job, classifier=classifier)
+        return _still_batch_run(jobs=jobs, classifier=classifier)
+    except BaseException as error:
+        for companion in companions:  # the batch failed as a whole: each companion fails (or retries) alone
+            job_retry_or_fail(job_id=companion.id, reason=_reason(error))
+        raise
 
-    classifier = classifier_for(job.model_version)
-    if job.image.is_cine:
-        return _cine_job_run(job=job, classifier=classifier)
-    with job.image.file.open("rb") as handle:
-        image = load_image(handle.read())
-    result = classifier.classify(image)
-    heatmap_png = classifier.heatmap_png(image)
-    return prediction_save(job_id=job.id, result=result, heatmap_png=heatmap_png)
+
+def _reason(error: BaseException) -> str:
+    return f"{error.__class__.__name__}: {error}"
+
+
+def _still_batch_run(*, jobs: list[ClassificationJob], classifier) -> ClassificationJob:
+    """Decode each still once, predict them in one call, save each prediction (each exactly once). A job whose
+    image fails to decode or whose save fails retries (or fails) alone; the first job's own error is raised
+    last, for its task to handle, once the others are saved."""
+    from classifier.ml.preprocessing import load_image
+
+    failures: dict[int, BaseException] = {}
+    decoded = []
+    for job in jobs:
+        try:
+            with job.image.file.open("rb") as handle:
+                decoded.append((job, load_image(handle.read())))
+        except Exception as error:
+            failures[job.id] = error
+    results = classifier.classify_batch([image for _, image in decoded]) if decoded else []
+    if len(jobs) > 1:
+        logger.info("Classified a batch of %d jobs: %s", len(decoded), [job.id for job, _ in decoded])
+    for (job, _), result in zip(decoded, results, strict=True):
+        try:
+            prediction_save(job_id=job.id, result=result)
+        except Exception as error:
+            failures[job.id] = error
+    lead = jobs[0]
+    for job in jobs[1:]:
+        if job.id in failures:
+            job_retry_or_fail(job_id=job.id, reason=_reason(failures[job.id]))
+    if lead.id in failures:
+        raise failures[lead.id]
+    return ClassificationJob.objects.get(id=lead.id)
 
 
 def _cine_job_run(*, job: ClassificationJob, classifier) -> ClassificationJob | None:
@@ -436,7 +504,9 @@ def cine_frames_save(*, job_id: int, scores, key_frames: list) -> Classification
         return job
 
 
-def prediction_save(*, job_id: int, result, heatmap_png: bytes | None) -> ClassificationJob:
+def prediction_save(*, job_id: int, result, heatmap_png: bytes | None = None) -> ClassificationJob:
+    """Save a job's prediction and finish the job, exactly once. The heatmap is made on request
+    (``heatmap_request``); ``heatmap_png`` stores one made already."""
     heatmap_path = ""
     if heatmap_png:
         heatmap_path = default_storage.save(f"heatmaps/job-{job_id}.png", ContentFile(heatmap_png))
@@ -478,6 +548,104 @@ def prediction_save(*, job_id: int, result, heatmap_png: bytes | None) -> Classi
 
 class _AlreadyDone(Exception):
     pass
+
+
+# ---- Heatmaps, made when someone first asks -------------------------------------------------------
+# Grad-CAM costs three times the prediction, so classification does not make it: the first request for an
+# image's heatmap queues heatmap_render on the low-priority heatmaps queue, and later requests find it stored.
+
+
+def _heatmap_send(prediction_id: int) -> None:
+    from classifier.tasks import heatmap_render as heatmap_render_task
+
+    try:
+        heatmap_render_task.apply_async(kwargs={"prediction_id": prediction_id})
+    except Exception:
+        # The broker is down: the request goes stale and the next request for this heatmap queues it again.
+        logger.exception("Could not queue the heatmap of prediction %s", prediction_id)
+
+
+def _heatmap_request_stale_before():
+    return timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+
+
+@transaction.atomic
+def heatmap_request(*, prediction: Prediction, requested_by) -> Prediction:
+    """Ask for a prediction's heatmap: queued once, after commit; a request repeated while it is being made
+    queues nothing more. A request older than the task time limit (its worker died, its message was lost) is
+    queued again. Whoever may see the prediction may ask. The returned prediction has ``heatmap`` once made."""
+    require_permission(
+        requested_by,
+        "classifier.view_prediction",
+        clinic_id=prediction.job.image.study.patient.clinic_id,
+        action="see heatmaps",
+    )
+    if prediction.heatmap:  # made already: nothing to lock
+        return prediction
+    prediction = Prediction.objects.select_for_update().get(id=prediction.id)
+    if prediction.heatmap:
+        return prediction
+    requested_at = prediction.heatmap_requested_at
+    if requested_at is not None and requested_at >= _heatmap_request_stale_before():
+        return prediction
+    prediction.heatmap_requested_at = timezone.now()
+    prediction.skip_history_when_saving = True  # plumbing, not a change a clinician made or needs to see
+    prediction.save(update_fields=["heatmap_requested_at"])
+    transaction.on_commit(functools.partial(_heatmap_send, prediction.id))
+    return prediction
+
+
+def heatmap_render(*, prediction_id: int) -> Prediction | None:
+    """Make and store a prediction's Grad-CAM overlay, exactly once: a redelivered or repeated task that finds
+    it stored does nothing, and of two renders that race, the second's file is deleted. The heatmaps queue's
+    whole body. Key-frame stills are stills; a clip has no prediction and so no heatmap."""
+    from classifier.ml.preprocessing import load_image
+
+    prediction = Prediction.objects.select_related("job__image", "job__model_version").filter(id=prediction_id).first()
+    if prediction is None or prediction.heatmap:
+        return prediction
+    classifier = _heatmap_classifier(prediction.job.model_version)
+    with prediction.job.image.file.open("rb") as handle:
+        image = load_image(handle.read())
+    path = default_storage.save(f"heatmaps/prediction-{prediction.id}.png", ContentFile(classifier.heatmap_png(image)))
+    try:
+        with transaction.atomic():
+            prediction = Prediction.objects.select_for_update().get(id=prediction_id)
+            if prediction.heatmap:
+                default_storage.delete(path)
+                return prediction
+            prediction.heatmap = path
+            prediction.skip_history_when_saving = True
+            prediction.save(update_fields=["heatmap"])
+            return prediction
+    except BaseException:
+        default_storage.delete(path)
+        raise
+
+
+def _heatmap_classifier(model_version: ModelVersion):
+    """Grad-CAM needs the Keras model (a LiteRT export has no gradients)."""
+    from classifier import registry
+
+    keras_classifier_for = getattr(registry, "keras_classifier_for", registry.classifier_for)
+    return keras_classifier_for(model_version)
+
+
+def job_retry_or_fail(*, job_id: int, reason: str) -> None:
+    """A run of this job failed: back to the queue and sent again after the retry countdown, or failed for good
+    once it has had CLASSIFY_MAX_RETRIES retries. The same rule for a job that failed in its own task and for
+    one that failed inside another's batch (which has no task of its own to retry)."""
+    with transaction.atomic():
+        job = ClassificationJob.objects.select_for_update().filter(id=job_id).first()
+        if job is None or job.is_finished:
+            return
+        if job.attempts > settings.CLASSIFY_MAX_RETRIES:
+            logger.error("Job %s failed for good after %s attempts: %s", job_id, job.attempts, reason)
+            job_mark_failed(job_id=job_id, reason=reason)
+            return
+        logger.warning("Job %s failed (attempt %s), retrying: %s", job_id, job.attempts, reason)
+        job_mark_retrying(job_id=job_id, reason=reason)
+        transaction.on_commit(functools.partial(_send, job_id, countdown=settings.CLASSIFY_RETRY_COUNTDOWN))
 
 
 @transaction.atomic

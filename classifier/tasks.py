@@ -5,25 +5,30 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None)
-def classify_image(self, *, job_id: int) -> None:
-    from classifier.services import classification_job_run, job_mark_failed, job_mark_retrying
+@shared_task(acks_late=True)
+def classify_image(*, job_id: int) -> None:
+    """Classify the job's image, with the queued stills it can batch with (MICRO_BATCH_MAX)."""
+    from classifier.services import classification_job_run, job_retry_or_fail
 
     try:
         classification_job_run(job_id=job_id)
     except Exception as error:
-        reason = f"{error.__class__.__name__}: {error}"
-        if self.request.retries < settings.CLASSIFY_MAX_RETRIES:
-            logger.warning("Job %s failed (attempt %s), retrying: %s", job_id, self.request.retries + 1, reason)
-            job_mark_retrying(job_id=job_id, reason=reason)
-            raise self.retry(exc=error, countdown=settings.CLASSIFY_RETRY_COUNTDOWN) from error
-        logger.exception("Job %s failed for good", job_id)
-        job_mark_failed(job_id=job_id, reason=reason)
+        # Counted by the job's attempts, not this message's retries: a job may have failed in another's batch.
+        logger.warning("Job %s failed", job_id, exc_info=True)
+        job_retry_or_fail(job_id=job_id, reason=f"{error.__class__.__name__}: {error}")
+
+
+@shared_task(acks_late=True)
+def heatmap_render(*, prediction_id: int) -> None:
+    """The heatmaps queue (low priority): Grad-CAM for a prediction someone asked to see. A failure leaves the
+    request to go stale; the next request after the task time limit queues it again."""
+    from classifier.services import heatmap_render as render
+
+    render(prediction_id=prediction_id)
 
 
 @shared_task

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -676,8 +676,11 @@ class ImageFileView(StaffPageMixin, View):
             return _png_response(image)
         if self.variant == "heatmap":
             prediction = classifier_selectors.image_latest_prediction(image)
-            if prediction is None or not prediction.heatmap:
+            if prediction is None or image.is_cine:
                 raise Http404("No heatmap for this image.")
+            prediction = classifier_services.heatmap_request(prediction=prediction, requested_by=request.user)
+            if not prediction.heatmap:
+                return _heatmap_preparing()
             handle, name, content_type = prediction.heatmap.open("rb"), f"heatmap-{image.id}.png", "image/png"
         else:
             content_type = media_type_of(image.file.name)
@@ -728,6 +731,19 @@ class ImagePlaybackView(StaffPageMixin, View):
         response["X-Content-Type-Options"] = "nosniff"
         response["Cache-Control"] = IMAGE_CACHE_CONTROL
         return response
+
+
+# How long the study page waits before asking again for a heatmap being made (Grad-CAM takes ~0.1 s a still).
+HEATMAP_RETRY_AFTER_S = 1
+
+
+def _heatmap_preparing() -> JsonResponse:
+    """202: the heatmap is made on first request (the heatmaps queue); ask again after Retry-After."""
+    response = JsonResponse({"status": "preparing", "detail": "The heatmap is being made; ask again shortly."})
+    response.status_code = 202
+    response["Retry-After"] = str(HEATMAP_RETRY_AFTER_S)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # Formats every browser shows; TIFF is shown as a PNG made on the fly.

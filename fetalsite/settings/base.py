@@ -176,6 +176,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CLASSIFY_MAX_RETRIES = env.int("CLASSIFY_MAX_RETRIES", default=3)
 CLASSIFY_RETRY_COUNTDOWN = env.int("CLASSIFY_RETRY_COUNTDOWN", default=5)
+# A worker predicts up to this many queued stills of one model in one batch, never waiting for more (1: off).
+MICRO_BATCH_MAX = env.int("MICRO_BATCH_MAX", default=8)
 # A clip's frames go through the model this many at a time: one batch of decoded and preprocessed frames in memory.
 CINE_BATCH_SIZE = env.int("CINE_BATCH_SIZE", default=16)
 # With the broker down an upload must not hang: give up publishing quickly; the sweeper resends.

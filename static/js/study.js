@@ -51,7 +51,7 @@
       // Keep what the person had open: the heatmap toggle, the history panel, a comment being typed.
       const toggle = old.querySelector(".heatmap-toggle");
       const history = old.querySelector("details.history");
-      if (toggle && toggle.checked) { const t = card.querySelector(".heatmap-toggle"); if (t) t.checked = true; }
+      if (toggle && toggle.checked) { const t = card.querySelector(".heatmap-toggle"); if (t) { t.checked = true; loadHeatmap(card); } }
       if (history && history.open) { const h = card.querySelector("details.history"); if (h) { h.open = true; loadHistory(h); } }
       keepVideo(old, card);
       const note = old.querySelector(".duplicate-note");
@@ -438,6 +438,25 @@
   grid.addEventListener("toggle", (event) => {
     if (event.target.matches("details.history") && event.target.open) loadHistory(event.target);
   }, true);
+
+  // ---- Heatmaps: made on the first request (static/js/heatmap.js) -------------------------------
+  function loadHeatmap(card) {
+    const img = card.querySelector("img.heatmap");
+    if (!img || img.getAttribute("src") || !img.dataset.src) return;
+    // The poll may replace the card meanwhile: find it again by id each time.
+    const current = (selector) => { const c = document.getElementById(card.id); return c && c.querySelector(selector); };
+    const say = (text) => { const status = current(".heatmap-status"); if (status) status.textContent = text; };
+    window.heatmapReady(img.dataset.src, () => say("Preparing heatmap…"))
+      .then((src) => {
+        const target = current("img.heatmap");
+        if (target && !target.getAttribute("src")) target.src = src;
+        say("");
+      })
+      .catch(() => say("The heatmap could not be made; try again later."));
+  }
+  grid.addEventListener("change", (event) => {
+    if (event.target.matches(".heatmap-toggle") && event.target.checked) loadHeatmap(event.target.closest(".image-card"));
+  });
 
   // The enlarged view is static/js/viewer.js (patients/_viewer.html).
 

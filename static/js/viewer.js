@@ -100,21 +100,27 @@
     pane.photo.style.filter =
       `brightness(${look.brightness}%) contrast(${look.contrast}%)` + (look.invert ? " invert(1)" : "");
     const withHeat = Boolean(pane.item && pane.item.heatmap && look.heatmap);
-    pane.heat.hidden = !withHeat;
-    pane.key.hidden = !withHeat;
+    if (withHeat && pane.heatFor !== pane.item.heatmap) loadHeat(pane);
+    // Shown once its PNG is there: it is made on the first request (static/js/heatmap.js).
+    pane.heat.hidden = !withHeat || !pane.heat.getAttribute("src");
+    pane.key.hidden = pane.heat.hidden;
     pane.heat.style.opacity = String(look.opacity / 100);
+  }
+  function loadHeat(pane) {
+    const item = pane.item;
+    pane.heatFor = item.heatmap;
+    window.heatmapReady(item.heatmap)
+      .then((src) => { if (pane.item === item) { pane.heat.src = src; paint(pane); } })
+      .catch(() => { if (pane.item === item) pane.heatFor = null; });
   }
   function show(pane, item) {
     pane.item = item;
     const { photo, heat, key, section } = pane;
     photo.src = item.src;
     photo.alt = (item.cine ? "First frame of cine loop " : "Ultrasound image ") + item.name;
-    if (item.heatmap) {
-      heat.src = item.heatmap;
-      heat.alt = "Model heatmap for " + item.name;
-    } else {
-      heat.removeAttribute("src");
-    }
+    heat.removeAttribute("src");
+    heat.alt = item.heatmap ? "Model heatmap for " + item.name : "";
+    pane.heatFor = null;
     key.querySelector("figcaption").textContent = "Heatmap: where the model looked for " + (item.label || "its answer");
     section.querySelector(".viewer-name").textContent = item.name;
     section.querySelector(".viewer-state").textContent =

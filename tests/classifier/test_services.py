@@ -23,7 +23,9 @@ class TestClassificationJobRun:
         assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
         assert prediction.confidence == pytest.approx(max(prediction.probabilities.values()))
         assert prediction.needs_review == (prediction.confidence < 0.5)
-        assert prediction.heatmap.name
+        # Grad-CAM is made when someone asks for it (tests/classifier/test_heatmaps.py), not with the prediction.
+        assert not prediction.heatmap and prediction.heatmap_requested_at is None
+        assert prediction.runtime == "keras"
 
     def test_running_twice_leaves_one_prediction(self, queued_job):
         classification_job_run(job_id=queued_job.id)
