@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
-from classifier.models import CineFrames, ClassificationJob, ModelVersion, Prediction
+from classifier.models import CineFrames, ClassificationJob, ModelVersion, Prediction, WebhookDelivery
 from fetalsite.accounts.selectors import scope_to_user
 
 
@@ -21,6 +21,16 @@ def prediction_get(*, user, prediction_id: int) -> Prediction:
         Prediction.objects.select_related("job", "job__model_version", "job__image", "reviewed_by"), user=user
     )
     return get_object_or_404(predictions, id=prediction_id)
+
+
+def job_request_id(*, job_id: int) -> str:
+    """The request id a job was created under, for the worker's log scope ("" when none or gone)."""
+    return ClassificationJob.objects.filter(id=job_id).values_list("request_id", flat=True).first() or ""
+
+
+def webhook_delivery_request_id(*, delivery_id: int) -> str:
+    """The request id a webhook delivery was recorded under ("" when none or gone)."""
+    return WebhookDelivery.objects.filter(id=delivery_id).values_list("request_id", flat=True).first() or ""
 
 
 # ---- An image's latest job and prediction, and whether it awaits review -------------------------

@@ -44,6 +44,8 @@ from classifier.webhook_targets import (
     webhook_target_post,
     webhook_target_resolve,
 )
+from fetalsite.core.request_id import HEADER as REQUEST_ID_HEADER
+from fetalsite.core.request_id import current_request_id, new_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -51,25 +53,32 @@ logger = logging.getLogger(__name__)
 # ---- Emitting ----------------------------------------------------------------------------------
 
 
-def _deliveries_create(*, endpoints: list[WebhookEndpoint], event_type: str, subject) -> list[WebhookDelivery]:
-    """One event (one id, one payload) and a delivery of it to each endpoint."""
+def _deliveries_create(
+    *, endpoints: list[WebhookEndpoint], event_type: str, subject, request_id: str = ""
+) -> list[WebhookDelivery]:
+    """One event (one id, one payload) and a delivery of it to each endpoint, under ``request_id`` (else the
+    current request's, else a new one): every POST of it carries that X-Request-ID."""
     if not endpoints:
         return []
     event_id = uuid.uuid4()
     envelope = {"id": event_id, "created_at": timezone.now(), "data": subject}
     payload = EVENT_SERIALIZERS[event_type](envelope).data
+    request_id = request_id or current_request_id() or new_request_id()
     deliveries = []
     for endpoint in endpoints:
-        delivery = WebhookDelivery(endpoint=endpoint, event_id=event_id, event_type=event_type, payload=payload)
+        delivery = WebhookDelivery(
+            endpoint=endpoint, event_id=event_id, event_type=event_type, payload=payload, request_id=request_id
+        )
         delivery.full_clean(validate_constraints=False)
         delivery.save()
         deliveries.append(delivery)
     return deliveries
 
 
-def webhook_event_record(*, event_type: str, clinic_id: int, subject) -> list[WebhookDelivery]:
+def webhook_event_record(*, event_type: str, clinic_id: int, subject, request_id: str = "") -> list[WebhookDelivery]:
     """Record the event for every active endpoint of the clinic that subscribed to it; ``subject`` is what the
-    event reports (a prediction or a job).
+    event reports (a prediction or a job); ``request_id`` that of the request it follows from (default: the
+    current one).
 
     Call inside the transaction of the change the event reports, then queue the deliveries it returns
     (``classifier.services.webhook_deliveries_send``)."""
@@ -78,17 +87,22 @@ def webhook_event_record(*, event_type: str, clinic_id: int, subject) -> list[We
         for endpoint in WebhookEndpoint.objects.filter(is_active=True, clinic_id=clinic_id).order_by("id")
         if event_type in endpoint.events
     ]
-    return _deliveries_create(endpoints=endpoints, event_type=event_type, subject=subject)
+    return _deliveries_create(endpoints=endpoints, event_type=event_type, subject=subject, request_id=request_id)
 
 
 def webhook_prediction_event_record(*, prediction: Prediction, event_type: str) -> list[WebhookDelivery]:
     clinic_id = prediction.job.image.study.patient.clinic_id
-    return webhook_event_record(event_type=event_type, clinic_id=clinic_id, subject=prediction)
+    # A new prediction follows from its upload's request (whichever job of a micro-batch the worker is running);
+    # a review from the reviewer's request, the current one.
+    request_id = prediction.job.request_id if event_type == WebhookEvent.PREDICTION_CREATED else ""
+    return webhook_event_record(event_type=event_type, clinic_id=clinic_id, subject=prediction, request_id=request_id)
 
 
 def webhook_job_failed_record(*, job: ClassificationJob) -> list[WebhookDelivery]:
     clinic_id = job.image.study.patient.clinic_id
-    return webhook_event_record(event_type=WebhookEvent.JOB_FAILED, clinic_id=clinic_id, subject=job)
+    return webhook_event_record(
+        event_type=WebhookEvent.JOB_FAILED, clinic_id=clinic_id, subject=job, request_id=job.request_id
+    )
 
 
 def webhook_test_event_record(*, endpoint: WebhookEndpoint, requested_by) -> WebhookDelivery:
@@ -155,6 +169,9 @@ def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
         DELIVERY_HEADER: str(delivery.id),
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: webhook_signature(secret=endpoint.secret, timestamp=timestamp, body=body),
+        # The request the event follows from (its upload's, for a prediction): the same id is in our logs.
+        # Deliveries recorded before request ids existed send their event id.
+        REQUEST_ID_HEADER: delivery.request_id or delivery.event_id.hex,
     }
     code, error = _post(url=endpoint.url, body=body, headers=headers)
 

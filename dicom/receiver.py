@@ -25,6 +25,7 @@ from dicom.worklist import QueryNotUnderstood, WorklistCriteria, worklist_identi
 from fetalsite.audit.models import AccessLogEntry
 from fetalsite.audit.services import access_log_record
 from fetalsite.core.errors import ApplicationError
+from fetalsite.core.request_id import new_request_id, request_id_scope
 from patients.dicom_files import SOP_CLASSES, TRANSFER_SYNTAXES
 from patients.services import dicom_instance_receive
 
@@ -83,9 +84,24 @@ def _calling(assoc) -> tuple[str, str]:
     return str(title).strip(), str(assoc.requestor.address)
 
 
+@contextmanager
+def _association_scope(assoc) -> Iterator[str]:
+    """One request id per association, as the web app has one per request: the log lines of its handlers and
+    the jobs (and so the webhooks) of all its C-STOREs carry it."""
+    if not getattr(assoc, "fetal_request_id", ""):
+        assoc.fetal_request_id = new_request_id()
+    with request_id_scope(assoc.fetal_request_id) as request_id:
+        yield request_id
+
+
 def on_association_requested(event) -> None:
     """EVT_REQUESTED: refuse (A-ASSOCIATE-RJ, calling AE title not recognised) unknown, inactive or misplaced
     senders before anything is negotiated."""
+    with _association_scope(event.assoc):
+        _association_vet(event)
+
+
+def _association_vet(event) -> None:
     title, address = _calling(event.assoc)
     with _own_connection():
         try:
@@ -123,6 +139,11 @@ def refusal_code(error: Exception) -> str:
 
 def on_c_store(event) -> Dataset | int:
     """EVT_C_STORE: store one instance through the same service as an upload, as the sender's account."""
+    with _association_scope(event.assoc):
+        return _c_store(event)
+
+
+def _c_store(event) -> Dataset | int:
     title, address = _calling(event.assoc)
     with _own_connection():
         try:
@@ -156,6 +177,11 @@ def on_c_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     """EVT_C_FIND (Modality Worklist): one pending answer per scheduled study of the caller's clinic that matches,
     then success. The identifiers are built before the first is sent, so the database connection is closed
     while the machine reads them."""
+    with _association_scope(event.assoc):
+        yield from _c_find(event)
+
+
+def _c_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     title, address = _calling(event.assoc)
     try:
         criteria = WorklistCriteria.from_identifier(event.identifier)

@@ -192,7 +192,8 @@ def celery_worker(transactional_db):
     # would schedule ETA tasks (a retry's countdown) on its own timer while the loop fires the old one's.
     set_event_loop(None)
     with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(app.conf.task_default_queue)
+        for queue in app.amqp.queues:  # all of this run's queues (settings.celery_queues): it consumes them all
+            connection.default_channel.queue_purge(queue)
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=60, loglevel="WARNING") as worker:
         yield worker
 

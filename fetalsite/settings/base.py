@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -39,6 +40,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later middleware, view, job and log line sees the request id (fetalsite/core/request_id.py).
+    "fetalsite.core.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -190,6 +193,31 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stale-jobs": {"task": "classifier.tasks.requeue_stale_jobs", "schedule": 30.0},
 }
 
+# ---- Celery queues (issue 20) ---------------------------------------------------------------------
+# Each kind of task has its own queue, so that a storm of webhook deliveries or heatmaps never waits in front
+# of a prediction: production runs separate workers per queue (Procfile, docs/deploy.md). A worker started
+# without -Q consumes all four (make run, the tests' in-process workers).
+TASK_QUEUES = {
+    "classifier.tasks.classify_image": "classify",
+    "classifier.tasks.heatmap_render": "heatmaps",  # Grad-CAM when someone asks: never before a prediction
+    "classifier.tasks.webhook_delivery_attempt": "webhooks",
+    "classifier.tasks.requeue_stale_jobs": "housekeeping",  # Celery beat's jobs
+}
+
+
+def celery_queues(prefix: str = "") -> tuple[list[Queue], dict[str, dict], str]:
+    """CELERY_TASK_QUEUES, CELERY_TASK_ROUTES and CELERY_TASK_DEFAULT_QUEUE with every queue's name after
+    ``prefix`` (each test run has its own). A task routed nowhere goes to housekeeping, not before predictions."""
+    # Each queue its own exchange and routing key: left blank, Celery binds every queue to the default one's key,
+    # and a message published to one would be copied into all four.
+    names = [prefix + name for name in dict.fromkeys(TASK_QUEUES.values())]
+    queues = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in names]
+    routes = {task: {"queue": prefix + name} for task, name in TASK_QUEUES.items()}
+    return queues, routes, prefix + "housekeeping"
+
+
+CELERY_TASK_QUEUES, CELERY_TASK_ROUTES, CELERY_TASK_DEFAULT_QUEUE = celery_queues()
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -213,11 +241,26 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# Plain text for people (make run, tests); "json" (production's default) writes one JSON object a line for a log
+# collector: timestamp, level, logger, message, request_id and, in the worker, job_id. The Celery worker logs
+# through this same configuration (fetalsite/celery.py).
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "fetalsite.core.request_id.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": ["levelname", "name", "message", "request_id", "job_id"],
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,  # ISO 8601, UTC
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 

@@ -20,7 +20,7 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 # Several test runs may share this machine's PostgreSQL and Redis: each run gets its own
 # test database and its own queue, so no run consumes another's messages or drops its tables.
 TEST_RUN_ID = os.environ.setdefault("FETAL_TEST_RUN_ID", str(os.getpid()))
-CELERY_TASK_DEFAULT_QUEUE = f"fetal-test-{TEST_RUN_ID}"
+CELERY_TASK_QUEUES, CELERY_TASK_ROUTES, CELERY_TASK_DEFAULT_QUEUE = celery_queues(f"fetal-test-{TEST_RUN_ID}-")  # noqa: F405
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not :memory:, so the Celery worker thread and live server see the test data.
     _name = os.path.join(tempfile.gettempdir(), f"fetalsite-test-{TEST_RUN_ID}.sqlite3")

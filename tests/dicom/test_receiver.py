@@ -79,6 +79,13 @@ class TestCStore:
         images = UltrasoundImage.objects.filter(study__patient=patient)
         assert ClassificationJob.objects.filter(image__in=images).count() == 4  # each image queued for the model
         assert {image.uploaded_by.dicom_peer.ae_title for image in images} == {"STORESCU"}
+        # One request id per association (the logs' and webhooks' key): the folder's three C-STOREs share one.
+        request_ids = {
+            uid: set(ClassificationJob.objects.filter(image__study=study).values_list("request_id", flat=True))
+            for uid, study in studies.items()
+        }
+        (single_id,), (folder_id,) = request_ids[study_uid], request_ids["1.2.3.4.5.6"]
+        assert single_id and folder_id and single_id != folder_id
 
     def test_the_same_instance_twice_is_one_image(self, receiver_port, tmp_path):
         path = _write(tmp_path, "same.dcm", dicom_bytes(patient_id="MRN-NET-2"))
