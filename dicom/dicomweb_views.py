@@ -41,6 +41,7 @@ from fetalsite.core.api_views import REPEATED_QUERY_PARAMETER, check_query_param
 from fetalsite.core.api_views import ApiView as _ApiView
 from fetalsite.core.errors import ApplicationError
 from fetalsite.core.shown import note_listed
+from fetalsite.core.stored_files import partial_reader
 from patients.services import dicom_instance_receive
 
 logger = logging.getLogger(__name__)
@@ -362,7 +363,8 @@ class SeriesView(DicomwebView):
 def _instance_row(request, instance, *, fields: frozenset[str] | None) -> dict:
     """One QIDO-RS instance: the recorded attributes, Instance Number from the stored header, and the header's
     attributes ``includefield`` names (``fields``; None: all of them, Pixel Data aside)."""
-    with instance.image.original.open("rb") as original:
+    # The header only: on object storage, range requests for its first block(s), not the whole file.
+    with partial_reader(instance.image.original.open("rb")) as original:
         header = dicomweb.instance_metadata(original)
     row = {tag: value for tag, value in header.items() if fields is None or tag in fields}
     return row | {
@@ -464,7 +466,7 @@ class MetadataView(RetrieveView):
         note_listed(request, [instance.image for instance in instances])
         rows = []
         for instance in instances:
-            with instance.image.original.open("rb") as original:
+            with partial_reader(instance.image.original.open("rb")) as original:
                 rows.append(dicomweb.instance_metadata(original))
         return _dicom_json(rows)
 

@@ -9,14 +9,23 @@ access-checked views, and the bucket holds every file while neither MEDIA_ROOT h
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from classifier.models import ClassificationJob, Prediction
+from dicom import dicomweb
+from fetalsite.core.ranges import ranged_file_response
+from fetalsite.core.stored_files import partial_reader
 from patients.models import UltrasoundImage
 from tests import object_storage
 from tests.cine_samples import make_mp4
 from tests.conftest import wait_for
+from tests.dicom_samples import dicom_bytes, ultrasound_pixels
 from tests.images import image_bytes, png_bytes
 from tests.object_storage import WorkerProcess, files_under, skip_unless_postgresql
 
@@ -104,8 +113,8 @@ class TestObjectStorage:
         display = api_client.get(f"/api/v1/images/{tiff_id}/file/")
         assert display.status_code == 200 and _body(display) == s3_media.read(records.get(id=tiff_id).file.name)
         client.force_login(sonographer)
-        preview = client.get(f"/images/{tiff_id}/preview/")  # a TIFF is shown as a PNG made from the stored file
-        assert preview.status_code == 200 and preview.content.startswith(b"\x89PNG")
+        preview = client.get(f"/images/{tiff_id}/preview/")  # a TIFF is shown as its display PNG, as stored
+        assert preview.status_code == 200 and _body(preview) == s3_media.read(records.get(id=tiff_id).file.name)
         playback = records.get(id=clip_id).playback.name
         part = api_client.get(f"/api/v1/images/{clip_id}/playback/", HTTP_RANGE="bytes=100-1123")
         assert part.status_code == 206 and _body(part) == s3_media.read(playback)[100:1124]
@@ -139,3 +148,36 @@ class TestObjectStorage:
         with pytest.raises(IntegrityError):
             image_upload(study=study, data=png_bytes(seed=44), filename="lost.png", uploaded_by=sonographer)
         assert s3_media.object_keys() == [], "the display image and the original went again with the row"
+
+
+class TestPartialReads:
+    """On S3 a stored file is downloaded whole on its first read or seek; a range of a video and a DICOM header
+    are read with range requests instead (fetalsite.core.stored_files)."""
+
+    def test_a_byte_range_of_a_stored_video_fetches_only_that_range(self, s3_media, rf):
+        data = np.random.default_rng(5).integers(0, 256, size=3 * 1024 * 1024, dtype=np.uint8).tobytes()
+        name = default_storage.save("playback/long.mp4", ContentFile(data))
+        handle = default_storage.open(name, "rb")
+        request = rf.get("/", HTTP_RANGE="bytes=2000000-2000099")
+
+        response = ranged_file_response(request, handle, size=len(data), content_type="video/mp4")
+
+        assert response.status_code == 206 and b"".join(response.streaming_content) == data[2000000:2000100]
+        assert handle._file is None, "the S3 file never downloaded the whole object into its spool"
+
+    def test_a_dicom_header_is_read_without_its_pixel_data(self, s3_media):
+        data = dicom_bytes(ultrasound_pixels(width=1600, height=1200))  # about 1.9 MB of pixels after the header
+        name = default_storage.save("originals/large.dcm", ContentFile(data))
+        handle = default_storage.open(name, "rb")
+
+        with partial_reader(handle) as original:
+            header = dicomweb.instance_metadata(original)
+            downloaded_whole = handle._file is not None  # (closing the S3 file drops its spool)
+
+        assert header == dicomweb.instance_metadata(io.BytesIO(data))
+        assert not downloaded_whole, "the S3 file never downloaded the whole object into its spool"
+
+    def test_a_file_on_local_disk_is_read_as_it_is(self, media_root):
+        name = default_storage.save("images/local.png", ContentFile(png_bytes()))
+        handle = default_storage.open(name, "rb")
+        assert partial_reader(handle) is handle

@@ -5,6 +5,7 @@ video it has not wholly downloaded (Chromium leaves ``currentTime`` at 0). ``ran
 one range ``bytes=a-b``, ``bytes=a-`` or ``bytes=-n`` with 206 and ``Content-Range``, streaming only those
 bytes; a range that starts past the end, or one that is malformed, with 416 and ``Content-Range: bytes */size``.
 A header in another unit, or asking for several ranges, is ignored as the RFC allows: the whole file, 200.
+On object storage only the bytes sent are fetched (``fetalsite.core.stored_files``), a block at a time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from fetalsite.core.stored_files import partial_reader
 
 CHUNK_BYTES = 64 * 1024
 _BYTES_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -73,6 +76,7 @@ def ranged_file_response(
     request: HttpRequest, handle: BinaryIO, *, size: int, content_type: str
 ) -> StreamingHttpResponse | HttpResponse:
     """The file (open, positioned anywhere; closed here) whole or in the range the request asks for."""
+    handle = partial_reader(handle)  # on object storage: fetch the range asked for, not the whole object
     try:
         byte_range = requested_range(request.headers.get("Range"), size)
     except RangeNotSatisfiable:
