@@ -211,9 +211,16 @@ def test_upload_live_results_and_clinician_review(
     assert f"Corrected to {corrected.label}" in timeline.inner_text()
     assert "clin_north" in timeline.inner_text() and "sono_north" in timeline.inner_text()
 
-    # The heatmap overlay and the enlarged view.
+    # The heatmap overlay and the enlarged view. The heatmap is made on this first request, by the worker's
+    # heatmap_render: its URL answers 202 ("Preparing heatmap…") until the PNG is there, then the PNG.
+    heatmap_answers = []
+    page.on("response", lambda r: "/heatmap/" in r.url and heatmap_answers.append(r.status))
+    expect(card.locator("img.heatmap")).to_be_hidden()
     card.locator(".heatmap-toggle").check()
-    assert card.locator("img.heatmap").is_visible()
+    expect(card.locator(".heatmap-status")).to_have_text("Preparing heatmap…")
+    expect(card.locator("img.heatmap")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    expect(card.locator(".heatmap-status")).to_be_hidden()
+    assert heatmap_answers[0] == 202 and heatmap_answers[-1] == 200, heatmap_answers
     card.locator("a.enlarge").click()
     assert page.locator("dialog#viewer").is_visible()
     expect(page.locator("#viewer .viewer-pane:not([hidden]) .viewer-heatmap")).to_be_visible()
