@@ -5,9 +5,10 @@
 
 Each runtime runs in a fresh process of its own (as a worker would: the LiteRT one never imports TensorFlow), on
 the real test images of ../shared/data/fetal-planes preprocessed once (random images when the data set is absent),
-so only the prediction is timed. For each batch size: median and p95 of the time per image (a batch's time over
-its size, at least 10 batches and 128 images). Also each process's load time (importing the runtime, loading and
-checking the file, BatchNorm folding for Keras, up to the first prediction) and its RSS then.
+so only the prediction is timed. The runtimes take turns (``--rounds``, 3 by default) at each batch size, so a change
+in the machine's load falls on each alike. For each batch size: median and p95 of the time per image (a batch's time
+over its size; each round at least 4 batches and 48 images). Also each process's load time (importing the runtime,
+loading and checking the file, BatchNorm folding for Keras, up to the first prediction) and its RSS then.
 
 ``--threads`` is what each process gives the runtime (default: every core). ``--processes P`` instead runs P
 processes per runtime at once, each predicting batch 1 (a prefork worker with P processes), and gives their
@@ -34,8 +35,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "fetal-planes"
-MIN_BATCHES = 10
-MIN_IMAGES = 128
+MIN_BATCHES = 4  # a round's, at each batch size
+MIN_IMAGES = 48
 
 
 def _rss_mb(field: str = "VmRSS") -> float:
@@ -76,7 +77,7 @@ def _load(runtime: str, card_path: Path, threads: int):
 
 
 def _time_size(classifier, images, size: int) -> list[float]:
-    """Milliseconds per image of each timed batch of ``size``, cycling through ``images``."""
+    """Milliseconds per image of each timed batch of ``size`` in one round, cycling through ``images``."""
     batches = max(MIN_BATCHES, math.ceil(MIN_IMAGES / size))
     for start in (0, size):  # warm up this input shape (LiteRT resizes, TensorFlow may pick kernels)
         classifier.predict_outputs(_take(images, start, size))
@@ -97,8 +98,9 @@ def _take(images, start: int, size: int):
 
 
 def child(args) -> int:
-    """One runtime in this process: load, then time each batch size (or, with --go-on-stdin, batch 1 for
-    --seconds after the parent says go). Prints one JSON object."""
+    """One runtime in this process: load it and say so (one JSON line), then answer the parent's commands on
+    stdin, one JSON line each: ``size N`` (one round of batches of N), ``run S`` (batch 1 for S seconds: how many
+    images), ``quit`` (the peak RSS)."""
     from classifier.ml.card import read_card
 
     images, what = _images(int(read_card(args.card)["input_size"]))  # before the clock: not the runtime's work
@@ -108,25 +110,48 @@ def child(args) -> int:
     result = {"runtime": classifier.runtime, "images": what, "load_s": time.perf_counter() - started}
     result["rss_mb"] = _rss_mb()  # the images (about 26 MB as float32 for 131 at 256 px) are in it too
     result["tensorflow_imported"] = "tensorflow" in sys.modules
-    if args.go_on_stdin:
-        print(json.dumps(result), flush=True)
-        sys.stdin.readline()
-        done, index, until = 0, 0, time.perf_counter() + args.seconds
-        while time.perf_counter() < until:
-            classifier.predict_outputs(_take(images, index, 1))
-            done, index = done + 1, index + 1
-        result["done"] = done
-    else:
-        result["sizes"] = {size: _time_size(classifier, images, size) for size in args.sizes}
-    result["peak_rss_mb"] = _rss_mb("VmHWM")
     print(json.dumps(result), flush=True)
+    for line in sys.stdin:
+        command, _, value = line.strip().partition(" ")
+        if command == "size":
+            print(json.dumps(_time_size(classifier, images, int(value))), flush=True)
+        elif command == "run":
+            done, until = 0, time.perf_counter() + float(value)
+            while time.perf_counter() < until:
+                classifier.predict_outputs(_take(images, done, 1))
+                done += 1
+            print(json.dumps(done), flush=True)
+        else:
+            break
+    print(json.dumps(_rss_mb("VmHWM")), flush=True)
     return 0
 
 
-def _child_command(args, runtime: str, *extra: str) -> list[str]:
-    sizes = ",".join(str(size) for size in args.sizes)
-    return [sys.executable, __file__, "--child", runtime, "--card", args.card, "--threads", str(args.threads),
-            "--sizes", sizes, *extra]  # fmt: skip
+class Child:
+    """A runtime's process, driven line by line."""
+
+    def __init__(self, args, runtime: str):
+        command = [sys.executable, __file__, "--child", runtime, "--card", args.card, "--threads", str(args.threads)]
+        self.process = subprocess.Popen(  # noqa: S603 - this script, by the same interpreter
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_quiet_env()
+        )
+        self.loaded = self._answer()
+
+    def ask(self, command: str):
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def _answer(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the benchmark's child process ended (exit {self.process.wait()})")
+        return json.loads(line)
+
+    def close(self) -> float:
+        peak = self.ask("quit")
+        self.process.wait()
+        return peak
 
 
 def _quiet_env() -> dict[str, str]:
@@ -143,28 +168,32 @@ def _median(values: list[float]) -> float:
 
 
 def run_sizes(args) -> list[str]:
+    children = [Child(args, runtime) for runtime in args.runtimes]  # loaded one after the other
+    rows: dict[str, dict[int, list[float]]] = {runtime: {size: [] for size in args.sizes} for runtime in args.runtimes}
+    for round_index in range(args.rounds):  # taking turns, so a change in the machine's load falls on each alike
+        for size in args.sizes:
+            order = children if round_index % 2 == 0 else children[::-1]
+            for proc in order:
+                rows[proc.loaded["runtime"]][size] += proc.ask(f"size {size}")
     figures = []
-    for runtime in args.runtimes:
-        command = _child_command(args, runtime)  # this script, by the same interpreter
-        done = subprocess.run(command, capture_output=True, text=True, env=_quiet_env(), check=True)  # noqa: S603
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        rows = {int(size): timings for size, timings in result["sizes"].items()}
-        best = min(rows, key=lambda size: _median(rows[size]))
+    for proc in children:
+        runtime, loaded, peak = proc.loaded["runtime"], proc.loaded, proc.close()
+        timings = rows[runtime]
+        best = min(timings, key=lambda size: _median(timings[size]))
         print(
-            f"\n{runtime}: load {result['load_s']:.2f} s, RSS after load {result['rss_mb']:.0f} MB "
-            f"(peak {result['peak_rss_mb']:.0f} MB), TensorFlow imported: {result['tensorflow_imported']}, "
-            f"{result['images']}"
+            f"\n{runtime}: load {loaded['load_s']:.2f} s, RSS after load {loaded['rss_mb']:.0f} MB "
+            f"(peak {peak:.0f} MB), TensorFlow imported: {loaded['tensorflow_imported']}, {loaded['images']}"
         )
-        print("  batch | ms/image median | p95  | images/s (median)")
-        for size, timings in rows.items():
-            median = _median(timings)
-            mark = " *" if size == best else ""
-            print(f"  {size:5d} | {median:15.1f} | {_percentile(timings, 0.95):4.1f} | {1000 / median:6.1f}{mark}")
-        one, top = rows[1] if 1 in rows else rows[min(rows)], rows[best]
+        print("  batch | ms/image median | p95   | images/s (median)")
+        for size, values in timings.items():
+            median = _median(values)
+            mark = " (best)" if size == best else ""
+            print(f"  {size:5d} | {median:15.1f} | {_percentile(values, 0.95):5.1f} | {1000 / median:6.1f}{mark}")
+        one, top = timings[min(timings)], timings[best]
         figures.append(
-            f"{runtime} b1 {_median(one):.1f} ms (p95 {_percentile(one, 0.95):.1f}), best b{best} "
-            f"{_median(top):.1f} ms (p95 {_percentile(top, 0.95):.1f}), load {result['load_s']:.2f} s, "
-            f"RSS {result['rss_mb']:.0f} MB"
+            f"{runtime} b{min(timings)} {_median(one):.1f} ms (p95 {_percentile(one, 0.95):.1f}), best b{best} "
+            f"{_median(top):.1f} ms (p95 {_percentile(top, 0.95):.1f}), load {loaded['load_s']:.2f} s, "
+            f"RSS {loaded['rss_mb']:.0f} MB"
         )
     return figures
 
@@ -172,21 +201,16 @@ def run_sizes(args) -> list[str]:
 def run_processes(args) -> list[str]:
     figures = []
     for runtime in args.runtimes:
-        command = _child_command(args, runtime, "--go-on-stdin", "--seconds", str(args.seconds))
-        children = [
-            subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_quiet_env())  # noqa: S603
-            for _ in range(args.processes)
-        ]
-        loaded = [json.loads(proc.stdout.readline()) for proc in children]  # every process loaded and warm
+        children = [Child(args, runtime) for _ in range(args.processes)]  # every one loaded and warm
         for proc in children:
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        results = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in children]
-        per_second = sum(result["done"] for result in results) / args.seconds
-        rss = ", ".join(f"{result['peak_rss_mb']:.0f}" for result in results)
+            proc.process.stdin.write(f"run {args.seconds}\n")
+            proc.process.stdin.flush()
+        per_second = sum(proc._answer() for proc in children) / args.seconds
+        peaks = ", ".join(f"{proc.close():.0f}" for proc in children)
+        load_s = max(proc.loaded["load_s"] for proc in children)
         print(
             f"\n{runtime}: {args.processes} processes x {args.threads} threads, batch 1 for {args.seconds:.0f} s: "
-            f"{per_second:.1f} images/s together; load {max(r['load_s'] for r in loaded):.2f} s, peak RSS {rss} MB"
+            f"{per_second:.1f} images/s together; load {load_s:.2f} s, peak RSS {peaks} MB"
         )
         figures.append(f"{runtime} {args.processes}x{args.threads} threads {per_second:.1f} img/s")
     return figures
@@ -203,7 +227,7 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=0, help="P processes at once, batch 1 (see above)")
     parser.add_argument("--seconds", type=float, default=20.0, help="with --processes: how long each predicts")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--go-on-stdin", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=3, help="turns each runtime takes at each batch size")
     args = parser.parse_args()
     if args.child:
         return child(args)
