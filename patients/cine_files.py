@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import math
 import tempfile
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from patients.dicom_files import (
     is_part10,
     read_dicom,
 )
-from patients.imaging import DERIVED_MAX_SIDE
+from patients.imaging import DERIVED_MAX_SIDE, display_png
 
 PLAYBACK_MAX_SIDE = 1024  # the browser's rendition: a clinic screen's player, not the diagnostic pixels
 PLAYBACK_DEFAULT_RATE = 25  # frames per second when the clip does not say
@@ -148,8 +147,6 @@ def _check_limits(info: ClipInfo) -> None:
 def _facts(data: bytes, *, info: ClipInfo, format: str, extension: str, header: DicomHeader | None) -> CineFacts:
     first, frame_count, playback = _decode_and_encode(data, info=info)
     derived = to_bounded_8bit(first, max_side=DERIVED_MAX_SIDE)
-    buffer = io.BytesIO()
-    derived.save(buffer, format="PNG", optimize=False)
     return CineFacts(
         format=format,
         extension=extension,
@@ -157,7 +154,7 @@ def _facts(data: bytes, *, info: ClipInfo, format: str, extension: str, header: 
         height=derived.height,
         byte_size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        derived_png=buffer.getvalue(),
+        derived_png=display_png(derived),
         original_width=info.width,
         original_height=info.height,
         dicom=header,

@@ -19,7 +19,7 @@ from PIL import Image
 from classifier.ml.frames import dicom_display_image
 from classifier.ml.preprocessing import to_bounded_8bit
 from fetalsite.core.errors import ApplicationError
-from patients.imaging import DERIVED_MAX_SIDE, ImageFacts
+from patients.imaging import DERIVED_MAX_SIDE, ImageFacts, display_png
 
 SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image Storage",
@@ -104,8 +104,6 @@ def dicom_still_facts(data: bytes, *, dataset, header: DicomHeader) -> DicomFact
         raise DicomRefused(
             f"The DICOM file is damaged and cannot be read ({error.__class__.__name__}).", code="dicom_corrupt"
         ) from None
-    buffer = io.BytesIO()
-    derived.save(buffer, format="PNG", optimize=False)
     return DicomFacts(
         format=DICOM_FORMAT,
         extension=DICOM_EXTENSION,
@@ -113,7 +111,7 @@ def dicom_still_facts(data: bytes, *, dataset, header: DicomHeader) -> DicomFact
         height=derived.height,
         byte_size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        derived_png=buffer.getvalue(),
+        derived_png=display_png(derived),
         original_width=int(dataset.Columns),
         original_height=int(dataset.Rows),
         dicom=header,

@@ -672,8 +672,8 @@ class ImageFileView(StaffPageMixin, View):
 
     def get(self, request, image_id: int):
         image = selectors.image_get(user=request.user, image_id=image_id)
-        if self.variant == "preview" and image.format not in BROWSER_FORMATS:
-            return _png_response(image)
+        if self.variant == "preview" and _stored_format(image) not in BROWSER_FORMATS:
+            return _png_response(image)  # only rows from before display renditions: a TIFF stored as uploaded
         if self.variant == "heatmap":
             prediction = classifier_selectors.image_latest_prediction(image)
             if prediction is None or image.is_cine:
@@ -746,8 +746,13 @@ def _heatmap_preparing() -> JsonResponse:
     return response
 
 
-# Formats every browser shows; TIFF is shown as a PNG made on the fly.
+# Formats every browser shows. The stored display file is a PNG made once at upload and served as it is; a TIFF
+# stored before there were display renditions is shown as a PNG made on the fly.
 BROWSER_FORMATS = {"PNG", "JPEG", "BMP"}
+
+
+def _stored_format(image) -> str:
+    return {"png": "PNG", "jpg": "JPEG", "bmp": "BMP"}.get(image.file.name.rsplit(".", 1)[-1].lower(), "")
 
 
 def _png_response(image) -> HttpResponse:

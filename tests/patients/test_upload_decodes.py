@@ -1,0 +1,112 @@
+"""Cheap per-image work (issue 20): an upload is decoded once, its display PNG is encoded once and served as
+stored, and what the model sees from the stored file is what training and evaluation see from the upload."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import PIL.Image
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from classifier.ml.preprocessing import load_image, preprocess
+from patients import services
+from patients.imaging import inspect_image_bytes
+from tests.api.conftest import model_version  # noqa: F401 (a fixture)
+from tests.cine_samples import DATA, has_real_images
+from tests.images import image_bytes, photo_bytes, png_bytes
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list[str]:
+    """Every PIL.Image.open call, by the caller's file: the real function runs, only counted."""
+    calls, real_open = [], PIL.Image.open
+
+    def counting_open(*args, **kwargs):
+        import inspect
+
+        calls.append(inspect.stack()[1].filename)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(PIL.Image, "open", counting_open)
+    return calls
+
+
+def _files() -> list[SimpleUploadedFile]:
+    return [
+        SimpleUploadedFile("a.png", png_bytes(seed=1), content_type="image/png"),
+        SimpleUploadedFile("b.jpg", photo_bytes(seed=2), content_type="image/jpeg"),
+        SimpleUploadedFile("c.tif", image_bytes("TIFF", seed=3), content_type="image/tiff"),
+    ]
+
+
+class TestOneDecodePerFile:
+    def test_a_multi_file_api_upload_opens_each_file_once(self, api_client, study, model_version, decodes):  # noqa: F811
+        response = api_client.post(f"/api/v1/studies/{study.id}/images/", {"file": _files()}, format="multipart")
+
+        assert response.status_code == 202
+        assert [result["created"] for result in response.json()["results"]] == [True, True, True]
+        assert len(decodes) == 3, decodes
+
+    def test_a_bad_file_among_several_stops_before_a_second_pass(self, api_client, study, model_version, decodes):  # noqa: F811
+        files = [*_files(), SimpleUploadedFile("d.png", b"not an image", content_type="image/png")]
+
+        response = api_client.post(f"/api/v1/studies/{study.id}/images/", {"file": files}, format="multipart")
+
+        assert response.status_code == 400
+        assert len(decodes) == 4, decodes
+
+    def test_the_page_upload_opens_its_file_once(self, client, sonographer, study, decodes):
+        client.force_login(sonographer)
+
+        response = client.post(
+            reverse("study-upload", args=[study.id]), {"file": _files()[1]}, HTTP_X_REQUESTED_WITH="fetch"
+        )
+
+        assert response.status_code == 202
+        assert len(decodes) == 1, decodes
+
+
+class TestDisplayRendition:
+    def test_a_tiff_preview_is_the_stored_png_unchanged(self, client, sonographer, study, decodes):
+        image = services.image_upload(
+            study=study, data=image_bytes("TIFF", seed=4), filename="scan.tif", uploaded_by=sonographer
+        ).image
+        client.force_login(sonographer)
+        decodes.clear()
+
+        response = client.get(reverse("image-preview", args=[image.id]))
+
+        assert response["Content-Type"] == "image/png"
+        assert b"".join(response.streaming_content) == image.file.read()
+        assert decodes == []  # served as stored: no decode, no re-encode
+
+    def test_the_display_png_keeps_every_pixel(self):
+        for data in (png_bytes(300, 200, seed=5), photo_bytes(seed=6), image_bytes("BMP", seed=7)):
+            facts = inspect_image_bytes(data)
+
+            with PIL.Image.open(io.BytesIO(data)) as original, PIL.Image.open(io.BytesIO(facts.derived_png)) as shown:
+                assert np.array_equal(np.asarray(original.convert(shown.mode)), np.asarray(shown))
+
+
+def _real_images(count: int) -> list[bytes]:
+    with (DATA / "manifest.csv").open() as handle:
+        rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
+    return [(DATA / row["file"]).read_bytes() for row in rows[:: max(1, len(rows) // count)][:count]]
+
+
+@pytest.mark.skipif(not has_real_images(), reason="the fetal-planes data set is not on this machine")
+def test_the_worker_sees_what_training_and_evaluation_see():
+    """The worker classifies the stored display PNG; training and evaluation read the uploaded file. Both go
+    through load_image and preprocess: the model's input must be the same array, to the last bit."""
+    images = _real_images(12)
+    for data in images:
+        from_upload = preprocess(load_image(data), 224)
+        from_stored = preprocess(load_image(inspect_image_bytes(data).derived_png), 224)
+
+        assert from_stored.dtype == np.float32 and from_stored.shape == (224, 224, 3)
+        assert np.array_equal(from_upload, from_stored)
+    assert {PIL.Image.open(io.BytesIO(data)).mode for data in images} >= {"L"}
