@@ -28,6 +28,12 @@ def job_request_id(*, job_id: int) -> str:
     return ClassificationJob.objects.filter(id=job_id).values_list("request_id", flat=True).first() or ""
 
 
+def prediction_job_request_id(*, prediction_id: int) -> tuple[int | None, str]:
+    """(job id, request id) of a prediction's job, for the heatmap task's log scope ((None, "") when gone)."""
+    row = Prediction.objects.filter(id=prediction_id).values_list("job_id", "job__request_id").first()
+    return row or (None, "")
+
+
 def webhook_delivery_request_id(*, delivery_id: int) -> str:
     """The request id a webhook delivery was recorded under ("" when none or gone)."""
     return WebhookDelivery.objects.filter(id=delivery_id).values_list("request_id", flat=True).first() or ""

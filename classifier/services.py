@@ -29,6 +29,7 @@ from classifier.models import (
 from classifier.selectors import active_model_version, image_latest_prediction
 from fetalsite.accounts.roles import require_permission, user_can_review
 from fetalsite.core.errors import ApplicationError
+from fetalsite.core.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +264,12 @@ def webhook_test_event_send(*, endpoint: WebhookEndpoint, requested_by) -> Webho
 @transaction.atomic
 def classification_job_create(*, image) -> ClassificationJob:
     """Create the job for the active model (or a job that will fail: no model) and queue it."""
-    job = ClassificationJob(image=image, model_version=active_model_version(), queued_at=timezone.now())
+    job = ClassificationJob(
+        image=image,
+        model_version=active_model_version(),
+        queued_at=timezone.now(),
+        request_id=current_request_id(),  # the upload's: the worker logs and webhooks under it
+    )
     job.full_clean(validate_constraints=False)
     job.save()
     _enqueue(job)
@@ -600,11 +606,12 @@ def heatmap_render(*, prediction_id: int) -> Prediction | None:
     it stored does nothing, and of two renders that race, the second's file is deleted. The heatmaps queue's
     whole body. Key-frame stills are stills; a clip has no prediction and so no heatmap."""
     from classifier.ml.preprocessing import load_image
+    from classifier.registry import keras_classifier_for
 
     prediction = Prediction.objects.select_related("job__image", "job__model_version").filter(id=prediction_id).first()
     if prediction is None or prediction.heatmap:
         return prediction
-    classifier = _heatmap_classifier(prediction.job.model_version)
+    classifier = keras_classifier_for(prediction.job.model_version)  # Grad-CAM needs gradients: Keras, not LiteRT
     with prediction.job.image.file.open("rb") as handle:
         image = load_image(handle.read())
     path = default_storage.save(f"heatmaps/prediction-{prediction.id}.png", ContentFile(classifier.heatmap_png(image)))
@@ -621,14 +628,6 @@ def heatmap_render(*, prediction_id: int) -> Prediction | None:
     except BaseException:
         default_storage.delete(path)
         raise
-
-
-def _heatmap_classifier(model_version: ModelVersion):
-    """Grad-CAM needs the Keras model (a LiteRT export has no gradients)."""
-    from classifier import registry
-
-    keras_classifier_for = getattr(registry, "keras_classifier_for", registry.classifier_for)
-    return keras_classifier_for(model_version)
 
 
 def job_retry_or_fail(*, job_id: int, reason: str) -> None:
