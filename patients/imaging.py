@@ -34,7 +34,7 @@ DISPLAY_MEDIA_TYPE = MEDIA_TYPES["png"]
 DERIVED_MAX_SIDE = 4096
 # zlib level of the display PNG. The default (6) spent ~3x longer encoding than decoding and checking the upload
 # together (bench/bench_upload.py); level 1 is lossless all the same (the worker and the browser get the same
-# pixels) and about 14% larger on the fetal-planes images.
+# pixels) and about 15% larger on the fetal-planes images.
 DISPLAY_PNG_COMPRESS_LEVEL = 1
 
 
