@@ -90,14 +90,25 @@ def s3_media(s3_server, settings):
     client.delete_bucket(Bucket=BUCKET)
 
 
-def s3_storage_setting(server: S3Server) -> dict:
-    """base.py's STORAGES["default"] for this server, read from a fresh import of it with the S3 variables set."""
-    env = {**s3_environment(server), "SECRET_KEY": "unused"}
+def base_storage_setting(environment: dict[str, str]) -> dict:
+    """base.py's STORAGES["default"] as a fresh process reads it from ``environment`` (and no other S3 or AWS
+    variable)."""
+    clean = {name: value for name, value in os.environ.items() if not name.startswith(("S3_", "AWS_"))}
     code = "import json; from fetalsite.settings import base; print(json.dumps(base.STORAGES['default']))"
     found = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**clean, "SECRET_KEY": "unused", **environment},
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    storage = json.loads(found.stdout)
+    return json.loads(found.stdout)
+
+
+def s3_storage_setting(server: S3Server) -> dict:
+    """base.py's STORAGES["default"] for this server, from the S3 variables a host would set."""
+    storage = base_storage_setting(s3_environment(server))
     # This process has no AWS variables in its environment: pass the credentials as options instead.
     storage["OPTIONS"] |= {
         "access_key": CREDENTIALS["AWS_ACCESS_KEY_ID"],

@@ -27,7 +27,7 @@ from tests.cine_samples import make_mp4
 from tests.conftest import wait_for
 from tests.dicom_samples import dicom_bytes, ultrasound_pixels
 from tests.images import image_bytes, png_bytes
-from tests.object_storage import WorkerProcess, files_under, skip_unless_postgresql
+from tests.object_storage import WorkerProcess, base_storage_setting, files_under, skip_unless_postgresql
 
 pytestmark = pytest.mark.e2e
 # The moto server, the bucket and the broker (tests/object_storage.py).
@@ -181,3 +181,27 @@ class TestPartialReads:
         name = default_storage.save("images/local.png", ContentFile(png_bytes()))
         handle = default_storage.open(name, "rb")
         assert partial_reader(handle) is handle
+
+
+class TestStorageSettings:
+    def test_local_disk_unless_a_bucket_is_named(self):
+        assert base_storage_setting({}) == {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+
+    def test_a_named_bucket_stores_private_unsigned_objects_that_are_never_overwritten(self):
+        storage = base_storage_setting({"AWS_STORAGE_BUCKET_NAME": "clinic-images", "S3_REGION": "eu-west-2"})
+        assert storage["BACKEND"] == "storages.backends.s3.S3Storage"
+        options = storage["OPTIONS"]
+        assert (options["bucket_name"], options["region_name"], options["endpoint_url"]) == (
+            "clinic-images",
+            "eu-west-2",
+            None,
+        )
+        assert (options["default_acl"], options["querystring_auth"], options["file_overwrite"]) == (
+            "private",
+            False,
+            False,
+        )
+
+    def test_no_acl_is_sent_where_the_bucket_has_acls_disabled(self):
+        storage = base_storage_setting({"S3_BUCKET": "clinic-images", "S3_DEFAULT_ACL": ""})
+        assert storage["OPTIONS"]["default_acl"] is None

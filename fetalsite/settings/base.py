@@ -134,7 +134,8 @@ if S3_BUCKET:
             "region_name": env("S3_REGION", default=None),
             "addressing_style": env("S3_ADDRESSING_STYLE", default=None),  # "path" for most self-hosted stores
             # Private objects, and no signed URLs: files reach browsers only through the access-checked views.
-            "default_acl": "private",
+            # S3_DEFAULT_ACL= (empty) sends no ACL, for AWS buckets with ACLs disabled (objects are private there).
+            "default_acl": env("S3_DEFAULT_ACL", default="private") or None,
             "querystring_auth": False,
             "file_overwrite": False,
             # A file read through the app is downloaded whole; past this size it spills to a temporary file.
