@@ -84,3 +84,29 @@ def test_pages_do_not_grow_with_their_rows(name, kwargs, client, sonographer, cl
     shown = html.count('class="card image-card') if per_study else len(response.context["studies"])
     assert shown == (10 if per_study else 11)  # the worklist and the patient's page show ``study`` too
     assert ten == two
+
+
+def test_qido_study_and_instance_searches_do_not_grow_with_their_rows(integrator, model_version):  # noqa: F811
+    from pydicom.uid import generate_uid
+
+    from patients.services import dicom_instance_receive
+    from tests.dicom_samples import dicom_bytes
+
+    client = _token_client(integrator)
+    study_uid = generate_uid()
+
+    def receive(start: int, count: int) -> None:
+        for n in range(start, start + count):  # a study of its own each, and one more instance of a shared one
+            for uid in (generate_uid(), study_uid):
+                data = dicom_bytes(patient_id=f"MRN-Q{n}" if uid != study_uid else "MRN-Q", study_uid=uid)
+                dicom_instance_receive(clinic=integrator.clinic, data=data, received_by=integrator, source="test")
+
+    accept = {"HTTP_ACCEPT": "application/dicom+json"}
+    urls = ["/dicomweb/studies", f"/dicomweb/studies/{study_uid}/instances"]
+    receive(0, 2)
+    two = [_count(lambda url=url: client.get(url, **accept))[0] for url in urls]
+    receive(2, 8)
+    counted = [_count(lambda url=url: client.get(url, **accept)) for url in urls]
+    studies, instances = (response.json() for _, response in counted)
+    assert (len(studies), len(instances)) == (11, 10)
+    assert [count for count, _ in counted] == two
