@@ -17,6 +17,7 @@ from rest_framework import serializers
 
 from classifier.models import ClassificationJob, Prediction, WebhookEndpoint, WebhookEvent
 from classifier.serializers import EXAMPLE_JOB, EXAMPLE_PREDICTION, JobOutputSerializer, PredictionOutputSerializer
+from fetalsite.core.request_id import HEADER as REQUEST_ID_HEADER
 
 EVENT_VERSION = 2
 
@@ -34,6 +35,11 @@ HEADERS = (
     (DELIVERY_HEADER, "The delivery's id, as shown in Admin → Webhook deliveries."),
     (TIMESTAMP_HEADER, "Unix seconds when this attempt was signed; refuse it when far from your clock."),
     (SIGNATURE_HEADER, "`sha256=<hex>`: HMAC-SHA256, keyed with the endpoint's secret, of `<timestamp>.<raw body>`."),
+    (
+        REQUEST_ID_HEADER,
+        "The request the event follows from (for `prediction.created` and `job.failed`, the upload's; your "
+        "`X-Request-ID` if you sent one): quote it when asking about a delivery.",
+    ),
 )
 
 
