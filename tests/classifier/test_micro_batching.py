@@ -4,13 +4,16 @@ held back; the co-claimed jobs' own messages find nothing to do."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from celery.signals import task_postrun
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils import timezone
 
 from classifier.models import ClassificationJob, Prediction
-from classifier.services import classification_job_run, job_retry_or_fail
+from classifier.services import classification_job_run, job_batch_start, job_retry_or_fail, jobs_requeue_stale
 from classifier.tasks import classify_image
 from patients.services import image_upload
 from tests.conftest import wait_for
@@ -75,7 +78,10 @@ class TestBatchInOneRun:
 
         good, bad, other = jobs_of(images)
         assert good.status == other.status == ClassificationJob.Status.SUCCEEDED
-        assert (bad.status, bad.attempts) == (ClassificationJob.Status.QUEUED, 1) and "UnidentifiedImageError" in bad.error
+        assert (bad.status, bad.attempts) == (
+            ClassificationJob.Status.QUEUED,
+            1,
+        ) and "UnidentifiedImageError" in bad.error
         assert not Prediction.objects.filter(job=bad).exists()
         resent = [c for c in callbacks if getattr(getattr(c, "func", None), "__name__", "") == "_send"]
         assert [c.args for c in resent] == [(bad.id,)], "the bad one alone is sent again"
@@ -90,6 +96,23 @@ class TestBatchInOneRun:
         bad, good = jobs_of(images)
         assert bad.status == ClassificationJob.Status.RUNNING  # its task's handler decides (job_retry_or_fail)
         assert good.status == ClassificationJob.Status.SUCCEEDED
+
+    def test_a_batch_whose_worker_died_is_sent_again_whole_and_each_runs_once(
+        self, study, sonographer, active_model, settings
+    ):
+        images = [upload(study, sonographer, seed) for seed in range(3)]
+        ids = [job.id for job in job_batch_start(job_id=jobs_of(images)[0].id, size=settings.MICRO_BATCH_MAX)]
+        assert ids == [job.id for job in jobs_of(images)]
+        # The worker died with the batch claimed: longer ago than the time limit, every job is stale.
+        long_ago = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 1)
+        ClassificationJob.objects.filter(id__in=ids).update(started_at=long_ago)
+
+        assert sorted(jobs_requeue_stale()) == sorted(ids), "the sweeper sends the co-claimed jobs again too"
+        for job_id in ids:  # each resent message claims its own job
+            assert classification_job_run(job_id=job_id).status == ClassificationJob.Status.SUCCEEDED
+
+        assert [job.attempts for job in jobs_of(images)] == [2, 2, 2]
+        assert Prediction.objects.filter(job_id__in=ids).count() == 3
 
     def test_a_job_out_of_retries_fails_for_good(self, study, sonographer, active_model, settings):
         job = jobs_of([upload(study, sonographer, 0)])[0]
