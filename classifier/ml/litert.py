@@ -146,11 +146,10 @@ class LiteRtPlaneClassifier(PlaneClassifier):
     def predict_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (N, classes) and, with a novelty output, similarities (N,), as the Keras path gives."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        with self._lock:
+        with self._lock:  # copied inside: nothing of one call's outputs may be shared with the next call's
             outputs = self._runner(**{INPUT_NAME: batch})  # resizes the input when N changes
-        # Copies: the runner's arrays are views of the interpreter's buffers, rewritten by the next call.
-        probabilities = np.array(outputs[PROBABILITIES])
-        similarities = np.array(outputs[SIMILARITY]).reshape(-1) if self.has_novelty else None
+            probabilities = np.array(outputs[PROBABILITIES])
+            similarities = np.array(outputs[SIMILARITY]).reshape(-1) if self.has_novelty else None
         return probabilities, similarities
 
     def heatmap(self, image):

@@ -72,6 +72,19 @@ class TestExportedTinyModel:
             <= 1e-6
         )
 
+    def test_threads_sharing_it_each_get_their_own_batchs_outputs(self, tiny_pair):
+        from concurrent.futures import ThreadPoolExecutor
+
+        litert = tiny_pair[1]
+        batches = [_random_images(n, 32, seed=10 + n) for n in (1, 2, 3, 5, 8, 13) * 4]  # sizes differ: resizes
+        expected = [litert.predict_outputs(batch)[0] for batch in batches]
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            actual = list(pool.map(lambda batch: litert.predict_outputs(batch)[0], batches))
+
+        for got, want in zip(actual, expected, strict=True):
+            assert got.shape == want.shape and np.array_equal(got, want)
+
     def test_has_no_heatmap(self, tiny_pair):
         with pytest.raises(NotImplementedError, match="keras_classifier_for"):
             tiny_pair[1].heatmap(Image.new("RGB", (32, 32)))
