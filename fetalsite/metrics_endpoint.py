@@ -132,8 +132,11 @@ def _webhook_deliveries() -> Metric:
 
 @functools.cache
 def _app_version() -> str:
-    with open(settings.BASE_DIR / "pyproject.toml", "rb") as file:
-        return tomllib.load(file)["project"]["version"]
+    try:
+        with open(settings.BASE_DIR / "pyproject.toml", "rb") as file:
+            return tomllib.load(file)["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):  # a deployment without the project file: still scrapable
+        return "unknown"
 
 
 def _build() -> Metric:
