@@ -198,9 +198,10 @@ class WorkerProcess:
         return finished.findall(self.log.read_text(errors="replace"))
 
 
-def skip_unless_postgresql() -> None:
+def skip_unless_postgresql(reason: str = "") -> None:
     if connection.vendor != "postgresql":
         pytest.skip(
-            "worker processes on other hosts share PostgreSQL, not a SQLite file; object storage is not about "
+            reason
+            or "worker processes on other hosts share PostgreSQL, not a SQLite file; object storage is not about "
             "the database, so these tests run once, on PostgreSQL"
         )

@@ -142,7 +142,7 @@ class TestObjectStorage:
 
         from patients.services import image_upload
 
-        skip_unless_postgresql()  # a constraint added to a live table
+        skip_unless_postgresql("adding a constraint to a live table needs PostgreSQL")
         with connection.cursor() as cursor:  # every new image row now fails in the database, after its files are saved
             cursor.execute("ALTER TABLE patients_ultrasoundimage ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
         with pytest.raises(IntegrityError):
