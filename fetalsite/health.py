@@ -1,4 +1,4 @@
-"""/health/ for load balancers: database, broker, active model file, a worker's ping."""
+"""/health/ for load balancers: database, broker, file storage, active model file, a worker's ping."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Callable
 
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
@@ -32,6 +33,16 @@ def _broker() -> str:
     return "reachable"
 
 
+def _storage() -> str:
+    """On S3, the bucket answers a HEAD with these credentials (404: no such bucket; 403: not allowed). Local disk
+    is not probed: MEDIA_ROOT is made by the first upload."""
+    bucket = getattr(default_storage, "bucket", None)  # django-storages' S3 backend
+    if bucket is None:
+        return "local disk"
+    bucket.meta.client.head_bucket(Bucket=bucket.name)
+    return f"bucket {bucket.name} reachable"
+
+
 def _model() -> str:
     version = active_model_version()
     if version is None:
@@ -53,7 +64,13 @@ def _worker() -> str:
     return f"{next(iter(replies[0]))} answered"
 
 
-CHECKS: dict[str, Callable[[], str]] = {"database": _database, "broker": _broker, "model": _model, "worker": _worker}
+CHECKS: dict[str, Callable[[], str]] = {
+    "database": _database,
+    "broker": _broker,
+    "storage": _storage,
+    "model": _model,
+    "worker": _worker,
+}
 
 
 @never_cache

@@ -205,3 +205,21 @@ class TestStorageSettings:
     def test_no_acl_is_sent_where_the_bucket_has_acls_disabled(self):
         storage = base_storage_setting({"S3_BUCKET": "clinic-images", "S3_DEFAULT_ACL": ""})
         assert storage["OPTIONS"]["default_acl"] is None
+
+
+class TestHealth:
+    def test_the_storage_check_passes_with_the_bucket_and_fails_without_it(self, s3_media, client, settings, db):
+        assert client.get("/health/").json()["checks"]["storage"] == {
+            "ok": True,
+            "detail": f"bucket {object_storage.BUCKET} reachable",
+        }
+
+        storage = settings.STORAGES["default"]
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {**storage, "OPTIONS": {**storage["OPTIONS"], "bucket_name": "gone"}},
+        }
+        response = client.get("/health/")
+        assert response.status_code == 503
+        check = response.json()["checks"]["storage"]
+        assert not check["ok"] and "404" in check["detail"]

@@ -238,7 +238,7 @@ class TestHealth:
         response = client.get("/health/")
         body = response.json()
         assert response.status_code == 200, body
-        assert set(body["checks"]) == {"database", "broker", "model", "worker"}
+        assert set(body["checks"]) == {"database", "broker", "storage", "model", "worker"}
 
     def test_503_without_a_worker_or_with_a_tampered_model(self, client, active_model, settings, tmp_path):
         response = client.get("/health/")
