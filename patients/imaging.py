@@ -36,6 +36,8 @@ DERIVED_MAX_SIDE = 4096
 # together (bench/bench_upload.py); level 1 is lossless all the same (the worker and the browser get the same
 # pixels) and about 15% larger on the fetal-planes images.
 DISPLAY_PNG_COMPRESS_LEVEL = 1
+# A study page card shows an image at most 18rem wide: 640 px stays sharp at twice that on a high-density screen.
+THUMBNAIL_MAX_SIDE = 640
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,13 @@ def display_png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=DISPLAY_PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
+
+
+def thumbnail_png(display: bytes) -> bytes:
+    """A card's thumbnail of a display rendition (ours: checked, 8-bit, upright), at most THUMBNAIL_MAX_SIDE px."""
+    with Image.open(io.BytesIO(display)) as image:
+        image.thumbnail((THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        return display_png(image)
 
 
 def decoded_bytes(image: Image.Image) -> int:

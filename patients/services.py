@@ -26,7 +26,7 @@ from fetalsite.core.text import fold_for_search
 from fetalsite.metrics.services import refusal_reason, upload_refusal_record
 from patients.cine_files import VIDEO_EXTENSIONS, CineFacts, CineRefused, inspect_cine_bytes, inspect_dicom_file
 from patients.dicom_files import DICOM_EXTENSION, DicomFacts, DicomHeader, DicomRefused, is_part10
-from patients.imaging import ImageFacts, inspect_image_bytes, sanitize_filename
+from patients.imaging import THUMBNAIL_MAX_SIDE, ImageFacts, inspect_image_bytes, sanitize_filename, thumbnail_png
 from patients.models import DicomInstance, Patient, Study, UltrasoundImage
 from patients.selectors import study_plane_summary
 
@@ -581,6 +581,28 @@ class _StoredFiles:
 
 def _storage(field: str) -> Storage:
     return UltrasoundImage._meta.get_field(field).storage  # the field's storage: S3 or another later
+
+
+def image_thumbnail(*, image: UltrasoundImage, user) -> str:
+    """The stored name of the study page card's picture of ``image``: its display PNG when that is small enough,
+    else a thumbnail of it, made on the first request and stored beside it (``thumbs/``), so later views neither
+    decode nor encode anything."""
+    require_permission(
+        user, "patients.view_ultrasoundimage", clinic_id=image.study.patient.clinic_id, action="view images"
+    )
+    display = image.file.name
+    if display.endswith(".png") and max(image.width, image.height) <= THUMBNAIL_MAX_SIDE:
+        return display
+    name = "thumbs/" + display.split("/", 1)[-1].rsplit(".", 1)[0] + ".png"
+    storage = _storage("file")
+    if storage.exists(name):
+        return name
+    with image.file.open("rb") as handle:
+        png = thumbnail_png(handle.read())
+    saved = storage.save(name, ContentFile(png))
+    if saved != name:  # a concurrent first view stored the same thumbnail meanwhile: keep that one
+        storage.delete(saved)
+    return name
 
 
 def _image_files_store(*, clinic_id: int, data: bytes, facts: ImageFacts) -> _StoredFiles:

@@ -20,6 +20,7 @@ urlpatterns = [
     path("images/<int:image_id>/file/", views.ImageFileView.as_view(), name="image-file"),
     path("images/<int:image_id>/original/", views.ImageOriginalView.as_view(), name="image-original"),
     path("images/<int:image_id>/preview/", views.ImageFileView.as_view(variant="preview"), name="image-preview"),
+    path("images/<int:image_id>/thumbnail/", views.ImageFileView.as_view(variant="thumbnail"), name="image-thumbnail"),
     path("images/<int:image_id>/playback/", views.ImagePlaybackView.as_view(), name="image-playback"),
     path("images/<int:image_id>/heatmap/", views.ImageFileView.as_view(variant="heatmap"), name="image-heatmap"),
     path("images/<int:image_id>/review/", views.PredictionReviewView.as_view(), name="image-review"),

@@ -674,7 +674,10 @@ class ImageFileView(StaffPageMixin, View):
         image = selectors.image_get(user=request.user, image_id=image_id)
         if self.variant == "preview" and _stored_format(image) not in BROWSER_FORMATS:
             return _png_response(image)  # only rows from before display renditions: a TIFF stored as uploaded
-        if self.variant == "heatmap":
+        if self.variant == "thumbnail":
+            stored = services.image_thumbnail(image=image, user=request.user)
+            handle, name, content_type = image.file.storage.open(stored, "rb"), f"image-{image.id}.png", "image/png"
+        elif self.variant == "heatmap":
             prediction = classifier_selectors.image_latest_prediction(image)
             if prediction is None or image.is_cine:
                 raise Http404("No heatmap for this image.")

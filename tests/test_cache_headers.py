@@ -83,7 +83,7 @@ class TestPatientDataIsNeverStored:
 
 
 class TestImageBytesArePrivate:
-    @pytest.mark.parametrize("variant", ["file", "preview", "heatmap"])
+    @pytest.mark.parametrize("variant", ["file", "preview", "thumbnail", "heatmap"])
     def test_image_pages(self, page_client, image_with_heatmap, variant):
         response = page_client.get(f"/images/{image_with_heatmap.id}/{variant}/")
 

@@ -116,6 +116,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "images/<int:image_id>/file/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/original/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/preview/": {"get": "302 200 200 403 200 404 200"},
+    "images/<int:image_id>/thumbnail/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/playback/": {"get": "302 200 200 403 200 404 200"},  # a cine loop's video (ranges)
     "images/<int:image_id>/heatmap/": {"get": "302 200 200 403 200 404 200"},
     "images/<int:image_id>/history/": {"get": "302 200 200 403 200 404 200"},

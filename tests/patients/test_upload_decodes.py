@@ -110,3 +110,52 @@ def test_the_worker_sees_what_training_and_evaluation_see():
         assert from_stored.dtype == np.float32 and from_stored.shape == (224, 224, 3)
         assert np.array_equal(from_upload, from_stored)
     assert {PIL.Image.open(io.BytesIO(data)).mode for data in images} >= {"L"}
+
+
+class TestCardThumbnail:
+    def test_a_large_image_gets_a_thumbnail_made_once_and_served_as_stored(
+        self, client, sonographer, study, media_root, decodes
+    ):
+        image = services.image_upload(
+            study=study, data=png_bytes(1600, 1200, seed=8), filename="big.png", uploaded_by=sonographer
+        ).image
+        client.force_login(sonographer)
+        url = reverse("image-thumbnail", args=[image.id])
+        decodes.clear()
+
+        first = b"".join(client.get(url).streaming_content)
+        made = len(decodes)
+        second = client.get(url)
+
+        assert made == 1 and len(decodes) == 1, decodes  # the second view decodes nothing
+        assert second["Content-Type"] == "image/png"
+        assert b"".join(second.streaming_content) == first
+        with PIL.Image.open(io.BytesIO(first)) as thumbnail:
+            assert thumbnail.size == (640, 480)
+        assert [path.name for path in (media_root / "thumbs").rglob("*.png")] == [image.file.name.rsplit("/", 1)[1]]
+
+    def test_a_small_image_is_its_own_thumbnail(self, client, sonographer, study, media_root):
+        image = services.image_upload(
+            study=study, data=png_bytes(seed=9), filename="s.png", uploaded_by=sonographer
+        ).image
+        client.force_login(sonographer)
+
+        response = client.get(reverse("image-thumbnail", args=[image.id]))
+
+        assert b"".join(response.streaming_content) == image.file.read()
+        assert not (media_root / "thumbs").exists()
+
+    def test_the_card_shows_the_thumbnail_and_enlarges_to_the_full_image(self, client, sonographer, study):
+        image = services.image_upload(study=study, data=png_bytes(seed=10), filename="c.png", uploaded_by=sonographer)
+        client.force_login(sonographer)
+
+        html = client.get(reverse("study-detail", args=[study.id])).content.decode()
+
+        assert f'class="photo" src="{reverse("image-thumbnail", args=[image.image.id])}"' in html
+        assert f'class="enlarge" href="{reverse("image-preview", args=[image.image.id])}"' in html
+
+    def test_another_clinics_thumbnail_is_404(self, client, sonographer, south_sonographer, study):
+        image = services.image_upload(study=study, data=png_bytes(seed=11), filename="n.png", uploaded_by=sonographer)
+        client.force_login(south_sonographer)
+
+        assert client.get(reverse("image-thumbnail", args=[image.image.id])).status_code == 404
