@@ -223,3 +223,30 @@ class TestHealth:
         assert response.status_code == 503
         check = response.json()["checks"]["storage"]
         assert not check["ok"] and "404" in check["detail"]
+
+
+class TestDicomweb:
+    def test_stow_then_qido_metadata_and_wado_read_the_instance_from_the_bucket(
+        self, s3_media, live_server, integrator, transactional_db
+    ):
+        from pydicom.uid import generate_uid
+
+        from patients.models import DicomInstance
+        from tests.dicom.dicomweb_clients import client_for, dataset
+
+        client = client_for(f"{live_server.url}/dicomweb", integrator)
+        study_uid = generate_uid()
+        data = dicom_bytes(study_uid=study_uid, patient_id="MRN-S3-1", Manufacturer="Bucket Medical")
+        sent = dataset(data)
+
+        client.store_instances(datasets=[sent])
+
+        stored = DicomInstance.objects.select_related("image").get(sop_instance_uid=sent.SOPInstanceUID)
+        assert s3_media.read(stored.image.original.name) == data
+        # QIDO-RS and WADO-RS metadata read the stored header (through range requests), WADO-RS the whole file.
+        row = client.search_for_instances(study_instance_uid=study_uid, fields=["Manufacturer"])[0]
+        assert row["00080070"]["Value"] == ["Bucket Medical"]
+        metadata = client.retrieve_instance_metadata(study_uid, sent.SeriesInstanceUID, sent.SOPInstanceUID)
+        assert metadata["00100020"]["Value"] == ["MRN-S3-1"]
+        retrieved = client.retrieve_instance(study_uid, sent.SeriesInstanceUID, sent.SOPInstanceUID)
+        assert retrieved.SOPInstanceUID == sent.SOPInstanceUID and retrieved.Manufacturer == "Bucket Medical"
