@@ -29,7 +29,7 @@ from classifier.models import (
 from classifier.selectors import active_model_version, image_latest_prediction
 from fetalsite.accounts.roles import require_permission, user_can_review
 from fetalsite.core.errors import ApplicationError
-from fetalsite.core.request_id import current_request_id
+from fetalsite.core.request_id import current_request_id, request_id_scope
 
 logger = logging.getLogger(__name__)
 
@@ -439,7 +439,8 @@ def _still_batch_run(*, jobs: list[ClassificationJob], classifier) -> Classifica
         logger.info("Classified a batch of %d jobs: %s", len(decoded), [job.id for job, _ in decoded])
     for (job, _), result in zip(decoded, results, strict=True):
         try:
-            prediction_save(job_id=job.id, result=result)
+            with request_id_scope(job.request_id, job_id=job.id):  # a companion's lines under its own upload's id
+                prediction_save(job_id=job.id, result=result)
         except Exception as error:
             failures[job.id] = error
     lead = jobs[0]
