@@ -250,3 +250,23 @@ class TestDicomweb:
         assert metadata["00100020"]["Value"] == ["MRN-S3-1"]
         retrieved = client.retrieve_instance(study_uid, sent.SeriesInstanceUID, sent.SOPInstanceUID)
         assert retrieved.SOPInstanceUID == sent.SOPInstanceUID and retrieved.Manufacturer == "Bucket Medical"
+
+
+class TestReport:
+    def test_a_reports_thumbnail_is_made_from_the_display_image_in_the_bucket(self, s3_media, study, sonographer):
+        import base64
+
+        from PIL import Image
+
+        from patients.report import THUMBNAIL_PX, _thumbnail_uri
+        from patients.services import image_upload
+
+        image = image_upload(
+            study=study, data=png_bytes(640, 480, seed=45), filename="r.png", uploaded_by=sonographer
+        ).image
+
+        uri = _thumbnail_uri(image)
+
+        assert image.file.name in s3_media.object_keys()
+        with Image.open(io.BytesIO(base64.b64decode(uri.removeprefix("data:image/jpeg;base64,")))) as thumbnail:
+            assert thumbnail.format == "JPEG" and max(thumbnail.size) == THUMBNAIL_PX
