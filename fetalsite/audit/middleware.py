@@ -4,8 +4,6 @@ request an id."""
 from __future__ import annotations
 
 import logging
-import re
-import uuid
 
 from fetalsite.accounts.selectors import visible_clinic_ids
 from fetalsite.audit.models import AccessLogEntry
@@ -14,21 +12,21 @@ from fetalsite.audit.selectors import PatientRef, patient_ids_listed, patient_re
 from fetalsite.audit.services import access_log_record
 from fetalsite.core.api_utils import REPLAYED_HEADER
 from fetalsite.core.client_ip import client_ip
+from fetalsite.core.request_id import HEADER as REQUEST_ID_HEADER
+from fetalsite.core.request_id import accepted_request_id
 from fetalsite.core.shown import note_listed, shown_records
 
 logger = logging.getLogger(__name__)
 
-REQUEST_ID_HEADER = "X-Request-ID"
-# A caller's id is kept only when it is short and plain; anything else is replaced by a fresh uuid4.
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 READ_METHODS = ("GET", "HEAD")
 Action = AccessLogEntry.Action
 NO_PATIENT = PatientRef(None, None)
 
 
 def request_id_for(request) -> str:
-    supplied = request.headers.get(REQUEST_ID_HEADER, "")
-    return supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    """The id fetalsite.core.request_id's middleware (first in MIDDLEWARE) gave the request, so the access log, the
+    job and every log line share one; a request that did not pass through it gets one by the same rule."""
+    return getattr(request, "request_id", "") or accepted_request_id(request.headers.get(REQUEST_ID_HEADER))
 
 
 READ, REPLAY, REFUSAL = "read", "replay", "refusal"

@@ -17,7 +17,7 @@ from contextvars import ContextVar
 HEADER = "X-Request-ID"
 # Letters, digits and . _ : - only: the value goes into logs and headers, so nothing a log parser or an HTTP
 # client could mistake for structure (quotes, spaces, newlines), and no longer than the rows' 64 characters.
-_VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_VALID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 _request_id: ContextVar[str] = ContextVar("request_id", default="")
 _job_id: ContextVar[int | None] = ContextVar("job_id", default=None)
@@ -29,7 +29,7 @@ def new_request_id() -> str:
 
 def accepted_request_id(value: str | None) -> str:
     """The caller's id when it is well formed, else a new one (an invalid id is replaced, never echoed)."""
-    return value if value and _VALID.match(value) else new_request_id()
+    return value if value and _VALID.fullmatch(value) else new_request_id()
 
 
 def current_request_id() -> str:

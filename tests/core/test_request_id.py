@@ -29,7 +29,7 @@ class TestMiddleware:
         response = client.get("/login/", HTTP_X_REQUEST_ID="lb-7f3a:01.abc_123")
         assert response["X-Request-ID"] == "lb-7f3a:01.abc_123"
 
-    @pytest.mark.parametrize("sent", ["", "two words", "x" * 65, 'quo"te', "line\nbreak", "ümlaut", "a;b"])
+    @pytest.mark.parametrize("sent", ["", "two words", "x" * 65, 'quo"te', "line\nbreak", "abc123\n", "ümlaut", "a;b"])
     def test_an_invalid_id_is_replaced_not_echoed(self, client, sent):
         response = client.get("/login/", HTTP_X_REQUEST_ID=sent)
         assert NEW_ID.match(response["X-Request-ID"]) and response["X-Request-ID"] != sent
@@ -66,13 +66,21 @@ def test_json_log_lines_carry_the_request_and_job_ids(settings):
     assert (outside["request_id"], outside["job_id"]) == (None, None)
 
 
-def _upload(api_client, study, request_id: str):
+def _upload(api_client, study, request_id: str | None):
     return api_client.post(
         f"/api/v1/studies/{study.id}/images/",
         {"file": SimpleUploadedFile("head.png", png_bytes(seed=5), content_type="image/png")},
         format="multipart",
-        HTTP_X_REQUEST_ID=request_id,
+        **({} if request_id is None else {"HTTP_X_REQUEST_ID": request_id}),
     )
+
+
+@pytest.mark.parametrize("sent", [None, "not valid!"])
+def test_a_generated_id_is_the_one_the_answer_and_the_job_carry(api_client, study, sent):
+    """Two middlewares read the id (this one and the access log's): they must not make two."""
+    response = _upload(api_client, study, sent)
+    job = ClassificationJob.objects.get(image_id=response.json()["id"])
+    assert NEW_ID.match(response["X-Request-ID"]) and job.request_id == response["X-Request-ID"]
 
 
 @pytest.mark.e2e
