@@ -145,16 +145,16 @@ if S3_BUCKET:
 
 # Where model artifacts and their cards live.
 MODELS_DIR = env.path("MODELS_DIR", default=BASE_DIR / "models")
+# What runs the model in the worker: "litert" (the card's LiteRT file: no TensorFlow in the worker's process; Keras
+# when the card lists none or its file fails its sha256 check) or "keras". Heatmaps always use Keras.
+INFERENCE_RUNTIME = env("INFERENCE_RUNTIME", default="litert")
+# Threads one worker process gives the model (LiteRT's, or TensorFlow's pools). 2 gave two prefork processes more
+# images a second than 1 on the 2-core machine (docs/performance.md, "Model alone"); measure a worker host's own.
+INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=2)
 
 # Upload limits (bytes and decoded pixels).
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=40_000_000)
-# What runs the model in the worker: "litert" (the card's LiteRT file: no TensorFlow in the worker's process; Keras
-# when the card lists none or its file fails its sha256 check) or "keras". Heatmaps always use Keras.
-INFERENCE_RUNTIME = env("INFERENCE_RUNTIME", default="litert")
-# Threads one worker process gives the model (LiteRT's, or TensorFlow's pools): 1 suits prefork with one
-# process per core, as the Procfile runs it (docs/performance.md has the measurement).
-INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=1)
 # Memory to decode one upload (width x height x bytes per sample x channels, from the header).
 # An ultrasound frame needs at most ~16 MB; 128 MB admits 40 MP of 8- or 16-bit grey.
 UPLOAD_MAX_DECODED_BYTES = env.int("UPLOAD_MAX_DECODED_BYTES", default=128 * 1024 * 1024)
