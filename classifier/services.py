@@ -602,6 +602,20 @@ def heatmap_request(*, prediction: Prediction, requested_by) -> Prediction:
     return prediction
 
 
+class NoHeatmap(ApplicationError):
+    http_status = 404
+    code = "no_heatmap"
+
+
+def image_heatmap_request(*, image, requested_by) -> Prediction:
+    """``heatmap_request`` for an image's latest prediction (the pages' and the API's heatmap URL). A still (a
+    key frame too) has one once classified; an image not classified yet, or a clip, has none (404)."""
+    prediction = image_latest_prediction(image)
+    if prediction is None or image.is_cine:
+        raise NoHeatmap("This image has no heatmap: it is a cine clip or has no prediction yet.")
+    return heatmap_request(prediction=prediction, requested_by=requested_by)
+
+
 def heatmap_render(*, prediction_id: int) -> Prediction | None:
     """Make and store a prediction's Grad-CAM overlay, exactly once: a redelivered or repeated task that finds
     it stored does nothing, and of two renders that race, the second's file is deleted. The heatmaps queue's

@@ -970,6 +970,54 @@ class ImagePlaybackApi(ImageBytesApi):
         return response
 
 
+class HeatmapPreparingSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["preparing"])
+    detail = serializers.CharField()
+    retry_after = serializers.IntegerField(help_text="Seconds to wait before asking again (also `Retry-After`).")
+
+
+HEATMAP_RETRY_AFTER_S = 1
+
+
+class ImageHeatmapApi(ImageBytesApi):
+    """The model's Grad-CAM heatmap blended over the image (PNG, at most the image's size): where the model
+    looked for its answer. It is made the first time anyone asks for it: until it is ready the answer is
+    `202 Accepted` with `Retry-After` (seconds); ask again then, until `200`. Every classified still has one
+    (key frames too); an image not classified yet, or a cine clip, answers 404."""
+
+    @extend_schema(
+        operation_id="images_heatmap_retrieve",
+        summary="Download an image's heatmap (PNG), made on first request",
+        responses={
+            (200, DISPLAY_MEDIA_TYPE): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The heatmap, as attachment `heatmap-{id}.png`."
+            ),
+            202: OpenApiResponse(
+                HeatmapPreparingSerializer,
+                description="Being made (this request queued it, or an earlier one did): ask again after "
+                "`Retry-After` seconds.",
+            ),
+            **error_responses(*READ_ERRORS),
+            404: OpenApiResponse(
+                ErrorSerializer,
+                description="No such image in your clinic (`not_found`; another clinic's image answers the same), "
+                "or the image has no heatmap: not classified yet, or a cine clip (`no_heatmap`).",
+            ),
+        },
+    )
+    def get(self, request, image_id: int):
+        image = selectors.image_get(user=request.user, image_id=image_id)
+        prediction = classifier_services.image_heatmap_request(image=image, requested_by=request.user)
+        if not prediction.heatmap:
+            body = {
+                "status": "preparing",
+                "detail": "The heatmap is being made; ask again shortly.",
+                "retry_after": HEATMAP_RETRY_AFTER_S,
+            }
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Retry-After": str(HEATMAP_RETRY_AFTER_S)})
+        return self.attachment(prediction.heatmap, name=f"heatmap-{image.id}.png")
+
+
 class PdfRenderer(ImageBytesRenderer):
     """Lets a client ask for ``Accept: application/pdf``; the report's bytes go out as they are."""
 

@@ -47,6 +47,7 @@ api_urlpatterns = [
     path("images/<int:image_id>/", apis.ImageDetailApi.as_view(), name="api-image"),
     path("images/<int:image_id>/file/", apis.ImageFileApi.as_view(), name="api-image-file"),
     path("images/<int:image_id>/original/", apis.ImageOriginalApi.as_view(), name="api-image-original"),
+    path("images/<int:image_id>/heatmap/", apis.ImageHeatmapApi.as_view(), name="api-image-heatmap"),
     path("images/<int:image_id>/frames/", apis.ImageFramesApi.as_view(), name="api-image-frames"),
     path("images/<int:image_id>/playback/", apis.ImagePlaybackApi.as_view(), name="api-image-playback"),
     path("images/<int:image_id>/history/", apis.ImageHistoryApi.as_view(), name="api-image-history"),

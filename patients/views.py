@@ -678,10 +678,10 @@ class ImageFileView(StaffPageMixin, View):
             stored = services.image_thumbnail(image=image, user=request.user)
             handle, name, content_type = image.file.storage.open(stored, "rb"), f"image-{image.id}.png", "image/png"
         elif self.variant == "heatmap":
-            prediction = classifier_selectors.image_latest_prediction(image)
-            if prediction is None or image.is_cine:
-                raise Http404("No heatmap for this image.")
-            prediction = classifier_services.heatmap_request(prediction=prediction, requested_by=request.user)
+            try:
+                prediction = classifier_services.image_heatmap_request(image=image, requested_by=request.user)
+            except classifier_services.NoHeatmap as error:
+                raise Http404(error.message) from None
             if not prediction.heatmap:
                 return _heatmap_preparing()
             handle, name, content_type = prediction.heatmap.open("rb"), f"heatmap-{image.id}.png", "image/png"

@@ -172,6 +172,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "api/v1/images/<int:image_id>/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/<int:image_id>/file/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/images/<int:image_id>/original/": {"get": "401 200 200 200 200 404 401"},
+    "api/v1/images/<int:image_id>/heatmap/": {"get": "401 200 200 200 200 404 401"},  # made already: 200
     # A clip just uploaded: its video plays; its per-frame analysis is not there yet (409), for every role that
     # may read it.
     "api/v1/images/<int:image_id>/frames/": {"get": "401 409 409 409 409 404 401"},

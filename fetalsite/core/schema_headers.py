@@ -1,8 +1,9 @@
 """The response headers an integrator acts on, documented on every operation that sends them.
 
 A drf-spectacular post-processing hook, so that each rule holds for every operation (new ones included)
-instead of being repeated on each view: 429 → ``Retry-After``; the 2xx answers of an operation that takes
-an ``Idempotency-Key`` → ``Idempotent-Replayed``; 201 → ``Location``; a file download → ``Content-Disposition``.
+instead of being repeated on each view: 429 and a "not ready yet" 202 → ``Retry-After``; the 2xx answers of an
+operation that takes an ``Idempotency-Key`` → ``Idempotent-Replayed``; 201 → ``Location``; a file download →
+``Content-Disposition``.
 tests/api/test_openapi.py checks the schema says so, and the API tests that the responses do."""
 
 from __future__ import annotations
@@ -44,9 +45,13 @@ def _is_download(response: dict) -> bool:
     return any(media_type != "application/json" for media_type in response.get("content", {}))
 
 
-def _headers_for(status: str, response: dict, *, idempotent: bool) -> list[str]:
+# Operations whose 202 means "not ready yet, ask again": an upload's 202 (queued) sends no Retry-After.
+ASK_AGAIN_ON_202 = {"images_heatmap_retrieve"}
+
+
+def _headers_for(status: str, response: dict, *, idempotent: bool, ask_again: bool = False) -> list[str]:
     names = []
-    if status == "429":
+    if status == "429" or (status == "202" and ask_again):
         names.append("Retry-After")
     if status.startswith("2") and idempotent:
         names.append(REPLAYED_HEADER)
@@ -67,7 +72,8 @@ def response_headers_postprocess(result: dict, generator, request, public) -> di
                 continue
             idempotent = _takes_idempotency_key(operation)
             for status, response in operation.get("responses", {}).items():
-                for name in _headers_for(status, response, idempotent=idempotent):
+                ask_again = operation.get("operationId") in ASK_AGAIN_ON_202
+                for name in _headers_for(status, response, idempotent=idempotent, ask_again=ask_again):
                     response.setdefault("headers", {}).setdefault(name, {"$ref": f"#/components/headers/{name}"})
                     used.add(name)
     if used:

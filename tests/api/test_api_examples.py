@@ -28,6 +28,8 @@ import pytest
 from django.apps import apps
 from django.conf import settings as django_settings
 from django.core.cache import caches
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.color import no_style
 from django.db import connection
@@ -41,7 +43,7 @@ from classifier.labels import PLANE_LABELS
 from classifier.ml.frames import iter_frames
 from classifier.ml.inference import ClassifierResult, FrameScores
 from classifier.ml.keyframes import KeyFramePicker
-from classifier.models import ClassificationJob
+from classifier.models import ClassificationJob, Prediction
 from fetalsite.accounts.roles import Role
 from fetalsite.core.api_examples import JSON, examples_file
 from patients import services as patient_services
@@ -496,6 +498,14 @@ def _image_bytes(rec: Recorder, world: World) -> None:
         rec.send(op, "The bytes", f"GET /api/v1/images/{world.ids['head']}/{suffix}/", 200)
         rec.send(op, "No such image", f"GET /api/v1/images/999/{suffix}/", 404)
         rec.probe(op)
+    op, heatmap = "images_heatmap_retrieve", f"GET /api/v1/images/{world.ids['head']}/heatmap/"
+    rec.send(op, "Being made: this first request queued it", heatmap, 202)
+    # Meanwhile the heatmaps worker makes it (the scenario has no worker: it stores a stand-in PNG).
+    made = default_storage.save("heatmaps/example.png", ContentFile(png_bytes(seed=4)))
+    Prediction.objects.filter(job__image_id=world.ids["head"]).update(heatmap=made)
+    rec.send(op, "The heatmap", heatmap, 200)
+    rec.send(op, "No such image", "GET /api/v1/images/999/heatmap/", 404)
+    rec.probe(op)
     femur = world.ids["femur"]
     UltrasoundImage.objects.filter(id=femur).update(original=None)  # as uploaded before originals were kept
     rec.send("images_original_retrieve", "Original not kept", f"GET /api/v1/images/{femur}/original/", 404)
