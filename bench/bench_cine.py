@@ -402,7 +402,8 @@ def end_to_end(*, args, planes, env: dict[str, str], log_dir: Path) -> dict:
     with throwaway_database(args.postgres_server):
         user = prepare_app(log_dir)
         with app.connection_for_write() as connection:  # nothing left over from an earlier run on this Redis db
-            connection.default_channel.queue_purge(app.conf.task_default_queue)
+            for queue in app.amqp.queues:  # all four (settings.celery_queues)
+                connection.default_channel.queue_purge(queue)
         with celery_worker(env, concurrency=args.concurrency, log_dir=log_dir) as worker:
             print(f"  worker: {args.concurrency} prefork processes (pids {worker.pids()})")
             cold = upload_clip(user=user, planes=planes, args=args, frames=args.cold_frames, worker=worker)

@@ -24,7 +24,8 @@ def worker(transactional_db):
     from fetalsite.celery import app
 
     with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(app.conf.task_default_queue)
+        for queue in app.amqp.queues:  # this run's four queues (settings.celery_queues)
+            connection.default_channel.queue_purge(queue)
     with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING") as worker:
         yield worker
 
