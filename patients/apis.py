@@ -197,6 +197,10 @@ class ImageOutputSerializer(serializers.Serializer):
     uploaded_at = serializers.DateTimeField()
     file_url = serializers.SerializerMethodField(help_text="The display rendition on the web pages (people).")
     download_url = serializers.SerializerMethodField(help_text="The display rendition (PNG) through the API.")
+    heatmap_url = serializers.SerializerMethodField(
+        help_text="The model's heatmap (PNG) through the API, made on the first request: a GET may answer 202 with "
+        "`Retry-After` first. Null while the image has no prediction, and for a clip (its key frames have theirs)."
+    )
     original = serializers.SerializerMethodField(
         help_text="The uploaded bytes, kept unchanged; null for images uploaded before originals were kept."
     )
@@ -234,6 +238,12 @@ class ImageOutputSerializer(serializers.Serializer):
 
     def get_download_url(self, image) -> str:
         return reverse("api-image-file", args=[image.id])
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_heatmap_url(self, image) -> str | None:
+        if image.is_cine or classifier_selectors.image_latest_prediction(image) is None:
+            return None
+        return reverse("api-image-heatmap", args=[image.id])
 
     @extend_schema_field(ImageOriginalOutputSerializer(allow_null=True))
     def get_original(self, image) -> dict | None:

@@ -21,6 +21,7 @@ class TestImageHeatmapApi:
     ):
         image = classified(study, sonographer)
         url = f"/api/v1/images/{image.id}/heatmap/"
+        assert api_client.get(f"/api/v1/images/{image.id}/").json()["heatmap_url"] == url
 
         with django_capture_on_commit_callbacks() as callbacks:
             first, second = api_client.get(url), api_client.get(url)
@@ -45,6 +46,7 @@ class TestImageHeatmapApi:
         image = image_upload(study=study, data=png_bytes(), filename="q.png", uploaded_by=sonographer).image
         response = api_client.get(f"/api/v1/images/{image.id}/heatmap/")
         assert response.status_code == 404 and response.json()["code"] == "no_heatmap"
+        assert api_client.get(f"/api/v1/images/{image.id}/").json()["heatmap_url"] is None
 
     def test_another_clinics_image_is_not_found_and_nothing_is_queued(
         self, south_api_client, study, sonographer, active_model
