@@ -280,9 +280,11 @@ def _image_version(image) -> str:
 
 
 # ---- The study page's poll: only the cards that changed since the page's last answer --------------
-# The answer's ETag names the state it showed: the page's own (study status, whether the person may review) and a
-# short digest of each card's version. The script sends it back (``?since=`` and If-None-Match): nothing changed
-# is a 304 with no body; else only the cards whose digest differs, and the plane summary.
+# Each answer names the state it showed (X-Poll-State): the page's own (study status, whether the person may review)
+# and a short digest of each card's version; its ETag is a hash of that. The script sends both back: a matching
+# If-None-Match is a 304 with no body; else ``?since=<state>`` gets only the cards whose digest differs, and the
+# plane summary. (A study too long for the state to fit in a URL gets every card when anything changed.)
+POLL_STATE_HEADER = "X-Poll-State"
 
 
 def _version_digest(version: str) -> str:
@@ -292,6 +294,10 @@ def _version_digest(version: str) -> str:
 def _poll_token(*, study: Study, can_review: bool, versions: dict[int, str]) -> str:
     cards = ".".join(f"{image_id}-{_version_digest(version)}" for image_id, version in versions.items())
     return f"{study.status}-{int(can_review)}.{cards}"
+
+
+def _poll_etag(token: str) -> str:
+    return quote_etag(hashlib.blake2b(token.encode(), digest_size=8).hexdigest())
 
 
 def _known_digests(token: str, *, current: str) -> dict[int, str]:
@@ -409,10 +415,12 @@ class StudyDetailView(StaffPageMixin, TemplateView):
         can_review = user_can_review(self.request.user)
         cards = [_card_context(image, can_review=can_review) for image in images]
         versions = {card["image"].id: card["version"] for card in cards}
+        token = _poll_token(study=study, can_review=can_review, versions=versions)
         return {
             **super().get_context_data(**kwargs),
             "study": study,
-            "poll_token": _poll_token(study=study, can_review=can_review, versions=versions),
+            "poll_token": token,
+            "poll_etag": _poll_etag(token),
             "can_sign_off": can_review,
             "reopen_form": ReopenForm() if can_review and study.status != Study.Status.OPEN else None,
             "cards": cards,
@@ -575,8 +583,8 @@ class StudyImagesView(PageActionMixin, View):
     """What the study page polls: the cards (each with its ``data-version``) and the plane summary, as one HTML
     fragment (``patients/_study_images.html``); the script swaps in the cards that changed.
 
-    With ``?since=<the last answer's ETag>`` only the cards changed since then come; with a matching If-None-Match,
-    a 304 without a body (the usual answer while a queue stands still)."""
+    With ``?since=<the last answer's X-Poll-State>`` only the cards changed since then come; with a matching
+    If-None-Match, a 304 without a body (the usual answer while a queue stands still)."""
 
     def get(self, request, study_id: int):
         study = selectors.study_get(user=request.user, study_id=study_id)
@@ -584,7 +592,7 @@ class StudyImagesView(PageActionMixin, View):
         can_review = user_can_review(request.user)
         versions = {image.id: _image_version(image) for image in images}
         token = _poll_token(study=study, can_review=can_review, versions=versions)
-        etag = quote_etag(token)
+        etag = _poll_etag(token)
         response = get_conditional_response(request, etag=etag)
         if response is None:
             known = _known_digests(request.GET.get("since", ""), current=token)
@@ -594,7 +602,7 @@ class StudyImagesView(PageActionMixin, View):
                 "summary": selectors.plane_summary(images),
             }
             response = partial_response(request, "patients/_study_images.html", context)
-        response["ETag"] = etag
+        response["ETag"], response[POLL_STATE_HEADER] = etag, token
         patch_vary_headers(response, [PARTIAL_HEADER])
         return response
 

@@ -18,8 +18,11 @@
   let uploading = 0;
   let pollTimer = null;
   let quietPolls = 0;
-  // The state the page last saw (the poll's ETag): the server answers 304, or only the cards changed since.
-  let pollToken = grid.dataset.pollToken || "";
+  // The state the page last saw (the poll's X-Poll-State, and its ETag): the server answers 304, or only the cards
+  // changed since. A long study's state would make too long a URL (gunicorn takes 4 KB): every card comes instead.
+  let pollState = grid.dataset.pollToken || "";
+  let pollEtag = grid.dataset.pollEtag || "";
+  const SINCE_MAX_LENGTH = 2000;
 
   const announce = (text) => { if (live) live.textContent = text; };
   const el = (tag, attrs, text) => {
@@ -99,8 +102,9 @@
     try {
       // X-Background-Poll tells the server this is no activity of the person's, so an idle session still ends.
       const headers = { ...PARTIAL, "X-Background-Poll": "1" };
-      if (pollToken) headers["If-None-Match"] = '"' + pollToken + '"';
-      const url = pollToken ? pollUrl + "?since=" + encodeURIComponent(pollToken) : pollUrl;
+      if (pollEtag) headers["If-None-Match"] = pollEtag;
+      const since = pollState && pollState.length <= SINCE_MAX_LENGTH;
+      const url = since ? pollUrl + "?since=" + encodeURIComponent(pollState) : pollUrl;
       const response = await fetch(url, { headers, credentials: "same-origin", cache: "no-store" });
       if (response.redirected || response.status === 401 || response.status === 403) {
         sessionEnded();
@@ -111,7 +115,8 @@
       } else if (response.ok) {
         quietPolls += 1;
         applyFragment(await response.text());
-        pollToken = (response.headers.get("ETag") || "").replace(/^W\//, "").replace(/"/g, "");
+        pollEtag = response.headers.get("ETag") || "";
+        pollState = response.headers.get("X-Poll-State") || "";
       }
     } catch (error) {
       // The network blinked: try again on the next tick.
