@@ -346,7 +346,10 @@ def job_batch_start(*, job_id: int, size: int) -> list[ClassificationJob]:
     Empty when the job has nothing to do (finished, running, gone). Each co-claimed job's own message, when it
     comes, finds it not runnable and is dropped; if this worker dies, the sweeper requeues them all as stale."""
     with transaction.atomic():
-        job = ClassificationJob.objects.select_for_update().select_related("image").filter(id=job_id).first()
+        # Only the job's row is locked (of=self): its image's row is read, not held, while the batch is claimed.
+        job = (
+            ClassificationJob.objects.select_for_update(of=("self",)).select_related("image").filter(id=job_id).first()
+        )
         if job is None:
             logger.warning("Classification job %s does not exist; message dropped", job_id)
             return []
