@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from bench_cine import Worker, git, kib, proc_field, proc_status
+from bench_cine import Worker, child_pids, git, kib, proc_field, proc_status
 from load_uploads import _create_study
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +102,20 @@ def throwaway_database(server_url: str) -> Iterator[str]:
             connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far (/proc/<pid>/stat): unlike wall time, what an image
+    costs in CPU does not grow with other work on the machine."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -117,8 +131,8 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], *, processes: int, log_dir: Path) -> Iterator[str]:
-    """The app under gunicorn as the Procfile runs it; its URL once /health/ answers."""
+def gunicorn(env: dict[str, str], *, processes: int, log_dir: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The app under gunicorn as the Procfile runs it; its URL once /health/ answers, and its master process."""
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "fetalsite.wsgi", "--bind", f"127.0.0.1:{port}"]
     command += ["--workers", str(processes), "--timeout", "60"]
@@ -137,7 +151,7 @@ def gunicorn(env: dict[str, str], *, processes: int, log_dir: Path) -> Iterator[
                 break
             except requests.RequestException:  # not listening yet, or its processes still importing
                 time.sleep(0.2)
-        yield url
+        yield url, process
     finally:
         stop(process)
 
@@ -244,13 +258,16 @@ def model_alone(images: list[Sample], batch_sizes: list[int], rounds: int) -> di
     timings: dict[int, list[float]] = {size: [] for size in batch_sizes}
     for size in batch_sizes:
         one_pass(size)  # traces or resizes for this batch shape
+    cpu_started = time.process_time()
     for _ in range(rounds):  # sizes take turns, so a change in the machine's load falls on each alike
         for size in batch_sizes:
             timings[size].append(one_pass(size))
+    cpu_ms = (time.process_time() - cpu_started) * 1000 / (rounds * len(batch_sizes) * len(inputs))
     per_s = {size: len(inputs) / statistics.median(values) for size, values in timings.items()}
     rss = kib(proc_status(os.getpid()).get("VmHWM", "")) / 1024
     runtime = getattr(classifier, "runtime", "keras")
-    return {"runtime": runtime, "load_s": load_s, "first_predict_s": first_s, "per_s": per_s, "rss_mib": rss}
+    figures = {"runtime": runtime, "load_s": load_s, "first_predict_s": first_s, "per_s": per_s, "rss_mib": rss}
+    return figures | {"cpu_ms": cpu_ms}
 
 
 def measure_model_alone(args: argparse.Namespace, env: dict[str, str]) -> dict:
@@ -269,7 +286,8 @@ def measure_model_alone(args: argparse.Namespace, env: dict[str, str]) -> dict:
         f"1. model alone ({figures['runtime']}, {len(args.images_list)} test images preprocessed once, median of"
         f" {args.model_rounds} rounds): {sizes} images/s; best batch {best}: {figures['best_per_s']:.1f} images/s."
         f" Fresh process: load {figures['load_s']:.1f} s (imports, file check, load), first prediction"
-        f" {figures['first_predict_s']:.2f} s, peak RSS {figures['rss_mib']:.0f} MiB"
+        f" {figures['first_predict_s']:.2f} s, peak RSS {figures['rss_mib']:.0f} MiB; CPU time per image (all the"
+        f" batch sizes) {figures['cpu_ms']:.0f} ms"
     )
     return figures
 
@@ -408,14 +426,19 @@ def singles(api: Api, images: list[Sample]) -> dict:
     }
 
 
-def run_workers(args: argparse.Namespace, *, env: dict[str, str], api: Api, log_dir: Path, concurrency: int) -> dict:
+def run_workers(args: argparse.Namespace, *, env: dict[str, str], api: Api, web: int, concurrency: int) -> dict:
     """A fresh worker of ``concurrency`` processes: warm-up, the concurrent uploads, the single uploads, memory."""
     purge_queues()
     skip = 2 * concurrency * (concurrency - 1)  # each worker count its own warm-up images
     warm = samples(args.data, "train", 2 * concurrency, skip=args.singles + skip)
-    with celery_worker(env, concurrency=concurrency, queues=args.queues, log_dir=log_dir) as worker:
+    with celery_worker(env, concurrency=concurrency, queues=args.queues, log_dir=args.log_dir) as worker:
         cold = warm_up(api, worker, warm, concurrency=concurrency)
+        web_pids = [web, *child_pids(web)]
+        before = cpu_seconds(web_pids), cpu_seconds(worker.pids())
         figures = throughput(api, args.images_list, clients=args.clients)
+        count = len(args.images_list)
+        figures["web_cpu_ms"] = (cpu_seconds(web_pids) - before[0]) * 1000 / count
+        figures["worker_cpu_ms"] = (cpu_seconds(worker.pids()) - before[1]) * 1000 / count
         single = singles(api, samples(args.data, "train", args.singles))
         peaks = [kib(proc_status(pid).get("VmHWM", "")) / 1024 for pid in worker.pids()[1:]]
         main_peak = kib(proc_status(worker.process.pid).get("VmHWM", "")) / 1024
@@ -425,7 +448,8 @@ def run_workers(args: argparse.Namespace, *, env: dict[str, str], api: Api, log_
         f" ({figures['wall_s']:.1f} s from the first 202 to the last prediction saved); upload accepted ->"
         f" prediction saved median {figures['median_s']:.2f} s, p95 {figures['p95_s']:.2f} s (of which waiting"
         f" for a worker, median {figures['queue_median_s']:.2f} s); runtime {','.join(figures['runtimes'])},"
-        f" inference_ms median {figures['inference_ms']:.1f}"
+        f" inference_ms median {figures['inference_ms']:.1f}; CPU time per image: web processes"
+        f" {figures['web_cpu_ms']:.0f} ms, worker processes {figures['worker_cpu_ms']:.0f} ms"
     )
     print(
         f"  {args.singles} single uploads, idle and warm: median {single['median_s'] * 1000:.0f} ms,"
@@ -511,11 +535,12 @@ def main() -> int:
         args.queues = worker_queues(args)
         print(worker_settings())
         results["model"] = measure_model_alone(args, env)
-        with gunicorn(env, processes=args.web_workers, log_dir=Path(tmp)) as url:
+        args.log_dir = Path(tmp)
+        with gunicorn(env, processes=args.web_workers, log_dir=Path(tmp)) as (url, web):
             api = log_in(url)
             for concurrency in args.workers:
                 print(f"2. {concurrency} worker process(es), -Q {args.queues or '(default queue)'}:")
-                results[concurrency] = run_workers(args, env=env, api=api, log_dir=Path(tmp), concurrency=concurrency)
+                results[concurrency] = run_workers(args, env=env, api=api, web=web.pid, concurrency=concurrency)
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"load average at end: {load}")
     print(summary(results, args, load))
@@ -525,12 +550,14 @@ def main() -> int:
 def summary(results: dict, args: argparse.Namespace, load: str) -> str:
     model = results["model"]
     parts = [f"model_alone={model['best_per_s']:.1f}img/s@b{model['best_batch']}({model['runtime']})"]
+    parts[0] += f" cpu_ms={model['cpu_ms']:.0f}"
     for concurrency in args.workers:
         r = results[concurrency]
         parts.append(
             f"w{concurrency}: {r['per_s']:.2f}img/s ratio={r['per_s'] / model['best_per_s']:.2f}"
             f" p50={r['median_s']:.2f}s p95={r['p95_s']:.2f}s single_p50={r['single']['median_s'] * 1000:.0f}ms"
             f" single_p95={r['single']['p95_s'] * 1000:.0f}ms rss={r['rss_mib']:.0f}MiB load={r['load_s']:.1f}s"
+            f" cpu_ms_web={r['web_cpu_ms']:.0f} cpu_ms_worker={r['worker_cpu_ms']:.0f}"
         )
     return (
         f"bench_pipeline ({len(args.images_list)} images, {args.clients} clients): "
