@@ -9,6 +9,7 @@ import io
 import numpy as np
 import PIL.Image
 import pytest
+from django.core.files.storage import Storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -159,3 +160,33 @@ class TestCardThumbnail:
         client.force_login(south_sonographer)
 
         assert client.get(reverse("image-thumbnail", args=[image.image.id])).status_code == 404
+
+
+class TestRevalidation:
+    @pytest.mark.parametrize("route", ["image-file", "image-preview", "image-thumbnail"])
+    def test_the_browsers_revalidation_is_a_304_read_from_nothing(self, route, client, sonographer, study, monkeypatch):
+        image = services.image_upload(
+            study=study, data=png_bytes(1600, 1200, seed=12), filename="r.png", uploaded_by=sonographer
+        ).image
+        client.force_login(sonographer)
+        url = reverse(route, args=[image.id])
+        first = client.get(url)
+        b"".join(first.streaming_content)
+        opened = []
+        real_open = Storage.open  # every storage's open (local disk, S3) goes through the base class's
+        monkeypatch.setattr(Storage, "open", lambda self, *a, **k: opened.append(a) or real_open(self, *a, **k))
+
+        again = client.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
+
+        assert first.status_code == 200 and first["ETag"]
+        assert again.status_code == 304 and again.content == b""
+        assert again["ETag"] == first["ETag"] and again["Cache-Control"] == "private, no-cache"
+        assert opened == []
+
+    def test_another_clinic_gets_a_404_whatever_it_sends(self, client, sonographer, south_sonographer, study):
+        image = services.image_upload(study=study, data=png_bytes(seed=13), filename="o.png", uploaded_by=sonographer)
+        client.force_login(sonographer)
+        etag = client.get(reverse("image-file", args=[image.image.id]))["ETag"]
+        client.force_login(south_sonographer)
+
+        assert client.get(reverse("image-file", args=[image.image.id]), HTTP_IF_NONE_MATCH=etag).status_code == 404
