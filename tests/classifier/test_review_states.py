@@ -106,13 +106,14 @@ class TestMigration:
     BEFORE = [("classifier", "0008_cine_frames_without_key_frames")]
 
     def test_existing_reviews_become_confirmed_or_corrected(self, study, sonographer, clinician):
-        executor = MigrationExecutor(connection)
-        executor.migrate(self.BEFORE)
-        old = executor.loader.project_state(self.BEFORE).apps
+        # Uploaded first, through today's service and schema; the reviews are then made on the old schema.
         images = [
             image_upload(study=study, data=png_bytes(seed=seed), filename="a.png", uploaded_by=sonographer).image
             for seed in range(3)
         ]
+        executor = MigrationExecutor(connection)
+        executor.migrate(self.BEFORE)
+        old = executor.loader.project_state(self.BEFORE).apps
         job_model, prediction_model = (
             old.get_model("classifier", "ClassificationJob"),
             old.get_model("classifier", "Prediction"),
