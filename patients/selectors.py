@@ -450,7 +450,7 @@ def image_history(*, user, image_id: int) -> list[HistoryEvent]:
 # ---- API: an image's change log ------------------------------------------------------------------
 
 # Storage paths (a clip's video too) stay inside.
-_HISTORY_HIDDEN_FIELDS = {"id", "file", "original", "playback", "heatmap", "celery_task_id"}
+_HISTORY_HIDDEN_FIELDS = {"id", "file", "original", "playback", "heatmap", "celery_task_id", "request_id"}
 
 
 def _history_value(value):
