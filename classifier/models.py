@@ -97,6 +97,15 @@ class ClassificationJob(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["image", "model_version"], name="job_unique_per_image_and_model"),
         ]
+        indexes = [
+            # The worker's micro-batch claim and the stale-job sweeper read only the few unfinished jobs, oldest
+            # first; a partial index keeps that cheap however many finished jobs pile up.
+            models.Index(
+                fields=["status", "queued_at"],
+                condition=Q(status__in=["QUEUED", "RUNNING"]),
+                name="job_active_by_queued_at",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Job #{self.id} for image #{self.image_id}: {self.status}"
