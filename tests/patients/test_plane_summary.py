@@ -43,7 +43,10 @@ def upload(study, user, data: bytes, name: str = "scan.png") -> UltrasoundImage:
 
 
 def classify(image: UltrasoundImage) -> Prediction:
-    return classification_job_run(job_id=image.jobs.get().id).prediction
+    """Its job's prediction; the run may already have been done by an earlier one's micro-batch."""
+    job = image.jobs.get()
+    classification_job_run(job_id=job.id)
+    return Prediction.objects.get(job=job)
 
 
 def states(study) -> dict[str, str]:

@@ -44,6 +44,7 @@ class TestViewerMarkup:
         sources = re.findall(r'<script src="([^"]+)"', html)
         assert sources == [
             "/static/vendor/panzoom/panzoom.min.js",
+            "/static/js/heatmap.js",
             "/static/js/viewer.js",
             "/static/js/study.js",
         ]
