@@ -172,12 +172,14 @@ class WorkerProcess:
         return self
 
     def wait_ready(self, timeout: float = 120) -> None:
-        """Until the worker answers a ping: its consumer is then started and waiting for tasks."""
-        wait_for(lambda: self._answers() or self._died(), timeout=timeout, interval=0.5)
+        """Until the worker logs that it is ready: its consumer is then started and waiting for tasks. (Its log,
+        not a ping: after other tests' in-process workers, this process's broadcast replies can go astray, and a
+        worker that was ready in a second was waited on for two minutes.)"""
+        wait_for(lambda: self._ready() or self._died(), timeout=timeout, interval=0.2)
         assert self.process.poll() is None, f"{self.name} exited: {self.log.read_text()[-3000:]}"
 
-    def _answers(self) -> bool:
-        return bool(celery_app.control.ping(destination=[self.hostname], timeout=0.5))
+    def _ready(self) -> bool:
+        return f"{self.hostname} ready." in self.log.read_text(errors="replace")
 
     def _died(self) -> bool:
         return self.process.poll() is not None
