@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -151,6 +152,11 @@ class UltrasoundImage(models.Model):
         TEST_IMAGE = "test_image", "Test image"
         OTHER = "other", "Other"
 
+    class PixelSizeSource(models.TextChoices):
+        DICOM = "dicom", "DICOM ultrasound region calibration"
+        UPLOAD = "upload", "Given with the upload"
+        DRAWN = "drawn", "Drawn on the image (a known distance)"
+
     class Kind(models.TextChoices):
         STILL = "still", "Still image"
         CINE = "cine", "Cine loop"
@@ -204,6 +210,19 @@ class UltrasoundImage(models.Model):
     clip_frame_index = models.PositiveIntegerField(
         null=True, blank=True, help_text="The frame of the clip this still is, counted from 0."
     )
+    # The size of one display pixel (square pixels), for measurements in millimetres; empty: not calibrated.
+    pixel_size_mm = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001), MaxValueValidator(10.0)],
+        help_text="Millimetres per display pixel (square pixels); empty when the image is not calibrated.",
+    )
+    pixel_size_source = models.CharField(
+        max_length=16,
+        choices=PixelSizeSource.choices,
+        blank=True,
+        help_text="Where the pixel size came from; empty when not calibrated.",
+    )
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     uploaded_at = models.DateTimeField(auto_now_add=True)
     # Excluded by a clinician (wrong patient, test image): kept with its history, but left out of the plane
@@ -233,6 +252,12 @@ class UltrasoundImage(models.Model):
             models.CheckConstraint(
                 condition=Q(excluded_reason="") | (Q(excluded_by__isnull=False) & Q(excluded_at__isnull=False)),
                 name="image_exclusion_has_who_and_when",
+            ),
+            models.CheckConstraint(
+                condition=Q(pixel_size_mm__isnull=True, pixel_size_source="")
+                | (Q(pixel_size_mm__gt=0) & ~Q(pixel_size_source="")),
+                name="image_pixel_size_has_source",
+                violation_error_message="A pixel size needs its source, and a source its pixel size.",
             ),
             models.CheckConstraint(
                 condition=Q(clip__isnull=True, clip_frame_index__isnull=True)

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "fetalsite.accounts",
     "patients",
     "classifier",
+    "biometry",
     "fetalsite.audit",
     "dicom",
 ]
@@ -200,6 +201,7 @@ CELERY_BEAT_SCHEDULE = {
 # without -Q consumes all four (make run, the tests' in-process workers).
 TASK_QUEUES = {
     "classifier.tasks.classify_image": "classify",
+    "biometry.tasks.measure_image": "measure",  # after a brain plane is found; its own workers may scale apart
     "classifier.tasks.heatmap_render": "heatmaps",  # Grad-CAM when someone asks: never before a prediction
     "classifier.tasks.webhook_delivery_attempt": "webhooks",
     "classifier.tasks.requeue_stale_jobs": "housekeeping",  # Celery beat's jobs

@@ -1,0 +1,1 @@
+"""Receivers of the classifier's signals (the classifier sits below biometry and may not import it)."""
