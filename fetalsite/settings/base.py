@@ -198,7 +198,7 @@ CELERY_BEAT_SCHEDULE = {
 # ---- Celery queues (issue 20) ---------------------------------------------------------------------
 # Each kind of task has its own queue, so that a storm of webhook deliveries or heatmaps never waits in front
 # of a prediction: production runs separate workers per queue (Procfile, docs/deploy.md). A worker started
-# without -Q consumes all four (make run, the tests' in-process workers).
+# without -Q consumes all five (make run, the tests' in-process workers).
 TASK_QUEUES = {
     "classifier.tasks.classify_image": "classify",
     "biometry.tasks.measure_image": "measure",  # after a brain plane is found; its own workers may scale apart
@@ -212,7 +212,7 @@ def celery_queues(prefix: str = "") -> tuple[list[Queue], dict[str, dict], str]:
     """CELERY_TASK_QUEUES, CELERY_TASK_ROUTES and CELERY_TASK_DEFAULT_QUEUE with every queue's name after
     ``prefix`` (each test run has its own). A task routed nowhere goes to housekeeping, not before predictions."""
     # Each queue its own exchange and routing key: left blank, Celery binds every queue to the default one's key,
-    # and a message published to one would be copied into all four.
+    # and a message published to one would be copied into all of them.
     names = [prefix + name for name in dict.fromkeys(TASK_QUEUES.values())]
     queues = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in names]
     routes = {task: {"queue": prefix + name} for task, name in TASK_QUEUES.items()}
