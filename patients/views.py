@@ -26,6 +26,7 @@ from django.views import View
 from django.views.generic import FormView, TemplateView
 from PIL import Image
 
+from biometry.growth_points import patient_growth_chart, study_growth_chart
 from classifier import selectors as classifier_selectors
 from classifier import services as classifier_services
 from classifier.labels import FetalPlane, plane_display
@@ -203,7 +204,13 @@ class PatientDetailView(StaffPageMixin, TemplateView):
         studies = list(selectors.worklist_study_list(user=self.request.user, filters={"patient": patient.id}))
         _attach_operators(studies)
         columns = [{"name": name, "heading": text, "numeric": numeric} for name, text, numeric in WORKLIST_COLUMNS]
-        return {**super().get_context_data(**kwargs), "patient": patient, "studies": studies, "columns": columns}
+        return {
+            **super().get_context_data(**kwargs),
+            "patient": patient,
+            "studies": studies,
+            "columns": columns,
+            "growth_chart": patient_growth_chart(user=self.request.user, patient_id=patient.id),
+        }
 
 
 class StudyCreateView(StaffPageMixin, FormView):
@@ -425,6 +432,7 @@ class StudyDetailView(StaffPageMixin, TemplateView):
             "reopen_form": ReopenForm() if can_review and study.status != Study.Status.OPEN else None,
             "cards": cards,
             "summary": selectors.plane_summary(images),
+            "growth_chart": study_growth_chart(user=self.request.user, study=study),
             "upload_form": UploadForm(),
             "can_upload": self.request.user.has_perm("patients.add_ultrasoundimage"),
             "active_model": classifier_selectors.active_model_version(),
