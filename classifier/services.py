@@ -48,8 +48,9 @@ class StudySignedOff(ApplicationError):
     code = "study_signed_off"
 
 
-def _refuse_signed_study(image) -> None:
-    """Reviews and retries change what a study shows: none once it is signed off. The classifier cannot import
+def refuse_signed_study(image) -> None:
+    """Reviews and retries change what a study shows: none once it is signed off (biometry's measurement reviews
+    call this too). The classifier cannot import
     patients, so the study is reached through the image's relation; its row is locked so a sign-off waits
     for this write to commit (or this write sees it signed)."""
     study_model = image._meta.get_field("study").related_model
@@ -285,7 +286,7 @@ def classification_job_retry(*, job: ClassificationJob, retried_by) -> Classific
         clinic_id=job.image.study.patient.clinic_id,
         action="retry classification jobs",
     )
-    _refuse_signed_study(job.image)
+    refuse_signed_study(job.image)
     if job.status != ClassificationJob.Status.FAILED:
         raise JobNotRetryable("Only a failed job can be retried.")
     model_version = active_model_version()
@@ -545,6 +546,7 @@ def prediction_save(*, job_id: int, result, heatmap_png: bytes | None = None) ->
             webhook_deliveries_send(
                 webhooks.webhook_prediction_event_record(prediction=prediction, event_type="prediction.created")
             )
+            _plane_set_send(prediction, reviewed=False)
             return job
     except _AlreadyDone:
         if heatmap_path:
@@ -724,7 +726,7 @@ def prediction_review(
         clinic_id=prediction.job.image.study.patient.clinic_id,
         action="review predictions",
     )
-    _refuse_signed_study(prediction.job.image)
+    refuse_signed_study(prediction.job.image)
     prediction = Prediction.objects.select_for_update().get(id=prediction.id)
     state, reviewed_label, reason = _review_fields(prediction, label=label, not_plane_reason=not_plane_reason)
     prediction.review_state = state
@@ -741,7 +743,19 @@ def prediction_review(
     webhook_deliveries_send(
         webhooks.webhook_prediction_event_record(prediction=prediction, event_type="prediction.reviewed")
     )
+    _plane_set_send(prediction, reviewed=True)
     return prediction
+
+
+def _plane_set_send(prediction: Prediction, *, reviewed: bool) -> None:
+    """Tell the apps above (biometry measures brain planes) the image's plane now, inside this transaction. A
+    receiver's failure is logged (by ``send_robust``), never raised: the prediction or review stands whatever a
+    receiver does."""
+    from classifier.signals import image_plane_set
+
+    image_plane_set.send_robust(
+        sender=Prediction, image_id=prediction.job.image_id, plane=prediction.final_label, reviewed=reviewed
+    )
 
 
 class ImageNotClassified(ApplicationError):
