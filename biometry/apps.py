@@ -7,4 +7,5 @@ class BiometryConfig(AppConfig):
 
     def ready(self) -> None:
         # Measure brain planes once the classifier (below this app) says so: it sends a signal, never imports us.
-        from biometry import receivers  # noqa: F401
+        # And the measurement.* webhook events: their payloads and examples join the classifier's event table.
+        from biometry import receivers, webhook_events  # noqa: F401

@@ -278,6 +278,9 @@ class WebhookEvent(models.TextChoices):
     PREDICTION_CREATED = "prediction.created", "Prediction created: the model classified an image"
     PREDICTION_REVIEWED = "prediction.reviewed", "Prediction reviewed: a clinician confirmed or corrected it"
     JOB_FAILED = "job.failed", "Job failed: classification failed for good"
+    # biometry's (above this app: its payloads are described in biometry/webhook_events.py).
+    MEASUREMENT_CREATED = "measurement.created", "Measurement created: the model measured a brain plane's head"
+    MEASUREMENT_REVIEWED = "measurement.reviewed", "Measurement reviewed: a clinician accepted, adjusted or rejected it"
     # Sent to one endpoint when an admin asks for it, whatever the endpoint subscribed to.
     TEST = "webhook.test", "Test event (sent from the admin on request)"
 

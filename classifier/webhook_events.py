@@ -77,7 +77,7 @@ class ConstFieldExtension(OpenApiSerializerFieldExtension):
 # ---- Links -------------------------------------------------------------------------------------
 
 
-class _ImageLinksSerializer(serializers.Serializer):
+class ImageLinksSerializer(serializers.Serializer):
     """Absolute URLs, on the server's PUBLIC_BASE_URL, of what the event is about."""
 
     # Built from the record the event reports (``source="*"``) rather than by method fields, so that no field
@@ -107,7 +107,7 @@ class _ImageLinksSerializer(serializers.Serializer):
         }
 
 
-class PredictionEventLinksSerializer(_ImageLinksSerializer):
+class PredictionEventLinksSerializer(ImageLinksSerializer):
     self = serializers.URLField(help_text="This prediction: `GET` it for its state now (the payload is a snapshot).")
     job = serializers.URLField(help_text="The job that made the prediction.")
 
@@ -119,7 +119,7 @@ class PredictionEventLinksSerializer(_ImageLinksSerializer):
         }
 
 
-class JobEventLinksSerializer(_ImageLinksSerializer):
+class JobEventLinksSerializer(ImageLinksSerializer):
     self = serializers.URLField(help_text="This job: `GET` it for its state now (the payload is a snapshot).")
     retry = serializers.URLField(help_text="`POST` here to classify the image again with the active model.")
 
@@ -179,7 +179,7 @@ class WebhookTestEventDataSerializer(serializers.Serializer):
 # event reports); ``type`` and ``version`` are the serializer's own.
 
 
-class _EventSerializer(serializers.Serializer):
+class EventSerializer(serializers.Serializer):
     id = serializers.UUIDField(help_text="The event's id: the same on every retry and resend; drop repeats.")
     version = ConstField(EVENT_VERSION, help_text="The event format's version (docs/api.md).")
     created_at = serializers.DateTimeField(
@@ -187,40 +187,49 @@ class _EventSerializer(serializers.Serializer):
     )
 
 
-class PredictionCreatedEventSerializer(_EventSerializer):
+class PredictionCreatedEventSerializer(EventSerializer):
     """The model classified an image."""
 
     type = ConstField(WebhookEvent.PREDICTION_CREATED.value)
     data = PredictionEventDataSerializer()
 
 
-class PredictionReviewedEventSerializer(_EventSerializer):
+class PredictionReviewedEventSerializer(EventSerializer):
     """A clinician confirmed or corrected a prediction."""
 
     type = ConstField(WebhookEvent.PREDICTION_REVIEWED.value)
     data = PredictionEventDataSerializer()
 
 
-class JobFailedEventSerializer(_EventSerializer):
+class JobFailedEventSerializer(EventSerializer):
     """Classification failed for good."""
 
     type = ConstField(WebhookEvent.JOB_FAILED.value)
     data = JobEventDataSerializer()
 
 
-class WebhookTestEventSerializer(_EventSerializer):
+class WebhookTestEventSerializer(EventSerializer):
     """A test event an admin asked for; it reports no change."""
 
     type = ConstField(WebhookEvent.TEST.value)
     data = WebhookTestEventDataSerializer()
 
 
-EVENT_SERIALIZERS: dict[str, type[_EventSerializer]] = {
+EVENT_SERIALIZERS: dict[str, type[EventSerializer]] = {
     WebhookEvent.PREDICTION_CREATED: PredictionCreatedEventSerializer,
     WebhookEvent.PREDICTION_REVIEWED: PredictionReviewedEventSerializer,
     WebhookEvent.JOB_FAILED: JobFailedEventSerializer,
     WebhookEvent.TEST: WebhookTestEventSerializer,
 }
+
+
+def event_register(event_type: WebhookEvent, serializer: type[EventSerializer], example: dict) -> None:
+    """An app above the classifier describes an event of its own (biometry's ``measurement.*``): what builds its
+    payload and its documented example. The event type itself is a ``WebhookEvent`` choice, so endpoints may
+    subscribe to it; deliveries go through ``classifier.webhooks`` like every other event's."""
+    EVENT_SERIALIZERS[event_type] = serializer
+    EXAMPLES[event_type] = example
+
 
 _TEST_MESSAGE = "A test event, sent from the admin on request. It reports no change; answer it with a 2xx."
 
@@ -233,17 +242,17 @@ def webhook_test_event_subject(*, endpoint: WebhookEndpoint, requested_by) -> di
 # ---- Examples (the schema's and docs/api.md's; tests check them against the schema and real payloads) -------
 
 EXAMPLE_BASE_URL = "https://fetal.example-hospital.org"
-_EXAMPLE_STUDY = 5
-_EXAMPLE_IMAGE = EXAMPLE_PREDICTION["image"]
+EXAMPLE_STUDY = 5
+EXAMPLE_IMAGE = EXAMPLE_PREDICTION["image"]
 
 
 def _example_links(kind: str, record_id: int) -> dict:
     api = f"{EXAMPLE_BASE_URL}/api/v1"
     links = {
-        "study": f"{api}/studies/{_EXAMPLE_STUDY}/",
-        "image": f"{api}/images/{_EXAMPLE_IMAGE}/",
-        "original": f"{api}/images/{_EXAMPLE_IMAGE}/original/",
-        "history": f"{api}/images/{_EXAMPLE_IMAGE}/history/",
+        "study": f"{api}/studies/{EXAMPLE_STUDY}/",
+        "image": f"{api}/images/{EXAMPLE_IMAGE}/",
+        "original": f"{api}/images/{EXAMPLE_IMAGE}/original/",
+        "history": f"{api}/images/{EXAMPLE_IMAGE}/history/",
         "self": f"{api}/{kind}s/{record_id}/",
     }
     if kind == "prediction":
@@ -263,7 +272,7 @@ _EXAMPLE_REVIEWED = {
 _EXAMPLE_FAILED_JOB = {
     **EXAMPLE_JOB,
     "id": 32,
-    "image": _EXAMPLE_IMAGE,
+    "image": EXAMPLE_IMAGE,
     "status": "FAILED",
     "attempts": 4,
     "error": "OSError: image file is truncated",
@@ -277,7 +286,7 @@ def _example(event_type: str, event_id: str, created_at: str, data: dict) -> dic
 
 def _prediction_data(prediction: dict) -> dict:
     links = _example_links("prediction", prediction["id"])
-    return {"study": _EXAMPLE_STUDY, "image": _EXAMPLE_IMAGE, "clip": None, "prediction": prediction, "links": links}
+    return {"study": EXAMPLE_STUDY, "image": EXAMPLE_IMAGE, "clip": None, "prediction": prediction, "links": links}
 
 
 EXAMPLES: dict[str, dict] = {
@@ -298,8 +307,8 @@ EXAMPLES: dict[str, dict] = {
         "9a7c5e3b-1f2d-4c6a-8e0b-2d4f6a8c0e1b",
         "2026-11-27T10:15:24.878133Z",
         {
-            "study": _EXAMPLE_STUDY,
-            "image": _EXAMPLE_IMAGE,
+            "study": EXAMPLE_STUDY,
+            "image": EXAMPLE_IMAGE,
             "job": _EXAMPLE_FAILED_JOB,
             "links": _example_links("job", _EXAMPLE_FAILED_JOB["id"]),
         },
@@ -324,7 +333,8 @@ _DELIVERY = (
 )
 
 
-def _webhook(event_type: WebhookEvent, description: str) -> OpenApiWebhook:
+def webhook_schema(event_type: WebhookEvent, description: str) -> OpenApiWebhook:
+    """The schema's webhook for an event type (biometry describes its events with this too)."""
     return OpenApiWebhook(
         name=event_type.value,
         decorator=extend_schema(
@@ -338,18 +348,18 @@ def _webhook(event_type: WebhookEvent, description: str) -> OpenApiWebhook:
 
 
 # SPECTACULAR_SETTINGS["WEBHOOKS"] names each of these.
-PREDICTION_CREATED_WEBHOOK = _webhook(
+PREDICTION_CREATED_WEBHOOK = webhook_schema(
     WebhookEvent.PREDICTION_CREATED, "The model classified an image; `data.prediction` is the result."
 )
-PREDICTION_REVIEWED_WEBHOOK = _webhook(
+PREDICTION_REVIEWED_WEBHOOK = webhook_schema(
     WebhookEvent.PREDICTION_REVIEWED,
     "A clinician confirmed or corrected a prediction, or marked the image not a standard fetal plane; "
     "`data.prediction` has the review (`review_state`, `reviewed_label`, `not_plane_reason`).",
 )
-JOB_FAILED_WEBHOOK = _webhook(
+JOB_FAILED_WEBHOOK = webhook_schema(
     WebhookEvent.JOB_FAILED, "Classification failed for good (after its retries); `data.job.error` says why."
 )
-TEST_WEBHOOK = _webhook(
+TEST_WEBHOOK = webhook_schema(
     WebhookEvent.TEST,
     "Sent to one endpoint when an admin chooses *Send a test event*, whatever events the endpoint subscribed to.",
 )

@@ -21,6 +21,8 @@ from rest_framework.response import Response
 
 from classifier import selectors as classifier_selectors
 from classifier import services as classifier_services
+from biometry import selectors as biometry_selectors
+from biometry.serializers import MeasurementOutputSerializer
 from classifier.labels import FetalPlane
 from classifier.models import Prediction
 from classifier.serializers import JobOutputSerializer, PredictionOutputSerializer
@@ -241,6 +243,10 @@ class ImageOutputSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_heatmap_url(self, image) -> str | None:
+    measurements = serializers.SerializerMethodField(
+        help_text="The head measurements of a brain plane (one per segmentation model), oldest first; empty for "
+        "other images and until measured. `GET /measurements/{id}/` reads one, `POST .../review/` reviews it."
+    )
         if image.is_cine or classifier_selectors.image_latest_prediction(image) is None:
             return None
         return reverse("api-image-heatmap", args=[image.id])
@@ -331,6 +337,10 @@ class PatientListCreateApi(FilteredListApi):
     @extend_schema(
         operation_id="patients_list",
         summary="List your clinic's patients",
+    @extend_schema_field(MeasurementOutputSerializer(many=True))
+    def get_measurements(self, image) -> list[dict]:
+        return MeasurementOutputSerializer(biometry_selectors.image_measurements(image), many=True).data
+
         responses={200: PatientOutputSerializer(many=True), **error_responses(400, 401, 403, 429)},
     )
     def get(self, request):

@@ -337,7 +337,7 @@ def study_plane_summary(*, study: Study) -> PlaneSummary:
 class HistoryEvent:
     at: datetime
     actor: str
-    kind: str  # upload, job, prediction, review, exclusion
+    kind: str  # upload, calibration, job, prediction, review, exclusion
     text: str
 
 
@@ -381,10 +381,25 @@ def _prediction_event(row, previous) -> tuple[str, str] | None:
     return "review", text + (f": “{row.review_comment}”" if row.review_comment else ".")
 
 
+def _calibration_text(row, *, reason: str = "") -> str:
+    """An image's pixel size as its history row has it, with where it came from (and the change's reason)."""
+    if row.pixel_size_mm is None:
+        return "Not calibrated."
+    source = UltrasoundImage.PixelSizeSource(row.pixel_size_source).label
+    return f"Pixel size {row.pixel_size_mm:.4g} mm ({source}{f': {reason}' if reason else ''})."
+
+
 def _image_event(row, previous) -> tuple[str, str] | None:
-    """An image's upload, and a clinician's exclusion of it or its inclusion again."""
+    """An image's upload (with its pixel size, if any), a change of its pixel size, and a clinician's exclusion of
+    it or its inclusion again."""
     if row.history_type == "+":
-        return "upload", f"Uploaded {row.original_filename or 'an image'} ({row.format}, {row.width}×{row.height} px)."
+        text = f"Uploaded {row.original_filename or 'an image'} ({row.format}, {row.width}×{row.height} px)."
+        return "upload", text + (f" {_calibration_text(row)}" if row.pixel_size_mm is not None else "")
+    if previous is not None and (row.pixel_size_mm, row.pixel_size_source) != (
+        previous.pixel_size_mm,
+        previous.pixel_size_source,
+    ):
+        return "calibration", _calibration_text(row, reason=row.history_change_reason or "")
     if previous is None or row.excluded_reason == previous.excluded_reason:
         return None
     if not row.excluded_reason:

@@ -26,6 +26,8 @@ SONOGRAPHER_PERMISSIONS = [
     ("classifier", "view_classificationjob"),
     ("classifier", "view_prediction"),
     ("classifier", "view_modelversion"),
+    ("biometry", "view_measurementjob"),
+    ("biometry", "view_measurement"),
 ]
 # In the Django admin (with is_staff), every view scoped to the admin's own clinic: the clinic's users and their
 # roles, a read-only view of its records, and its access log. Clinical records are changed in the app, by services.
@@ -40,6 +42,8 @@ CLINIC_ADMIN_PERMISSIONS = [
     ("classifier", "view_classificationjob"),
     ("classifier", "view_prediction"),
     ("classifier", "view_modelversion"),
+    ("biometry", "view_measurementjob"),
+    ("biometry", "view_measurement"),
     ("audit", "view_accesslogentry"),
     # The clinic's known DICOM senders (dicom.DicomPeer): registered and changed through dicom.services.
     ("dicom", "view_dicompeer"),
@@ -51,7 +55,12 @@ CLINIC_ADMIN_PERMISSIONS = [
 ]
 ROLE_PERMISSIONS = {
     Role.SONOGRAPHER: SONOGRAPHER_PERMISSIONS,
-    Role.CLINICIAN: [*SONOGRAPHER_PERMISSIONS, ("classifier", "review_prediction")],
+    # Whoever reviews a plane reviews its head measurement too (biometry.services.measurement_review).
+    Role.CLINICIAN: [
+        *SONOGRAPHER_PERMISSIONS,
+        ("classifier", "review_prediction"),
+        ("biometry", "review_measurement"),
+    ],
     Role.INTEGRATOR: SONOGRAPHER_PERMISSIONS,
     Role.CLINIC_ADMIN: CLINIC_ADMIN_PERMISSIONS,
 }

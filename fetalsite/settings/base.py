@@ -152,6 +152,9 @@ INFERENCE_RUNTIME = env("INFERENCE_RUNTIME", default="litert")
 # Threads one worker process gives the model (LiteRT's, or TensorFlow's pools). 2 gave two prefork processes more
 # images a second than 1 on the 2-core machine (docs/performance.md, "Model alone"); measure a worker host's own.
 INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=2)
+# The fetal head segmentation model that measures brain planes (issue 21, docs/biometry.md): its card, loaded once
+# per worker process (biometry/registry.py); the card's name is each measurement job's model_version.
+BIOMETRY_MODEL_CARD = env.path("BIOMETRY_MODEL_CARD", default=BASE_DIR / "models" / "fetal-head-v1.card.json")
 
 # Upload limits (bytes and decoded pixels).
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
@@ -181,6 +184,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CLASSIFY_MAX_RETRIES = env.int("CLASSIFY_MAX_RETRIES", default=3)
 CLASSIFY_RETRY_COUNTDOWN = env.int("CLASSIFY_RETRY_COUNTDOWN", default=5)
+# A measurement job (biometry.tasks.measure_image) retries transient failures the same way, then fails for good.
+MEASURE_MAX_RETRIES = env.int("MEASURE_MAX_RETRIES", default=3)
+MEASURE_RETRY_COUNTDOWN = env.int("MEASURE_RETRY_COUNTDOWN", default=5)
 # A worker predicts up to this many queued stills of one model in one batch, never waiting for more (1: off).
 MICRO_BATCH_MAX = env.int("MICRO_BATCH_MAX", default=8)
 # A clip's frames go through the model this many at a time: one batch of decoded and preprocessed frames in memory.
@@ -193,6 +199,7 @@ JOB_REQUEUE_UNSENT_AFTER_S = env.int("JOB_REQUEUE_UNSENT_AFTER_S", default=30)
 JOB_REQUEUE_WAITING_AFTER_S = env.int("JOB_REQUEUE_WAITING_AFTER_S", default=15 * 60)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-jobs": {"task": "classifier.tasks.requeue_stale_jobs", "schedule": 30.0},
+    "requeue-stale-measurement-jobs": {"task": "biometry.tasks.requeue_stale_measurement_jobs", "schedule": 30.0},
 }
 
 # ---- Celery queues (issue 20) ---------------------------------------------------------------------
@@ -205,6 +212,7 @@ TASK_QUEUES = {
     "classifier.tasks.heatmap_render": "heatmaps",  # Grad-CAM when someone asks: never before a prediction
     "classifier.tasks.webhook_delivery_attempt": "webhooks",
     "classifier.tasks.requeue_stale_jobs": "housekeeping",  # Celery beat's jobs
+    "biometry.tasks.requeue_stale_measurement_jobs": "housekeeping",
 }
 
 
@@ -341,8 +349,12 @@ SPECTACULAR_SETTINGS.update(
         "COMPONENT_SPLIT_REQUEST": True,
         # The events POSTed to a clinic's webhook endpoints, with the headers every delivery carries.
         "WEBHOOKS": [
-            f"classifier.webhook_events.{name}_WEBHOOK"
-            for name in ("PREDICTION_CREATED", "PREDICTION_REVIEWED", "JOB_FAILED", "TEST")
+            *(
+                f"classifier.webhook_events.{name}_WEBHOOK"
+                for name in ("PREDICTION_CREATED", "PREDICTION_REVIEWED", "JOB_FAILED", "TEST")
+            ),
+            "biometry.webhook_events.MEASUREMENT_CREATED_WEBHOOK",
+            "biometry.webhook_events.MEASUREMENT_REVIEWED_WEBHOOK",
         ],
         "POSTPROCESSING_HOOKS": [
             "drf_spectacular.hooks.postprocess_schema_enums",
@@ -355,6 +367,7 @@ SPECTACULAR_SETTINGS.update(
             "StudyStatusEnum": "patients.models.Study.Status",
             "JobStatusEnum": "classifier.models.ClassificationJob.Status",
             "ImageFormatEnum": "patients.models.UltrasoundImage.Format",
+            "MeasurementReviewStateEnum": "biometry.models.Measurement.ReviewState",
         },
         "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
         "SWAGGER_UI_DIST": "SIDECAR",

@@ -15,6 +15,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 MEDIA_ROOT = env("MEDIA_ROOT", default=tempfile.mkdtemp(prefix="fetal-test-media-"))  # noqa: F405
 CLASSIFY_RETRY_COUNTDOWN = 0
+MEASURE_RETRY_COUNTDOWN = 0
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 
 # Several test runs may share this machine's PostgreSQL and Redis: each run gets its own
