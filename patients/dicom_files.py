@@ -16,6 +16,7 @@ from datetime import date, datetime
 from django.conf import settings
 from PIL import Image
 
+from biometry.ml.calibration import dicom_calibration
 from classifier.ml.frames import dicom_display_image
 from classifier.ml.preprocessing import to_bounded_8bit
 from fetalsite.core.errors import ApplicationError
@@ -66,6 +67,10 @@ class DicomHeader:
     frame_time_ms: float | None
     pixel_spacing_x_mm: float | None
     pixel_spacing_y_mm: float | None
+    # The size of one of the file's pixels in mm by the strict rule of biometry.ml.calibration (one 2-D tissue
+    # region, cm both ways, square pixels); None when the file gives none. The image's pixel size (a display
+    # pixel's) is made from it by patients.services.
+    pixel_size_mm: float | None
     patient_id: str
     patient_family_name: str
     patient_given_name: str
@@ -180,6 +185,7 @@ def _header(dataset) -> DicomHeader:
         frame_time_ms=float(frame_time) if frame_time not in (None, "") else None,
         pixel_spacing_x_mm=spacing_x,
         pixel_spacing_y_mm=spacing_y,
+        pixel_size_mm=_file_pixel_size_mm(dataset),
         patient_id=_text(dataset, "PatientID"),
         patient_family_name=(str(name.family_name).strip() if name else ""),
         patient_given_name=(str(name.given_name).strip() if name else ""),
@@ -190,14 +196,23 @@ def _header(dataset) -> DicomHeader:
 
 
 def _region_spacing_mm(dataset) -> tuple[float | None, float | None]:
-    """Pixel size in mm from the first ultrasound region calibrated in centimetres both ways (measurements
-    in millimetres need it); (None, None) when no region is."""
+    """The Physical Delta X and Y in mm of the first ultrasound region calibrated in centimetres both ways, as
+    the file states them (DicomInstance's record, shown in the API's ``dicom``); (None, None) when no region is.
+    Not a pixel size to measure with: that is ``DicomHeader.pixel_size_mm`` (one tissue region, square pixels)."""
     for region in dataset.get("SequenceOfUltrasoundRegions") or []:
         units = (region.get("PhysicalUnitsXDirection"), region.get("PhysicalUnitsYDirection"))
         delta_x, delta_y = region.get("PhysicalDeltaX"), region.get("PhysicalDeltaY")
         if units == (CM, CM) and delta_x and delta_y:
             return abs(float(delta_x)) * 10, abs(float(delta_y)) * 10
     return None, None
+
+
+def _file_pixel_size_mm(dataset) -> float | None:
+    """One pixel of the file in mm by biometry.ml.calibration's strict rule; None without a usable calibration."""
+    try:
+        return dicom_calibration(dataset).pixel_size_mm
+    except Exception:  # a malformed region (pydicom raises many types): no pixel size, yet not a damaged file
+        return None
 
 
 def _check_supported(dataset, header: DicomHeader) -> None:

@@ -7,7 +7,7 @@ from classifier.labels import FetalPlane
 from classifier.models import Prediction
 from patients.models import Study, UltrasoundImage
 from patients.selectors import WORKLIST_DEFAULT_SORT, WORKLIST_SORTS
-from patients.services import EXCLUDE_COMMENT_MAX, REOPEN_REASON_MAX
+from patients.services import EXCLUDE_COMMENT_MAX, PIXEL_SIZE_MAX_MM, PIXEL_SIZE_MIN_MM, REOPEN_REASON_MAX
 
 
 class DateInput(forms.DateInput):
@@ -66,6 +66,35 @@ class ReopenForm(forms.Form):
 
 class UploadForm(forms.Form):
     file = forms.FileField(label="Ultrasound image", allow_empty_file=True)
+    # Django's FloatField refuses NaN and infinities; the range is the model's (patients.services).
+    pixel_size_mm = forms.FloatField(
+        min_value=PIXEL_SIZE_MIN_MM,
+        max_value=PIXEL_SIZE_MAX_MM,
+        required=False,
+        label="Pixel size (mm)",
+        help_text="Optional: one pixel of the file in millimetres, when you know it (a DICOM file's own "
+        "calibration is used without it). Leave empty otherwise: the image is then measured in pixels only.",
+    )
+
+
+class ImageCalibrationForm(forms.Form):
+    """A known distance drawn on the image in the viewer: its two ends in display pixels (x to the right, y down,
+    pixel centres at whole numbers) and its length in millimetres (patients.services.image_calibrate)."""
+
+    start_x = forms.FloatField()
+    start_y = forms.FloatField()
+    end_x = forms.FloatField()
+    end_y = forms.FloatField()
+    distance_mm = forms.FloatField(label="Distance (mm)", help_text="The drawn line's true length in millimetres.")
+
+    def calibration(self) -> dict:
+        """The service's arguments (after is_valid()): ``start``, ``end`` and ``distance_mm``."""
+        data = self.cleaned_data
+        return {
+            "start": (data["start_x"], data["start_y"]),
+            "end": (data["end_x"], data["end_y"]),
+            "distance_mm": data["distance_mm"],
+        }
 
 
 # The review form's extra choice beside the four planes: the image is none of them (a reason says why).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import ParamSpec, TypeVar
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from pydicom.uid import generate_uid
@@ -20,7 +22,7 @@ from pydicom.uid import generate_uid
 from classifier.ml.frames import sniff_video
 from classifier.services import StudySignedOff
 from fetalsite.accounts.models import Clinic
-from fetalsite.accounts.roles import require_permission, user_can_review
+from fetalsite.accounts.roles import require_permission, user_can_review, user_is_integrator
 from fetalsite.core.errors import ApplicationError
 from fetalsite.core.text import fold_for_search
 from fetalsite.metrics.services import refusal_reason, upload_refusal_record
@@ -434,11 +436,17 @@ def _refusals_counted(service: Callable[P, R]) -> Callable[P, R]:
 
 
 @_refusals_counted
-def image_upload(*, study: Study, data: bytes, filename: str | bytes | None, uploaded_by) -> UploadResult:
-    """Validate, store and queue one image; the same bytes again return the existing record.
+def image_upload(
+    *, study: Study, data: bytes, filename: str | bytes | None, uploaded_by, pixel_size_mm: float | None = None
+) -> UploadResult:
+    """Validate, store and queue one image; the same bytes again return the existing record (unchanged: its
+    pixel size too, which image_calibrate changes).
 
-    A DICOM file is accepted when its patient is the study's (and its study, once the study has a UID)."""
-    return _image_upload(study=study, data=data, facts=None, filename=filename, uploaded_by=uploaded_by)
+    A DICOM file is accepted when its patient is the study's (and its study, once the study has a UID).
+    ``pixel_size_mm``: one pixel of the uploaded file in mm, when the uploader knows it (_upload_calibration)."""
+    return _image_upload(
+        study=study, data=data, facts=None, filename=filename, uploaded_by=uploaded_by, pixel_size_mm=pixel_size_mm
+    )
 
 
 def inspect_upload(data: bytes, filename: str | bytes | None) -> ImageFacts:
@@ -473,16 +481,21 @@ def _image_upload(
     filename: str | bytes | None,
     uploaded_by,
     source: str = "upload",
+    pixel_size_mm: float | None = None,
 ) -> UploadResult:
     """image_upload, given the facts when the caller has inspected ``data`` already: decoding is the costly part."""
     require_permission(
         uploaded_by, "patients.add_ultrasoundimage", clinic_id=study.patient.clinic_id, action="upload images"
     )
     require_study_open(study)
+    _validate_given_pixel_size(pixel_size_mm)
     facts = facts or inspect_upload(data, filename)
+    calibration = _upload_calibration(facts=facts, given=pixel_size_mm)
     header = facts.dicom if isinstance(facts, DicomFacts) else None
     if header is None:
-        return _image_store(study=study, data=data, facts=facts, filename=filename, uploaded_by=uploaded_by)
+        return _image_store(
+            study=study, data=data, facts=facts, filename=filename, uploaded_by=uploaded_by, calibration=calibration
+        )
     with transaction.atomic():
         # Serialises the clinic's DICOM writes: a Study Instance UID and a SOP Instance UID stay unique in it.
         Clinic.objects.select_for_update().get(id=study.patient.clinic_id)
@@ -494,7 +507,13 @@ def _image_upload(
         if existing is not None:
             return UploadResult(image=existing.image, created=False)
         return _image_store(
-            study=study, data=data, facts=facts, filename=filename, uploaded_by=uploaded_by, source=source
+            study=study,
+            data=data,
+            facts=facts,
+            filename=filename,
+            uploaded_by=uploaded_by,
+            source=source,
+            calibration=calibration,
         )
 
 
@@ -506,6 +525,7 @@ def _image_store(
     filename: str | bytes | None,
     uploaded_by,
     source: str = "upload",
+    calibration: tuple[float | None, str] = (None, ""),
 ) -> UploadResult:
     """Save the files, then the row (and a DICOM file's facts) and its job; the files go again if the row does not.
 
@@ -525,6 +545,7 @@ def _image_store(
             if isinstance(facts, CineFacts):
                 image.kind, image.playback = UltrasoundImage.Kind.CINE, stored.playback
                 image.frame_count, image.frame_rate = facts.frame_count, facts.frame_rate
+            image.pixel_size_mm, image.pixel_size_source = calibration
             image.full_clean(validate_constraints=False)
             image._change_reason = source  # the history says how it came (an upload, a DICOM peer)
             image.save()
@@ -629,32 +650,48 @@ def _image_files_store(*, clinic_id: int, data: bytes, facts: ImageFacts) -> _St
 
 @_refusals_counted
 def image_upload_many(
-    *, study: Study, files: list[tuple[bytes, str | bytes | None]], uploaded_by
+    *,
+    study: Study,
+    files: list[tuple[bytes, str | bytes | None]],
+    uploaded_by,
+    pixel_size_mm: float | None = None,
 ) -> list[UploadResult]:
     """Upload several images at once; every file is checked first, so one bad file stores nothing.
 
-    Each file is decoded once: the facts from the check are the ones stored.
+    Each file is decoded once: the facts from the check are the ones stored. ``pixel_size_mm`` is every file's.
     """
     if len(files) <= 1:
         return [
-            _image_upload(study=study, data=data, facts=None, filename=name, uploaded_by=uploaded_by)
+            _image_upload(
+                study=study, data=data, facts=None, filename=name, uploaded_by=uploaded_by, pixel_size_mm=pixel_size_mm
+            )
             for data, name in files
         ]
+    _validate_given_pixel_size(pixel_size_mm)
     inspected, errors = [], {}
     for index, (data, name) in enumerate(files):
         try:
             inspected.append(inspect_upload(data, name))
+            _upload_calibration(facts=inspected[-1], given=pixel_size_mm)
         except ValidationError as error:
-            errors[f"file[{index}]"] = error.error_dict["file"]
+            errors.update(_batch_errors(error, index=index))
         except DicomRefused as refused:  # one of several files: named by its part, its code kept
             errors[f"file[{index}]"] = [ValidationError(refused.message, code=refused.code)]
     if errors:
         raise ValidationError(errors)
     _dicom_batch_check(study=study, facts=inspected)
     return [
-        _image_upload(study=study, data=data, facts=facts, filename=name, uploaded_by=uploaded_by)
+        _image_upload(
+            study=study, data=data, facts=facts, filename=name, uploaded_by=uploaded_by, pixel_size_mm=pixel_size_mm
+        )
         for (data, name), facts in zip(files, inspected, strict=True)
     ]
+
+
+def _batch_errors(error: ValidationError, *, index: int) -> dict[str, list]:
+    """One file's refusal in a batch: the file's own errors as ``file[i]``, a pixel size its file disagrees with
+    as ``pixel_size_mm`` (the field the client sent)."""
+    return {(f"file[{index}]" if field == "file" else field): messages for field, messages in error.error_dict.items()}
 
 
 # ---- DICOM files: the study they belong to, their facts, and instances received over the network ----------
@@ -863,6 +900,7 @@ def _key_frame_store(*, clip: UltrasoundImage, key_frame) -> UltrasoundImage:
             uploaded_by=clip.uploaded_by,
         )
         image.clip, image.clip_frame_index = clip, key_frame.frame_index
+        image.pixel_size_mm, image.pixel_size_source = _key_frame_calibration(clip=clip, facts=facts)
         image.full_clean(validate_constraints=False)
         image._change_reason = f"key frame of image #{clip.id}"
         image.save()
@@ -940,3 +978,162 @@ def image_include(*, image: UltrasoundImage, included_by) -> UltrasoundImage:
         each.full_clean()
         each.save(update_fields=["excluded_reason", "excluded_by", "excluded_at"])
     return images[0]
+
+
+# ---- Pixel size: read from a DICOM file, given with an upload, drawn on the image ------------------------------
+# UltrasoundImage.pixel_size_mm is one DISPLAY pixel's size (the rendition pages show, the worker measures and the
+# viewer's coordinates count in), never a guess: a file's own calibration, the uploader's word, or a known distance
+# a sonographer or clinician drew. docs/biometry.md ("Calibration") says which wins.
+
+
+def _limits(field: str) -> tuple[float, float]:
+    validators = UltrasoundImage._meta.get_field(field).validators
+    low = next(v.limit_value for v in validators if isinstance(v, MinValueValidator))
+    high = next(v.limit_value for v in validators if isinstance(v, MaxValueValidator))
+    return low, high
+
+
+# The plausible pixel sizes, as the model's validators have them (0.001 to 10 mm): forms and the API use these.
+PIXEL_SIZE_MIN_MM, PIXEL_SIZE_MAX_MM = _limits("pixel_size_mm")
+PIXEL_SIZE_RANGE = f"A pixel size is a number of millimetres from {PIXEL_SIZE_MIN_MM:g} to {PIXEL_SIZE_MAX_MM:g}."
+# A pixel size given with a DICOM file that calibrates itself may differ from the file's by this much (rounding).
+UPLOAD_DICOM_AGREEMENT = 0.01
+CALIBRATION_MIN_LINE_PX = 1.0  # a drawn line shorter than a pixel measures nothing
+
+
+def _is_pixel_size(value: float) -> bool:
+    return math.isfinite(value) and PIXEL_SIZE_MIN_MM <= value <= PIXEL_SIZE_MAX_MM
+
+
+def _validate_given_pixel_size(value: float | None) -> None:
+    if value is not None and not _is_pixel_size(float(value)):
+        raise ValidationError({"pixel_size_mm": PIXEL_SIZE_RANGE})
+
+
+def _display_scale(*, original: tuple[int | None, int | None], display: tuple[int, int]) -> int:
+    """How many of the file's pixels one display pixel spans, each way. The display rendition is the file shrunk by
+    an integer box filter once its long side passes 4096 px (classifier.ml.preprocessing.to_bounded_8bit) and
+    turned upright (EXIF): the ratio of the long sides, rounded to that integer (the rendition's long side is at
+    least 2048 px whenever it is shrunk, so the rounding is exact)."""
+    if not all(original):
+        return 1
+    return max(1, round(max(original) / max(display)))
+
+
+def _upload_calibration(*, facts: ImageFacts, given: float | None) -> tuple[float | None, str]:
+    """A new image's pixel size (a display pixel's, mm) and its source. A DICOM file's own calibration (strict:
+    one tissue region, cm both ways, square pixels) is used when it has one; a ``given`` size (one of the uploaded
+    file's pixels) that differs from it by more than 1 % is refused, never silently overruled. Without one, the
+    given size, else none. ValidationError on ``pixel_size_mm`` when the given size cannot be stored."""
+    header = facts.dicom if isinstance(facts, DicomFacts) else None
+    from_file = header.pixel_size_mm if header is not None else None
+    if from_file is not None and given is not None and abs(given - from_file) > UPLOAD_DICOM_AGREEMENT * from_file:
+        raise ValidationError(
+            {
+                "pixel_size_mm": f"The DICOM file calibrates itself at {from_file:.4g} mm per pixel, which differs "
+                f"from the {given:g} mm given: leave the pixel size out to use the file's; nothing was stored."
+            }
+        )
+    size, source = (from_file, "dicom") if from_file is not None else (given, "upload")
+    if size is None:
+        return None, ""
+    size *= _display_scale(original=(facts.original_width, facts.original_height), display=(facts.width, facts.height))
+    if not _is_pixel_size(size):
+        if source == "dicom":
+            return None, ""  # a file's implausible calibration: stored uncalibrated, as without one
+        raise ValidationError({"pixel_size_mm": f"{PIXEL_SIZE_RANGE} This image's display pixel would be {size:g}."})
+    return size, UltrasoundImage.PixelSizeSource(source).value
+
+
+def _key_frame_calibration(*, clip: UltrasoundImage, facts: ImageFacts) -> tuple[float | None, str]:
+    """A key frame's pixel size: its clip's (whatever its source), per display pixel of the key frame. Both are
+    frames of the same file, each shrunk by its own integer factor."""
+    if clip.pixel_size_mm is None:
+        return None, ""
+    per_file_pixel = clip.pixel_size_mm / _display_scale(
+        original=(clip.original_width, clip.original_height), display=(clip.width, clip.height)
+    )
+    scale = _display_scale(original=(facts.original_width, facts.original_height), display=(facts.width, facts.height))
+    size = per_file_pixel * scale
+    return (size, clip.pixel_size_source) if _is_pixel_size(size) else (None, "")
+
+
+class CalibrationFromDicom(ApplicationError):
+    """The image's pixel size is its DICOM file's own calibration, which a drawn line does not overrule."""
+
+    http_status = 409
+    code = "calibration_from_dicom"
+
+
+def _require_image_editor(user, image: UltrasoundImage, *, action: str) -> None:
+    """Calibrating an image is the act of a person at the viewer who may add images to its study (a sonographer
+    or a clinician of its clinic): not an integration's machine account (it gives ``pixel_size_mm`` with the
+    upload), not a clinic admin (no upload right)."""
+    require_permission(user, "patients.add_ultrasoundimage", clinic_id=image.study.patient.clinic_id, action=action)
+    if user_is_integrator(user):
+        raise PermissionDenied(
+            f"Integrations cannot {action}: a sonographer or clinician draws a known distance in the viewer; "
+            "an integration gives pixel_size_mm with the upload."
+        )
+
+
+def _point_on(image: UltrasoundImage, point, *, name: str) -> tuple[float, float]:
+    """``point`` as (x, y) display pixels on ``image``, else ValidationError on ``name``. Pixel centres sit at
+    integer coordinates (docs/biometry.md), so the image spans -0.5 to width - 0.5 across."""
+    try:
+        x, y = (float(value) for value in point)
+    except (TypeError, ValueError):
+        x = y = math.nan
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise ValidationError({name: "Give the point as two finite numbers, x and y, in display pixels."})
+    if not (-0.5 <= x <= image.width - 0.5 and -0.5 <= y <= image.height - 0.5):
+        raise ValidationError(
+            {name: f"The point ({x:g}, {y:g}) lies outside the image ({image.width}×{image.height} px)."}
+        )
+    return x, y
+
+
+def _drawn_pixel_size(*, image: UltrasoundImage, start, end, distance_mm: float) -> tuple[float, float]:
+    """(pixel size in mm, the line's length in display pixels) of a line of known length drawn on the image;
+    ValidationError naming the field at fault."""
+    length = math.dist(_point_on(image, start, name="start"), _point_on(image, end, name="end"))
+    if length < CALIBRATION_MIN_LINE_PX:
+        raise ValidationError(
+            {"end": "The line is shorter than a pixel: draw it from one end of the known distance to the other."}
+        )
+    if not (math.isfinite(distance_mm) and distance_mm > 0):
+        raise ValidationError({"distance_mm": "Give the drawn distance as a positive number of millimetres."})
+    size = distance_mm / length
+    if not _is_pixel_size(size):
+        raise ValidationError(
+            {"distance_mm": f"{distance_mm:g} mm over {length:.1f} px is {size:.4g} mm per pixel. {PIXEL_SIZE_RANGE}"}
+        )
+    return size, length
+
+
+@transaction.atomic
+def image_calibrate(
+    *, image: UltrasoundImage, calibrated_by, start: tuple[float, float], end: tuple[float, float], distance_mm: float
+) -> UltrasoundImage:
+    """A sonographer or clinician drew a line of known length (``distance_mm``) on the image, from ``start`` to
+    ``end`` (x, y) in display pixels: the image's pixel size is that distance over the line's length, source
+    "drawn". It replaces a size given with the upload or drawn before, never a DICOM file's own calibration
+    (CalibrationFromDicom, 409). The change is in the image's history, and the image's measurements take the new
+    size (biometry.services.measurement_recalibrate) in the same transaction."""
+    _require_image_editor(calibrated_by, image, action="calibrate images")
+    require_study_open(image.study)
+    image = UltrasoundImage.objects.select_for_update().select_related("study__patient").get(id=image.id)
+    if image.pixel_size_source == UltrasoundImage.PixelSizeSource.DICOM:
+        raise CalibrationFromDicom(
+            "This image's pixel size is its DICOM file's own calibration, which a drawn line does not replace."
+        )
+    size, length = _drawn_pixel_size(image=image, start=start, end=end, distance_mm=float(distance_mm))
+    image.pixel_size_mm, image.pixel_size_source = size, UltrasoundImage.PixelSizeSource.DRAWN
+    image._history_user = calibrated_by
+    image._change_reason = f"Calibrated: {float(distance_mm):g} mm drawn over {length:.1f} px"
+    image.full_clean()
+    image.save(update_fields=["pixel_size_mm", "pixel_size_source"])
+    from biometry.services import measurement_recalibrate  # noqa: PLC0415 - to the top once part B commits it
+
+    measurement_recalibrate(image=image)
+    return image

@@ -577,9 +577,17 @@ class StudyUploadView(PageActionMixin, View):
         self.return_url = reverse("study-detail", args=[study.id])
         form = UploadForm(request.POST, request.FILES)
         if not form.is_valid():
-            raise ValidationError({"file": "Choose an image file to upload."})
+            if "file" in form.errors:
+                raise ValidationError({"file": "Choose an image file to upload."})
+            raise ValidationError(form.errors.as_data())
         upload = form.cleaned_data["file"]
-        result = services.image_upload(study=study, data=upload.read(), filename=upload.name, uploaded_by=request.user)
+        result = services.image_upload(
+            study=study,
+            data=upload.read(),
+            filename=upload.name,
+            uploaded_by=request.user,
+            pixel_size_mm=form.cleaned_data["pixel_size_mm"],
+        )
         if is_partial_request(request):
             return _card_response(request, result.image.id, status=202 if result.created else 200)
         if not result.created:

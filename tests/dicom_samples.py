@@ -110,6 +110,15 @@ def _region(pixels: np.ndarray) -> Dataset:
     return region
 
 
+def tissue_region(width: int, height: int, *, delta_x_cm: float = 0.01, delta_y_cm: float | None = None) -> Dataset:
+    """One 2-D tissue region over a whole ``width`` x ``height`` frame, calibrated in cm, square pixels unless
+    ``delta_y_cm`` differs: the calibration an image's pixel size is read from (biometry.ml.calibration)."""
+    region = _region(np.zeros((height, width), dtype=np.uint8))
+    region.PhysicalDeltaX = delta_x_cm
+    region.PhysicalDeltaY = delta_x_cm if delta_y_cm is None else delta_y_cm
+    return region
+
+
 def _set_pixels(ds: Dataset, pixels: np.ndarray, photometric: str, transfer_syntax: str) -> None:
     colour = photometric in ("RGB", "YBR_FULL", "YBR_FULL_422")
     if colour and pixels.ndim == 2:

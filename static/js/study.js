@@ -327,6 +327,8 @@
     const data = new FormData();
     data.append("file", file, file.name);
     data.append("csrfmiddlewaretoken", csrfToken());
+    const pixelSize = form.elements.namedItem("pixel_size_mm");
+    if (pixelSize && pixelSize.value) data.append("pixel_size_mm", pixelSize.value);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);
     xhr.setRequestHeader("X-Requested-With", PARTIAL["X-Requested-With"]);
