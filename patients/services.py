@@ -19,6 +19,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from pydicom.uid import generate_uid
 
+from biometry.services import measurement_recalibrate
 from classifier.ml.frames import sniff_video
 from classifier.services import StudySignedOff
 from fetalsite.accounts.models import Clinic
@@ -1133,7 +1134,5 @@ def image_calibrate(
     image._change_reason = f"Calibrated: {float(distance_mm):g} mm drawn over {length:.1f} px"
     image.full_clean()
     image.save(update_fields=["pixel_size_mm", "pixel_size_source"])
-    from biometry.services import measurement_recalibrate  # noqa: PLC0415 - to the top once part B commits it
-
     measurement_recalibrate(image=image)
     return image
