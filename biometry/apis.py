@@ -13,7 +13,9 @@ from fetalsite.core.api_input import StrictInputSerializer
 from fetalsite.core.api_utils import READ_ERRORS, HasRequiredPerms, error_responses
 from fetalsite.core.api_views import ApiView
 
-_POINT = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+
+def _point() -> serializers.ListField:
+    return serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
 
 
 class MeasurementDetailApi(ApiView):
@@ -51,14 +53,14 @@ class MeasurementReviewApi(ApiView):
     class InputSerializer(StrictInputSerializer):
         action = serializers.ChoiceField(choices=[(action, action) for action in services.REVIEW_ACTIONS])
         axis_ends = serializers.ListField(
-            child=_POINT,
+            child=_point(),
             min_length=4,
             max_length=4,
             required=False,
             help_text="For `adjust`: [[x, y], [x, y]] of the OFD, then [[x, y], [x, y]] of the BPD.",
         )
         points = serializers.ListField(
-            child=_POINT,
+            child=_point(),
             min_length=3,
             max_length=3,
             required=False,
