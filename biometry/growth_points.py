@@ -2,8 +2,9 @@
 
 A study gives a point when it has a gestational age (the study's own, which a first-trimester crown-rump length
 dated: never the GA estimated from this HC, which would put the point on the median by construction) and a
-calibrated HC that a clinician accepted or adjusted. When a study has several such measurements, the one
-reviewed last stands for it. Excluded images (wrong patient, test image) give none.
+measurement that ``biometry.presentation.chartable`` allows (a calibrated HC a clinician accepted or adjusted, on
+an image still a brain plane). When a study has several, the one reviewed last stands for it. Excluded images
+(wrong patient, test image) give none.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from biometry.chart import ChartPoint, chart_holds, growth_chart_svg
 from biometry.models import Measurement
+from biometry.presentation import chartable, study_ga_days
 from fetalsite.accounts.selectors import scope_to_user
 
 REVIEWED_STATES = (Measurement.ReviewState.ACCEPTED, Measurement.ReviewState.ADJUSTED)
@@ -28,13 +30,6 @@ class GrowthPoint(NamedTuple):
 
     def chart_point(self) -> ChartPoint:
         return ChartPoint(ga_days=self.ga_days, hc_mm=self.hc_mm, label=f"exam {self.study.exam_date:%Y-%m-%d}")
-
-
-def study_ga_days(study) -> int | None:
-    """The study's gestational age in days (weeks and days as entered), or None when it has none."""
-    if study.gestational_age_weeks is None:
-        return None
-    return 7 * study.gestational_age_weeks + (study.gestational_age_days or 0)
 
 
 def head_growth_points(*, user, patient_id: int) -> list[GrowthPoint]:
@@ -54,7 +49,8 @@ def head_growth_points(*, user, patient_id: int) -> list[GrowthPoint]:
     points: dict[int, GrowthPoint] = {}
     for measurement in measurements:
         study = measurement.image.study
-        if study.id not in points:  # the first of each study is its last reviewed
+        # The first of each study is its last reviewed; ``chartable`` is the one rule of what may be charted.
+        if study.id not in points and chartable(measurement):
             points[study.id] = GrowthPoint(study, study_ga_days(study), measurement.hc_mm, measurement)
     return list(points.values())
 

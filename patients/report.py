@@ -20,6 +20,10 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from PIL import Image
 
+from biometry.growth_points import GrowthChart, study_growth_chart
+from biometry.models import Measurement
+from biometry.presentation import CENTILE_SOURCE, GA_SOURCE, gestational_summary
+from biometry.selectors import image_measurements
 from classifier.selectors import image_latest_job, image_latest_prediction
 from patients import selectors
 from patients.models import Study, UltrasoundImage
@@ -54,6 +58,26 @@ class ReportPlane:
     images: list[ReportImage]  # confirmed planes only, at most THUMBNAILS_PER_PLANE
     more: int  # confirmed images beyond those shown
     suggested: int  # a suggested plane's unconfirmed images
+
+
+@dataclass(frozen=True)
+class ReportMeasurement:
+    """One head measurement of the study: the figures only when a clinician accepted or adjusted it."""
+
+    measurement: Measurement
+    state: str  # the review state's display name
+    reviewed_by: str
+    reported: bool  # accepted or adjusted: its figures are the study's
+    growth: dict  # biometry.presentation.gestational_summary
+
+
+@dataclass(frozen=True)
+class ReportBiometry:
+    measurements: list[ReportMeasurement]
+    chart: GrowthChart | None
+    models: list[str]  # the segmentation models that measured
+    ga_source: str = GA_SOURCE
+    centile_source: str = CENTILE_SOURCE
 
 
 def study_report_pdf(*, study: Study, user) -> bytes:
@@ -120,7 +144,30 @@ def _report_context(*, study: Study, user) -> dict:
         "signed_at": study.signed_at,
         "generated_at": timezone.now(),
         "fonts": {weight: path.as_uri() for weight, path in REPORT_FONTS.items()},
+        "biometry": _report_biometry(study=study, user=user, images=images),
     }
+
+
+def _report_biometry(*, study: Study, user, images: list[UltrasoundImage]) -> ReportBiometry | None:
+    """The study's head measurements (on images not excluded) and its growth chart; None when it has neither."""
+    reviewed = (Measurement.ReviewState.ACCEPTED, Measurement.ReviewState.ADJUSTED)
+    rows = [
+        ReportMeasurement(
+            measurement=measurement,
+            state=measurement.get_review_state_display(),
+            reviewed_by=_person(measurement.reviewed_by),
+            reported=measurement.review_state in reviewed,
+            growth=gestational_summary(measurement, study),
+        )
+        for image in images
+        if not image.is_excluded and not image.is_cine
+        for measurement in image_measurements(image)
+    ]
+    chart = study_growth_chart(user=user, study=study)
+    if not rows and chart is None:
+        return None
+    models = sorted({row.measurement.job.model_version for row in rows})
+    return ReportBiometry(measurements=rows, chart=chart, models=models)
 
 
 def _report_plane(row: selectors.PlaneRow) -> ReportPlane:

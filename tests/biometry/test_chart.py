@@ -155,7 +155,9 @@ class TestGrowthChartSvg:
 # ---- The points: one per study with a GA and an accepted, calibrated HC --------------------------------------
 
 
-def _measured_image(study, *, hc_mm, state="accepted", reviewer=None, pixel_size_mm=0.15, reviewed_at=None, seed=0):
+def _measured_image(
+    study, *, hc_mm, state="accepted", reviewer=None, pixel_size_mm=0.15, reviewed_at=None, seed=0, flags=()
+):
     """An uploaded image of ``study`` with a measurement in ``state`` (arranged directly: the worker and the
     review service are another part's tests)."""
     image = patient_services.image_upload(
@@ -177,6 +179,8 @@ def _measured_image(study, *, hc_mm, state="accepted", reviewer=None, pixel_size
         pixel_size_mm=pixel_size_mm,
         calibration_source="upload" if pixel_size_mm else "",
         hc_mm=hc_mm if pixel_size_mm else None,
+        flags=list(flags),
+        needs_review=bool(flags),
         review_state=state,
         reviewed_by=reviewer if reviewed else None,
         reviewed_at=(reviewed_at or timezone.now()) if reviewed else None,
@@ -212,6 +216,7 @@ class TestHeadGrowthPoints:
         _measured_image(open_questions, hc_mm=280.0, state="suggested", seed=4)
         _measured_image(open_questions, hc_mm=281.0, state="rejected", reviewer=clinician, seed=5)
         _measured_image(open_questions, hc_mm=283.0, pixel_size_mm=None, reviewer=clinician, seed=6)  # px only
+        _measured_image(open_questions, hc_mm=284.0, reviewer=clinician, seed=8, flags=["not_brain"])
         excluded = _measured_image(open_questions, hc_mm=282.0, reviewer=clinician, seed=7)
         patient_services.image_exclude(image=excluded, excluded_by=clinician, reason="test_image")
 
@@ -299,3 +304,49 @@ class TestPagesShowTheChart:
         page = client.get(reverse("study-detail", kwargs={"study_id": study.id})).content.decode()
 
         assert "growth-chart" not in page
+
+
+@pytest.mark.django_db
+class TestReportHeadBiometry:
+    def test_the_report_has_the_section_with_figures_sources_and_chart(self, patient, clinician):
+        from patients.report import study_report_pdf
+        from tests.patients.test_report import _pdf_text
+
+        clinician.first_name, clinician.last_name = "Inès", "Ødegård"
+        clinician.save()
+        earlier = _study(patient, exam_date=datetime.date(2025, 12, 1), weeks=14, days=1)
+        _measured_image(earlier, hc_mm=100.0, reviewer=clinician, seed=1)
+        study = _study(patient, exam_date=datetime.date(2026, 1, 15), weeks=20, days=3)
+        image = _measured_image(study, hc_mm=175.0, reviewer=clinician, seed=2)
+        Measurement.objects.filter(image=image).update(bpd_mm=45.24, ofd_mm=60.0)
+        _measured_image(study, hc_mm=300.0, pixel_size_mm=None, reviewer=clinician, seed=3)
+        _measured_image(study, hc_mm=180.0, state="suggested", seed=4)
+        patient_services.study_sign_off(study=study, signed_by=clinician, acknowledged=True)
+
+        text = _pdf_text(study_report_pdf(study=study, user=clinician))
+
+        section = text.partition("Head biometry")[2]
+        for expected in (
+            "Accepted",
+            "Inès Ødegård",
+            "175.0 mm",
+            "45.2 mm",  # one decimal
+            "60.0 mm",
+            "20+1 weeks",  # GA from HC 175.0 mm: 141.5 days
+            "centile 36.2",  # for the study's own 20+3 weeks
+            "not calibrated",
+            "Not reviewed at sign-off: not reported.",
+            "Papageorghiou et al., Ultrasound Obstet Gynecol 2016",
+            "Papageorghiou et al., Lancet 2014",
+            "Gestational age (weeks)",  # the chart's axis
+        ):
+            assert expected in section, expected
+        assert "180.0 mm" not in section
+
+    def test_a_study_without_measurements_has_no_section(self, study, clinician):
+        from patients.report import study_report_pdf
+        from tests.patients.test_report import _pdf_text
+
+        patient_services.study_sign_off(study=study, signed_by=clinician, acknowledged=True)
+
+        assert "Head biometry" not in _pdf_text(study_report_pdf(study=study, user=clinician))
