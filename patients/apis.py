@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.http import FileResponse
 from django.urls import reverse
@@ -19,14 +21,14 @@ from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from classifier import selectors as classifier_selectors
-from classifier import services as classifier_services
 from biometry import selectors as biometry_selectors
 from biometry.serializers import MeasurementOutputSerializer
+from classifier import selectors as classifier_selectors
+from classifier import services as classifier_services
 from classifier.labels import FetalPlane
 from classifier.models import Prediction
 from classifier.serializers import JobOutputSerializer, PredictionOutputSerializer
-from fetalsite.accounts.roles import user_can_review
+from fetalsite.accounts.roles import user_can_review, user_is_integrator
 from fetalsite.core.api_input import StrictInputSerializer, validate_empty_body
 from fetalsite.core.api_schema import ApiAutoSchema
 from fetalsite.core.api_utils import (
@@ -139,6 +141,16 @@ class ImageClipOutputSerializer(serializers.Serializer):
     frame_index = serializers.IntegerField(help_text="Which of the clip's frames this still is, counted from 0.")
 
 
+class FiniteFloatField(serializers.FloatField):
+    """A float that is a number: DRF's FloatField takes "nan" and "inf" from a form field."""
+
+    def to_internal_value(self, data) -> float:
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
+
 class RoundedFloatField(serializers.FloatField):
     """A probability to 4 decimals: what the model's float32 or the stored float16 can say, without their noise."""
 
@@ -193,6 +205,17 @@ class ImageOutputSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=UltrasoundImage.Format.choices, help_text="The uploaded file's format.")
     width = serializers.IntegerField(help_text="The display rendition's width (as `display.width`).")
     height = serializers.IntegerField(help_text="The display rendition's height (as `display.height`).")
+    pixel_size_mm = serializers.FloatField(
+        allow_null=True,
+        help_text="Millimetres per display pixel (square pixels), which measurements in mm use; null when the image "
+        "is not calibrated (it is then measured in pixels only).",
+    )
+    pixel_size_source = serializers.ChoiceField(
+        choices=UltrasoundImage.PixelSizeSource.choices,
+        allow_blank=True,
+        help_text="Where the pixel size came from: `dicom` (the file's ultrasound region calibration), `upload` "
+        "(`pixel_size_mm` given with the upload) or `drawn` (a known distance drawn on the image); empty when none.",
+    )
     byte_size = serializers.IntegerField(help_text="Size of the uploaded bytes (the original).")
     sha256 = serializers.CharField(help_text="SHA-256 of the uploaded bytes (the original), hex.")
     uploaded_by = serializers.CharField(source="uploaded_by.username")
@@ -220,6 +243,10 @@ class ImageOutputSerializer(serializers.Serializer):
     excluded = serializers.SerializerMethodField(
         help_text="Who excluded the image from the study's summary and report, when and why; null when included."
     )
+    measurements = serializers.SerializerMethodField(
+        help_text="The head measurements of a brain plane (one per segmentation model), oldest first; empty for "
+        "other images and until measured. `GET /measurements/{id}/` reads one, `POST .../review/` reviews it."
+    )
 
     @extend_schema_field(serializers.ChoiceField(choices=selectors.IMAGE_REVIEW_STATES))
     def get_review_state(self, image) -> str:
@@ -243,10 +270,6 @@ class ImageOutputSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_heatmap_url(self, image) -> str | None:
-    measurements = serializers.SerializerMethodField(
-        help_text="The head measurements of a brain plane (one per segmentation model), oldest first; empty for "
-        "other images and until measured. `GET /measurements/{id}/` reads one, `POST .../review/` reviews it."
-    )
         if image.is_cine or classifier_selectors.image_latest_prediction(image) is None:
             return None
         return reverse("api-image-heatmap", args=[image.id])
@@ -314,6 +337,10 @@ class ImageOutputSerializer(serializers.Serializer):
         prediction = classifier_selectors.image_latest_prediction(image)
         return PredictionOutputSerializer(prediction).data if prediction else None
 
+    @extend_schema_field(MeasurementOutputSerializer(many=True))
+    def get_measurements(self, image) -> list[dict]:
+        return MeasurementOutputSerializer(biometry_selectors.image_measurements(image), many=True).data
+
 
 # ---- Patients ----------------------------------------------------------------------------------
 
@@ -337,10 +364,6 @@ class PatientListCreateApi(FilteredListApi):
     @extend_schema(
         operation_id="patients_list",
         summary="List your clinic's patients",
-    @extend_schema_field(MeasurementOutputSerializer(many=True))
-    def get_measurements(self, image) -> list[dict]:
-        return MeasurementOutputSerializer(biometry_selectors.image_measurements(image), many=True).data
-
         responses={200: PatientOutputSerializer(many=True), **error_responses(400, 401, 403, 429)},
     )
     def get(self, request):
@@ -734,6 +757,15 @@ class ImageUploadApi(ApiView):
             f"loop: an MP4, AVI or MOV video or a multi-frame DICOM file, at most {settings.CINE_MAX_FRAMES} frames "
             f"and {settings.CINE_MAX_DURATION_S:g} s; repeat the part to send several images.",
         )
+        pixel_size_mm = FiniteFloatField(
+            required=False,
+            min_value=services.PIXEL_SIZE_MIN_MM,
+            max_value=services.PIXEL_SIZE_MAX_MM,
+            help_text="One pixel of the uploaded file in millimetres (square pixels), when you know it; the image is "
+            "then calibrated (`pixel_size_source` `upload`; per display pixel if the display rendition is "
+            "shrunk). A DICOM file's own region calibration is used without it, and one that differs by more "
+            "than 1% is refused (400, nothing stored). With several files, it is every file's.",
+        )
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -775,7 +807,10 @@ class ImageUploadApi(ApiView):
         serializer.is_valid(raise_exception=True)
         uploads = serializer.validated_data["file"]
         results = services.image_upload_many(
-            study=study, files=[(upload.read(), upload.name) for upload in uploads], uploaded_by=request.user
+            study=study,
+            files=[(upload.read(), upload.name) for upload in uploads],
+            uploaded_by=request.user,
+            pixel_size_mm=serializer.validated_data.get("pixel_size_mm"),
         )
         created = any(result.created for result in results)
         response_status = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
@@ -1263,6 +1298,49 @@ class ImageIncludeApi(ApiView):
         self.check_object_permissions(request, image)
         validate_empty_body(request)
         services.image_include(image=image, included_by=request.user)
+        return Response(ImageOutputSerializer(selectors.image_get(user=request.user, image_id=image.id)).data)
+
+
+class CanCalibrateImages(BasePermission):
+    message = "Integrations cannot calibrate images: give pixel_size_mm with the upload."
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        return not user_is_integrator(request.user)
+
+
+class ImageCalibrateApi(ApiView):
+    """A sonographer or clinician calibrates an image by a known distance drawn on it: its two ends in display
+    pixels (`[x, y]`, x to the right and y down from the top-left pixel's centre, as `display` is sized) and its
+    true length. The pixel size becomes `distance_mm` over the line's length (`pixel_size_source` `drawn`), and
+    the image's measurements are recomputed in millimetres. It replaces a pixel size given with the upload or
+    drawn before; an image calibrated by its DICOM file is refused (409 `calibration_from_dicom`). A line shorter
+    than a pixel, a point outside the image, or a pixel size outside 0.001–10 mm is a 400 naming the field. The
+    change is in the image's history."""
+
+    permission_classes = [HasRequiredPerms, CanCalibrateImages]
+    required_perms = {"POST": ["patients.add_ultrasoundimage"]}
+
+    class InputSerializer(StrictInputSerializer):
+        start = serializers.ListField(
+            child=FiniteFloatField(), min_length=2, max_length=2, help_text="One end of the line: `[x, y]`."
+        )
+        end = serializers.ListField(
+            child=FiniteFloatField(), min_length=2, max_length=2, help_text="The other end: `[x, y]`."
+        )
+        distance_mm = FiniteFloatField(help_text="The line's true length in millimetres.")
+
+    @extend_schema(
+        operation_id="images_calibrate",
+        summary="Calibrate an image by a known distance drawn on it (sonographers and clinicians)",
+        request=InputSerializer,
+        responses={200: ImageOutputSerializer, **error_responses(400, 401, 403, 404, 409, 413, 415, 429)},
+    )
+    def post(self, request, image_id: int):
+        image = selectors.image_get(user=request.user, image_id=image_id)
+        self.check_object_permissions(request, image)  # another clinic's image is a 404 before any 403
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.image_calibrate(image=image, calibrated_by=request.user, **serializer.validated_data)
         return Response(ImageOutputSerializer(selectors.image_get(user=request.user, image_id=image.id)).data)
 
 

@@ -54,4 +54,5 @@ api_urlpatterns = [
     path("images/<int:image_id>/review/", apis.PredictionReviewApi.as_view(), name="api-image-review"),
     path("images/<int:image_id>/exclude/", apis.ImageExcludeApi.as_view(), name="api-image-exclude"),
     path("images/<int:image_id>/include/", apis.ImageIncludeApi.as_view(), name="api-image-include"),
+    path("images/<int:image_id>/calibration/", apis.ImageCalibrateApi.as_view(), name="api-image-calibration"),
 ]

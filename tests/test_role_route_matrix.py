@@ -182,6 +182,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     # Excluding an image and including it again: clinicians only, as reviews (including an included image: 200).
     "api/v1/images/<int:image_id>/exclude/": {"post": "401 403 200 403 403 404 401"},
     "api/v1/images/<int:image_id>/include/": {"post": "401 403 200 403 403 404 401"},
+    # A known distance drawn on the image: sonographers and clinicians (not an integration, nor a clinic admin)
+    "api/v1/images/<int:image_id>/calibration/": {"post": "401 200 200 403 403 404 401"},
     "api/v1/jobs/": {"get": "401 200 200 200 200 200 401"},
     "api/v1/jobs/<int:job_id>/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/jobs/<int:job_id>/retry/": {"post": "401 202 202 202 403 404 401"},
@@ -290,6 +292,7 @@ _FIXED_BODIES = {
     "/reopen/": {"reason": "A late image"},
     "/review/": {"label": PLANE_LABELS[1], "comment": ""},
     "/exclude/": {"reason": "test_image", "comment": ""},
+    "/calibration/": {"start": [2, 10], "end": [42, 10], "distance_mm": 10},
     "login/": {"username": "sono_north", "password": "correct-horse-battery"},
     "api/v1/auth/token/": {"username": "sono_north", "password": "correct-horse-battery"},
 }
