@@ -316,6 +316,8 @@ class TestReportHeadBiometry:
         clinician.save()
         earlier = _study(patient, exam_date=datetime.date(2025, 12, 1), weeks=14, days=1)
         _measured_image(earlier, hc_mm=100.0, reviewer=clinician, seed=1)
+        too_early = _study(patient, exam_date=datetime.date(2025, 11, 1), weeks=12, days=0)
+        _measured_image(too_early, hc_mm=70.0, reviewer=clinician, seed=5)
         study = _study(patient, exam_date=datetime.date(2026, 1, 15), weeks=20, days=3)
         image = _measured_image(study, hc_mm=175.0, reviewer=clinician, seed=2)
         Measurement.objects.filter(image=image).update(bpd_mm=45.24, ofd_mm=60.0)
@@ -339,6 +341,8 @@ class TestReportHeadBiometry:
             "Papageorghiou et al., Ultrasound Obstet Gynecol 2016",
             "Papageorghiou et al., Lancet 2014",
             "Gestational age (weeks)",  # the chart's axis
+            "Not drawn, outside the standard's 14+0 to 40+0 weeks or the chart's 50 to 400 mm: exam 2025-11-01 "
+            "(12w0d, HC 70.0 mm)",
         ):
             assert expected in section, expected
         assert "180.0 mm" not in section
