@@ -94,6 +94,8 @@ def build_segmenter(
     encoder: str = "lite0",
     weights_path: str | Path | None = None,
     decoder_widths: tuple[int, ...] = DECODER_WIDTHS,
+    full_resolution_stage: bool = True,
+    frozen_blocks: int = 0,
 ):
     """The U-Net: encoder (``lite0`` with ImageNet weights when ``weights_path`` is given, or ``tiny``), decoder
     of upsample x2 + concat + two separable 3x3 conv + BN + ReLU per stride, sigmoid at the input's resolution."""
@@ -105,16 +107,34 @@ def build_segmenter(
     normalised = keras.layers.Rescaling(1.0 / LITE_STD, offset=-LITE_MEAN / LITE_STD, name="normalise")(inputs)
     skips = {"lite0": _lite0_skips, "tiny": _tiny_skips}[encoder](normalised)
     x = skips[-1]
-    for index, (skip, width) in enumerate(zip([*reversed(skips[:-1]), normalised], decoder_widths, strict=True)):
+    levels = [*reversed(skips[:-1]), normalised][: len(decoder_widths) if full_resolution_stage else 4]
+    for index, (skip, width) in enumerate(zip(levels, decoder_widths, strict=False)):
         x = _decoder_block(x, skip, width, f"decoder{index}")
-    outputs = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32", name="skull")(x)
+    if full_resolution_stage:
+        outputs = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32", name="skull")(x)
+    else:  # logits at stride 2, bilinearly upsampled: the costly full-resolution stage left out
+        x = keras.layers.Conv2D(1, 3, padding="same", name="skull_logits")(x)
+        x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="skull_up")(x)
+        outputs = keras.layers.Activation("sigmoid", dtype="float32", name="skull")(x)
     model = keras.Model(inputs, outputs, name=f"fetal_head_{encoder}_unet")
+    _freeze_stem_and_blocks(model, frozen_blocks)
     if weights_path is not None:
         from classifier.ml.efficientnet_lite import load_lite_weights
         from classifier.ml.torch_weights import load_state_dict
 
         load_lite_weights(model, load_state_dict(weights_path), include_top=False)
     return model
+
+
+def _freeze_stem_and_blocks(model, count: int) -> None:
+    """Freeze the Lite0 stem and its first ``count`` blocks (BN in inference mode): no backward pass through
+    the high-resolution early layers, whose ImageNet features are generic edges and textures."""
+    if count <= 0:
+        return
+    prefixes = ("conv_stem", "bn0", "stem_activation", *(f"blocks_{index}_" for index in range(count)))
+    for layer in model.layers:
+        if layer.name.startswith(prefixes):
+            layer.trainable = False
 
 
 # ------------------------------------------------------------------------------------ letterbox and back

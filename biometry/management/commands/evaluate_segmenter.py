@@ -1,0 +1,27 @@
+"""Evaluate the fetal-skull segmenter on a split of HC18 and write the figures into its card."""
+
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = (
+        "HC against the sonographer, Dice, BPD/OFD against the annotation ellipses and milliseconds per image, "
+        "with subject-level bootstrap CIs, on one split of HC18 (test by default: run it once); written into the "
+        "card's metrics.<split> (JSON and Markdown)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--data", default="../shared/data/hc18")
+        parser.add_argument("--card", default="models/fetal-head-v1.card.json")
+        parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+        parser.add_argument("--runtime", choices=("keras", "litert"), help="default: LiteRT when the card has it")
+        parser.add_argument("--limit", type=int, help="only the first N images of the split (smoke runs)")
+        parser.add_argument("--no-write", action="store_true", help="print only; leave the card as it is")
+
+    def handle(self, *args, data, card, split, runtime, limit, no_write, **options):
+        import json
+
+        from biometry.ml.seg_evaluate import evaluate_split
+
+        summary = evaluate_split(data, card, split=split, runtime=runtime, limit=limit, write=not no_write)
+        self.stdout.write(json.dumps(summary, indent=2))
