@@ -368,6 +368,10 @@ SPECTACULAR_SETTINGS.update(
             "JobStatusEnum": "classifier.models.ClassificationJob.Status",
             "ImageFormatEnum": "patients.models.UltrasoundImage.Format",
             "MeasurementReviewStateEnum": "biometry.models.Measurement.ReviewState",
+            "MeasurementReviewActionEnum": "biometry.services.REVIEW_ACTIONS",
+            # The history entries' action (patients.apis.HistoryEntryOutputSerializer) keeps its name beside the
+            # measurement review's action.
+            "ActionEnum": ["created", "changed", "deleted"],
         },
         "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
         "SWAGGER_UI_DIST": "SIDECAR",

@@ -16,6 +16,7 @@ import datetime
 import io
 import json
 import os
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,10 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from biometry import services as biometry_services
+from biometry.ml.ellipse import Ellipse, ellipse_fit
+from biometry.ml.segmentation import HeadFinding
+from biometry.models import MeasurementJob
 from classifier import services as classifier_services
 from classifier.labels import PLANE_LABELS
 from classifier.ml.frames import iter_frames
@@ -48,6 +53,7 @@ from fetalsite.accounts.roles import Role
 from fetalsite.core.api_examples import JSON, examples_file
 from patients import services as patient_services
 from patients.models import Patient, Study, UltrasoundImage
+from tests.biometry.conftest import card_without_model
 from tests.factories import ClinicFactory, UserFactory
 from tests.images import image_bytes, png_bytes
 
@@ -241,6 +247,8 @@ def _build_world(settings, monkeypatch) -> World:
     }
     card = settings.MODELS_DIR / "fetal-planes-v3.card.json"
     classifier_services.model_version_register(card_path=card, activate=True)
+    # Brain planes queue their measurement with this model's name; the scenario saves what it finds (no TensorFlow).
+    settings.BIOMETRY_MODEL_CARD = card_without_model(tempfile.mkdtemp(prefix="examples-"), name="fetal-head")
     return World(clock=clock, users=users)
 
 
@@ -286,6 +294,18 @@ def _classify(world: World, image_id: int, probabilities: tuple[float, ...], *, 
         similarity=similarity,
     )
     classifier_services.prediction_save(job_id=job.id, result=result, heatmap_png=None)
+
+
+def _measure(world: World, image_id: int) -> int:
+    """What the measure worker does, through the same services: a skull drawn where the model would find it."""
+    job = MeasurementJob.objects.get(image_id=image_id)
+    world.clock.tick(0.3)
+    biometry_services.measurement_job_start(job_id=job.id)
+    world.clock.tick(0.2)
+    mask = Ellipse(161.3, 118.6, 92.4, 71.8, 0.21).raster((240, 320))
+    finding = HeadFinding(fit=ellipse_fit(mask), inference_ms=61.3, total_ms=78.9)
+    biometry_services.measurement_save(job_id=job.id, finding=finding, runtime="litert")
+    return job.measurement.id
 
 
 def _fail(world: World, image_id: int, reason: str) -> None:
@@ -438,6 +458,7 @@ def _uploads(rec: Recorder, world: World) -> None:
     _classify(world, world.ids["head"], (0.91, 0.04, 0.03, 0.02), similarity=0.87)
     _classify(world, world.ids["thorax"], (0.05, 0.55, 0.38, 0.02), similarity=0.79)
     _fail(world, world.ids["femur"], "OSError: image file is truncated (24 bytes not processed)")
+    world.ids["measurement"] = _measure(world, world.ids["head"])  # the head is a brain plane: it is measured
     world.clock.tick()
     study = Study.objects.get(id=world.ids["study"])
     late = patient_services.image_upload(
@@ -474,6 +495,32 @@ def _image_reads_and_review(rec: Recorder, world: World) -> None:
     op = "images_history_list"
     rec.send(op, "Upload, classification and review", f"GET /api/v1/images/{thorax}/history/", 200)
     rec.send(op, "No such image", "GET /api/v1/images/999/history/", 404)
+    rec.probe(op)
+
+
+def _measurements(rec: Recorder, world: World) -> None:
+    measurement = world.ids["measurement"]
+    op, path = "measurements_retrieve", f"GET /api/v1/measurements/{measurement}/"
+    rec.send(op, "A brain plane's head, not calibrated", path, 200)
+    rec.send(op, "No such measurement", "GET /api/v1/measurements/999/", 404)
+    rec.probe(op)
+
+    op, review, clinician = (
+        "measurements_review",
+        f"POST /api/v1/measurements/{measurement}/review/",
+        {"client": "clinician"},
+    )
+    adjust = {
+        "action": "adjust",
+        "axis_ends": [[70.0, 99.5], [252.0, 138.0], [176.0, 49.0], [146.5, 188.0]],
+        "comment": "Calipers moved onto the outer edge of the skull.",
+    }
+    rec.send(op, "Adjust the axes", review, 200, adjust, **clinician)
+    rec.send(
+        op, "Three axis ends", review, 400, {"action": "adjust", "axis_ends": adjust["axis_ends"][:3]}, **clinician
+    )
+    rec.send(op, "Not a clinician", review, 403, {"action": "accept"})
+    rec.send(op, "No such measurement", "POST /api/v1/measurements/999/review/", 404, {"action": "accept"}, **clinician)
     rec.probe(op)
 
 
@@ -652,6 +699,8 @@ def _sign_off_and_reopen(rec: Recorder, world: World) -> None:
         "images_exclude", signed, f"POST /api/v1/images/{head}/exclude/", 409, {"reason": "test_image"}, **clinician
     )
     rec.send("images_include", signed, f"POST /api/v1/images/{head}/include/", 409, **clinician)
+    measurement = f"POST /api/v1/measurements/{world.ids['measurement']}/review/"
+    rec.send("measurements_review", signed, measurement, 409, {"action": "accept"}, **clinician)
 
     op, reopen = "studies_reopen", f"POST /api/v1/studies/{study}/reopen/"
     rec.send(op, "No reason", reopen, 400, {"reason": ""}, **clinician)
@@ -713,6 +762,7 @@ def run_scenario(settings, monkeypatch) -> tuple[Recorder, dict[str, set[str]]]:
         _study_reads_and_edits,
         _uploads,
         _image_reads_and_review,
+        _measurements,
         _image_bytes,
         _jobs,
         _predictions_and_models,

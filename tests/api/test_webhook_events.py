@@ -16,6 +16,7 @@ from django.conf import settings
 from django.urls import resolve
 from jsonschema import Draft202012Validator
 
+from biometry import services as biometry_services
 from classifier import services as classifier_services
 from classifier.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from classifier.webhook_events import EVENT_VERSION, EXAMPLES
@@ -24,6 +25,7 @@ from patients.models import UltrasoundImage
 from tests.api.conftest import classify, upload
 from tests.api.docs_code import docs_block
 from tests.api.webhook_receiver import Receiver, serving
+from tests.biometry.conftest import card_without_model, measured
 
 COMMITTED = Path(settings.BASE_DIR) / "docs" / "openapi.yaml"
 BASE_URL = "https://fetal.example.test:8443"
@@ -92,11 +94,13 @@ def _deliver_all() -> None:
 
 
 @pytest.fixture
-def delivered(endpoint, receiver, study, model_version, clinician, admin_user) -> dict[str, dict]:
+def delivered(endpoint, receiver, study, model_version, clinician, admin_user, settings, tmp_path) -> dict[str, dict]:
     """One event of each type, made by the services that make them in production, as the receiver got them:
     {type: {"headers", "body", "event"}}."""
+    settings.BIOMETRY_MODEL_CARD = card_without_model(tmp_path)  # a brain plane queues its measurement job
     created = upload(study, seed=1)
     classify(created, label="fetal_brain")
+    biometry_services.measurement_review(measurement=measured(created), reviewed_by=clinician, action="accept")
     classifier_services.image_review(image=created, label="fetal_thorax", reviewed_by=clinician, comment="Thorax.")
     failing = upload(study, seed=2)
     classifier_services.job_mark_failed(job_id=failing.jobs.get().id, reason="OSError: image file is truncated")

@@ -3,10 +3,13 @@ images classified through the real services (tests/api/conftest.py's ``upload`` 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from biometry.ml.ellipse import Ellipse, ellipse_fit
-from biometry.ml.segmentation import HeadFinding, build_untrained_segmenter_files
+from biometry.ml.segmentation import REQUIRED_KEYS, HeadFinding, build_untrained_segmenter_files
 from tests.api.conftest import classify, model_version, upload  # noqa: F401 - model_version is a fixture
 
 SEGMENTER_NAME = "fetal-head-test-v1"  # HeadSegmenter.name: "<card name>-v<version>"
@@ -22,6 +25,16 @@ def measuring(settings, segmenter_card):
     """The test segmenter is the configured one."""
     settings.BIOMETRY_MODEL_CARD = segmenter_card
     return segmenter_card
+
+
+def card_without_model(directory, *, name: str = "fetal-head-test") -> Path:
+    """A segmentation card naming a model (``<name>-v1``) whose file is absent: enough to queue measurement jobs
+    (the card names the model) for tests that save measurements themselves (``measured``) and never load the
+    model, without building one."""
+    card = {key: None for key in REQUIRED_KEYS} | {"name": name, "version": "1", "file": "absent.keras"}
+    path = Path(directory) / f"{name}-v1.card.json"
+    path.write_text(json.dumps(card))
+    return path
 
 
 def brain_image(study, *, seed: int = 0, pixel_size_mm: float | None = None, needs_review: bool = False):
