@@ -10,6 +10,8 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch,
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
+from biometry.models import MeasurementJob
+from biometry.selectors import measurements_prefetch
 from classifier.labels import FetalPlane, plane_display
 from classifier.models import CineFrames, ClassificationJob, Prediction
 from classifier.selectors import (
@@ -80,14 +82,16 @@ def study_get(*, user, study_id: int) -> Study:
 
 
 def _images_with_latest_job(queryset: QuerySet[UltrasoundImage]) -> QuerySet[UltrasoundImage]:
-    """Images ready for ``classifier.selectors.image_latest_job``/``image_latest_prediction`` and a clip's
-    ``cine_timeline`` (no more queries)."""
+    """Images ready for ``classifier.selectors.image_latest_job``/``image_latest_prediction``, a clip's
+    ``cine_timeline`` and ``biometry.selectors.image_measurements`` (no more queries)."""
     # dicom: the facts of a DICOM file, if it was one; clip: the clip a key frame was taken from (its card names it)
     related = ("study", "study__patient", "uploaded_by", "dicom", "clip")
     # A clip's key-frame stills, only what names them: one query for the whole list, clips or not.
     stills = UltrasoundImage.objects.only("id", "clip_id", "clip_frame_index").order_by("clip_frame_index", "id")
+    # The head measurements and their jobs (biometry): the study page's card and the image API show them.
+    measurement_jobs = Prefetch("measurement_jobs", queryset=MeasurementJob.objects.order_by("queued_at", "id"))
     return queryset.select_related(*related).prefetch_related(
-        latest_jobs_prefetch(), Prefetch("key_frames", queryset=stills)
+        latest_jobs_prefetch(), Prefetch("key_frames", queryset=stills), measurements_prefetch(), measurement_jobs
     )
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from patients import apis, views
+from patients import apis, measurement_views, views
 
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
@@ -28,6 +28,17 @@ urlpatterns = [
     path("images/<int:image_id>/include/", views.ImageIncludeView.as_view(), name="image-include"),
     path("images/<int:image_id>/retry/", views.JobRetryView.as_view(), name="image-retry"),
     path("images/<int:image_id>/history/", views.ImageHistoryView.as_view(), name="image-history"),
+    path("images/<int:image_id>/calibrate/", measurement_views.ImageCalibrateView.as_view(), name="image-calibrate"),
+    path(
+        "measurements/<int:measurement_id>/review/",
+        measurement_views.MeasurementReviewView.as_view(),
+        name="measurement-review",
+    ),
+    path(
+        "measurements/<int:measurement_id>/history/",
+        measurement_views.MeasurementHistoryView.as_view(),
+        name="measurement-history",
+    ),
 ]
 
 api_urlpatterns = [

@@ -36,7 +36,7 @@ from fetalsite.accounts.roles import user_can_review
 from fetalsite.core.cache_headers import IMAGE_CACHE_CONTROL
 from fetalsite.core.ranges import ranged_file_response
 from fetalsite.core.shown import note_patients
-from patients import report, selectors, services
+from patients import measurement_cards, report, selectors, services
 from patients.forms import (
     ExcludeForm,
     PatientForm,
@@ -239,7 +239,7 @@ class StudyCreateView(StaffPageMixin, FormView):
 # ---- The study page and its image cards ---------------------------------------------------------
 
 
-def _card_context(image, *, can_review: bool) -> dict:
+def _card_context(image, *, can_review: bool, user) -> dict:
     job = classifier_selectors.image_latest_job(image)
     prediction = classifier_selectors.job_prediction(job)
     timeline = classifier_selectors.cine_timeline(image) if image.is_cine else None
@@ -264,6 +264,7 @@ def _card_context(image, *, can_review: bool) -> dict:
         "can_review": can_review and image.study.status == Study.Status.OPEN,
         "planes": FetalPlane.choices,
         "cine": _cine_context(image, timeline) if image.is_cine else None,
+        "measure": measurement_cards.measure_context(image, user=user),
         "version": _full_version(image, job, prediction, timeline),
         "review": {
             "state": selectors.image_review_state(image),
@@ -275,8 +276,9 @@ def _card_context(image, *, can_review: bool) -> dict:
 
 def _full_version(image, job, prediction, timeline) -> str:
     """The card's ``data-version``: what it shows from its latest job and prediction, its clip's key frames and
-    whether it is excluded."""
-    return _card_version(job, prediction) + _timeline_version(timeline) + _exclusion_version(image)
+    whether it is excluded, and its head measurement."""
+    version = _card_version(job, prediction) + _timeline_version(timeline) + _exclusion_version(image)
+    return version + measurement_cards.measurement_version(image)
 
 
 def _image_version(image) -> str:
@@ -400,7 +402,7 @@ def _cine_context(image, timeline) -> dict:
 def _card_response(request, image_id: int, *, status: int = 200) -> HttpResponse:
     """The image's card as it is now, for the script to swap in."""
     image = selectors.image_get(user=request.user, image_id=image_id)
-    context = _card_context(image, can_review=user_can_review(request.user))
+    context = _card_context(image, can_review=user_can_review(request.user), user=request.user)
     return partial_response(request, "patients/_image_card.html", context, status=status)
 
 
@@ -420,7 +422,7 @@ class StudyDetailView(StaffPageMixin, TemplateView):
         study = selectors.study_get(user=self.request.user, study_id=self.kwargs["study_id"])
         images = list(selectors.image_list(user=self.request.user, study_id=study.id))
         can_review = user_can_review(self.request.user)
-        cards = [_card_context(image, can_review=can_review) for image in images]
+        cards = [_card_context(image, can_review=can_review, user=self.request.user) for image in images]
         versions = {card["image"].id: card["version"] for card in cards}
         token = _poll_token(study=study, can_review=can_review, versions=versions)
         return {
@@ -614,7 +616,7 @@ class StudyImagesView(PageActionMixin, View):
             known = _known_digests(request.GET.get("since", ""), current=token)
             changed = [image for image in images if known.get(image.id) != _version_digest(versions[image.id])]
             context = {
-                "cards": [_card_context(image, can_review=can_review) for image in changed],
+                "cards": [_card_context(image, can_review=can_review, user=request.user) for image in changed],
                 "summary": selectors.plane_summary(images),
             }
             response = partial_response(request, "patients/_study_images.html", context)

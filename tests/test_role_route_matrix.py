@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import tempfile
 from urllib.parse import quote
 
 import pytest
@@ -17,6 +18,7 @@ from django.contrib.auth.models import update_last_login
 from django.contrib.auth.signals import user_logged_in
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
+from django.test import override_settings
 from rest_framework.authtoken.models import Token
 
 from classifier.labels import PLANE_LABELS
@@ -124,6 +126,11 @@ EXPECTED: dict[str, dict[str, str]] = {
     "images/<int:image_id>/exclude/": {"post": "302 403 302 403 403 404 302"},
     "images/<int:image_id>/include/": {"post": "302 403 302 403 403 404 302"},
     "images/<int:image_id>/retry/": {"post": "302 302 302 403 403 404 302"},
+    # The head measurement on the study page (issue 21): calibrating is for whoever adds images, reviewing for
+    # clinicians (biometry.review_measurement).
+    "images/<int:image_id>/calibrate/": {"post": "302 302 302 403 403 404 302"},
+    "measurements/<int:measurement_id>/review/": {"post": "302 403 302 403 403 404 302"},
+    "measurements/<int:measurement_id>/history/": {"get": "302 200 200 403 200 404 200"},
     # The API's description, public like its documentation
     # DICOMweb (docs/dicom.md): token or session, like the API; the roles that upload may store; searches of another
     # clinic are empty (200 []), its instance a 404 like an unknown one. POST /studies/{uid} stores into that study.
@@ -246,6 +253,7 @@ def _records(people, route: str = "") -> dict:
     ClassificationJob.objects.filter(image=failed.image).update(status=ClassificationJob.Status.FAILED)
     dicom_uids = _dicom_instance(sonographer) if route.startswith("dicomweb/") else {}
     clip = route.endswith(("/frames/", "/playback/"))  # routes of a cine loop: the image is a clip
+    measured = "<int:measurement_id>" in route  # the records' brain image measured, as the worker saves it
     if route.endswith(("/report.pdf", "/report/")):  # a study's report exists once a clinician signed it off
         signer = people.get("clinician") or UserFactory(clinic=sonographer.clinic, role=Role.CLINICIAN)
         study_sign_off(study=study, signed_by=signer, acknowledged=True)
@@ -256,6 +264,7 @@ def _records(people, route: str = "") -> dict:
         "image_id": _clip(study, sonographer).id if clip else job.image_id,
         "job_id": ClassificationJob.objects.get(image=failed.image).id,
         "prediction_id": job.prediction.id,
+        **({"measurement_id": _measurement(job.image)} if measured else {}),
         "model_version": "tiny:1",
         "mrn": study.patient.mrn,
         "patient_details": {
@@ -264,6 +273,17 @@ def _records(people, route: str = "") -> dict:
             "birth_date": study.patient.birth_date.isoformat(),
         },
     }
+
+
+def _measurement(image) -> int:
+    from biometry.models import MeasurementJob
+    from biometry.services import measurement_job_start, measurement_request, measurement_save
+    from tests.biometry.conftest import card_without_model, drawn_head
+
+    with override_settings(BIOMETRY_MODEL_CARD=card_without_model(tempfile.mkdtemp())):
+        job = MeasurementJob.objects.filter(image=image).first() or measurement_request(image=image)
+    measurement_job_start(job_id=job.id)
+    return measurement_save(job_id=job.id, finding=drawn_head(), runtime="keras").measurement.id
 
 
 def _clip(study, user):
@@ -290,7 +310,9 @@ _FIXED_BODIES = {
     "/sign-off/": {"acknowledged": True},  # the records' study has an image awaiting review
     "/complete/": {"acknowledged": True},
     "/reopen/": {"reason": "A late image"},
+    "measurements/<int:measurement_id>/review/": {"review_action": "accept"},  # the page's (before "/review/")
     "/review/": {"label": PLANE_LABELS[1], "comment": ""},
+    "/calibrate/": {"start_x": 1, "start_y": 1, "end_x": 41, "end_y": 1, "distance_mm": 6},
     "/exclude/": {"reason": "test_image", "comment": ""},
     "/calibration/": {"start": [2, 10], "end": [42, 10], "distance_mm": 10},
     "login/": {"username": "sono_north", "password": "correct-horse-battery"},
