@@ -524,6 +524,18 @@ def _measurements(rec: Recorder, world: World) -> None:
     rec.probe(op)
 
 
+def _image_calibration(rec: Recorder, world: World) -> None:
+    """A known distance drawn on the head (320 x 240 px): 40 mm over 160 px, so its measurement gets millimetres."""
+    head, clinician = world.ids["head"], {"client": "clinician"}
+    op, path = "images_calibrate", f"POST /api/v1/images/{head}/calibration/"
+    line = {"start": [96.0, 120.0], "end": [256.0, 120.0], "distance_mm": 40.0}
+    rec.send(op, "A known distance drawn on the image", path, 200, line, **clinician)
+    rec.send(op, "A line shorter than a pixel", path, 400, {**line, "end": line["start"]}, **clinician)
+    rec.send(op, "An integration's token", path, 403, line)
+    rec.send(op, "No such image", "POST /api/v1/images/999/calibration/", 404, line, **clinician)
+    rec.probe(op)
+
+
 def _image_exclude_and_include(rec: Recorder, image: int, clinician: dict) -> None:
     op, path = "images_exclude", f"POST /api/v1/images/{image}/exclude/"
     rec.send(op, "A test image", path, 200, {"reason": "test_image", "comment": "Phantom scan"}, **clinician)
@@ -699,6 +711,8 @@ def _sign_off_and_reopen(rec: Recorder, world: World) -> None:
         "images_exclude", signed, f"POST /api/v1/images/{head}/exclude/", 409, {"reason": "test_image"}, **clinician
     )
     rec.send("images_include", signed, f"POST /api/v1/images/{head}/include/", 409, **clinician)
+    line = {"start": [96.0, 120.0], "end": [256.0, 120.0], "distance_mm": 40.0}
+    rec.send("images_calibrate", signed, f"POST /api/v1/images/{head}/calibration/", 409, line, **clinician)
     measurement = f"POST /api/v1/measurements/{world.ids['measurement']}/review/"
     rec.send("measurements_review", signed, measurement, 409, {"action": "accept"}, **clinician)
 
@@ -763,6 +777,7 @@ def run_scenario(settings, monkeypatch) -> tuple[Recorder, dict[str, set[str]]]:
         _uploads,
         _image_reads_and_review,
         _measurements,
+        _image_calibration,
         _image_bytes,
         _jobs,
         _predictions_and_models,
