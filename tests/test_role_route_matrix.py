@@ -198,6 +198,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     "api/v1/predictions/<int:prediction_id>/": {"get": "401 200 200 200 200 404 401"},
     "api/v1/model-versions/": {"get": "401 200 200 200 200 200 401"},
     "api/v1/model-versions/<str:model_version>/": {"get": "401 200 200 200 200 200 401"},
+    # Head measurements (issue 21): every role that reads images reads them; clinicians review them.
+    "api/v1/measurements/<int:measurement_id>/": {"get": "401 200 200 200 200 404 401"},
+    "api/v1/measurements/<int:measurement_id>/review/": {"post": "401 403 200 403 403 404 401"},
 }  # fmt: skip
 
 
@@ -311,6 +314,7 @@ _FIXED_BODIES = {
     "/complete/": {"acknowledged": True},
     "/reopen/": {"reason": "A late image"},
     "measurements/<int:measurement_id>/review/": {"review_action": "accept"},  # the page's (before "/review/")
+    "api/v1/measurements/<int:measurement_id>/review/": {"action": "accept"},  # the API's (before "/review/")
     "/review/": {"label": PLANE_LABELS[1], "comment": ""},
     "/calibrate/": {"start_x": 1, "start_y": 1, "end_x": 41, "end_y": 1, "distance_mm": 6},
     "/exclude/": {"reason": "test_image", "comment": ""},
