@@ -166,7 +166,10 @@ class TestMeasurementReview:
     def test_a_rejected_measurement_may_be_reviewed_again_and_history_keeps_each(self, measurement, clinician):
         services.measurement_review(measurement=measurement, reviewed_by=clinician, action="reject")
         services.measurement_review(
-            measurement=measurement, reviewed_by=clinician, action="adjust", axis_ends=[[10, 24], [54, 24], [32, 10], [32, 38]]
+            measurement=measurement,
+            reviewed_by=clinician,
+            action="adjust",
+            axis_ends=[[10, 24], [54, 24], [32, 10], [32, 38]],
         )
         reviewed = services.measurement_review(measurement=measurement, reviewed_by=clinician, action="accept")
 
