@@ -109,6 +109,22 @@ def _figure(mm: float | None, px: float | None) -> dict | None:
     return {"value": f"{px:.1f}", "unit": "px", "calibrated": False}
 
 
+def _growth(measurement: Measurement, study) -> dict:
+    """biometry.presentation's summary, with the centile as words: one decimal, and never "0.0" or "100.0" for the
+    tails the standard's normal distribution reaches."""
+    growth = gestational_summary(measurement, study)
+    centile = growth["centile"]
+    if centile is None:
+        text = ""
+    elif centile < 0.1:
+        text = "below 0.1"
+    elif centile > 99.9:
+        text = "above 99.9"
+    else:
+        text = f"{centile:.1f}"
+    return {**growth, "centile_text": text}
+
+
 def calibration_context(image) -> dict:
     """The image's pixel size and where it came from; calibrating by drawing is refused over a DICOM's own."""
     return {
@@ -151,16 +167,20 @@ def measure_context(image, *, user) -> dict | None:
             ("OFD", "occipito-frontal diameter", _figure(measurement.ofd_mm, measurement.ofd_px)),
         ],
         "flags": [FLAG_REASONS.get(flag, flag.replace("_", " ")) for flag in measurement.flags or []],
-        "growth": gestational_summary(measurement, image.study),
+        "growth": _growth(measurement, image.study),
         "not_calibrated": NOT_CALIBRATED,
         "model_version": measurement.job.model_version,
-        "measured_pixel_size": f"{measurement.pixel_size_mm:.4f}" if measurement.pixel_size_mm else "",
-        "measured_source": CALIBRATION_SOURCES.get(measurement.calibration_source, ""),
     }
 
 
 # ---- The measurement's history: the model's ellipse, then each change (who, when, what) --------------------
 
+REVIEW_WORDS = {
+    "accept": "Accepted",
+    "adjust": "Adjusted (axis ends moved)",
+    "redraw": "Redrawn (three points)",
+    "reject": "Rejected",
+}
 _ELLIPSE_FIELDS = ("center_x", "center_y", "semi_major", "semi_minor", "angle_deg")
 
 
@@ -177,7 +197,8 @@ def _history_text(row, previous) -> str:
     if any(getattr(row, name) != getattr(previous, name) for name in _ELLIPSE_FIELDS):
         said.append(f"ellipse changed: {_hc_text(previous)} → {_hc_text(row)}")
     if row.review_state != previous.review_state or row.reviewed_at != previous.reviewed_at:
-        said.insert(0, Measurement.ReviewState(row.review_state).label)
+        action = (row.history_change_reason or "").removeprefix("review: ")  # biometry.services' reason
+        said.insert(0, REVIEW_WORDS.get(action) or Measurement.ReviewState(row.review_state).label)
     if row.pixel_size_mm != previous.pixel_size_mm:
         source = CALIBRATION_SOURCES.get(row.calibration_source, "")
         said.append(f"pixel size {row.pixel_size_mm or '—'} mm {source}".strip() + f": {_hc_text(row)}")

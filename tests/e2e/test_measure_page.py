@@ -59,3 +59,22 @@ def test_a_clinician_drags_an_axis_end_saves_and_sees_the_adjusted_hc(
     assert measurement.hc_px > model_hc + 5  # the long axis got longer
     expect(page.locator(f"#measure-{image.id} .figure-hc .value")).to_have_text(f"{measurement.hc_px:.1f}")
     screenshot(page, "measure-adjusted")
+
+    # Calibrating by drawing: two clicks on the image, the line's length in mm; the card then says millimetres.
+    section = page.locator(f"#measure-{image.id}")
+    section.locator("details.measure-edit > summary").click()
+    section.get_by_role("button", name="Calibrate: draw a known distance").click()
+    stage = section.locator(".measure-svg")
+    stage.scroll_into_view_if_needed()
+    box = stage.bounding_box()
+    scale = box["width"] / image.width  # screen pixels per image pixel
+    for x in (10, 210):
+        page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + 20.5 * scale)
+    expect(section.locator(".measure-hint")).to_contain_text("A line of 200.0 pixels")
+    section.get_by_label("Length of the line drawn, in mm").fill("30")
+    section.get_by_role("button", name="Save the pixel size").click()
+
+    expect(page.locator(f"#measure-{image.id} .calibration")).to_contain_text("0.1500 mm, drawn on the image")
+    measurement.refresh_from_db()
+    expect(page.locator(f"#measure-{image.id} .figure-hc")).to_contain_text(f"{measurement.hc_mm:.1f} mm")
+    screenshot(page, "measure-calibrated")

@@ -26,6 +26,8 @@ from patients import services as patient_services
 from tests.api.conftest import classify, model_version  # noqa: F401 (a fixture)
 from tests.images import png_bytes
 
+pytestmark = pytest.mark.usefixtures("model_version")  # an active classifier model: uploads are classified
+
 PARTIAL = {"HTTP_X_REQUESTED_WITH": "fetch"}
 WIDTH, HEIGHT = 320, 240
 SKULL = Ellipse(cx=160.0, cy=120.0, semi_major=90.0, semi_minor=70.0, angle=math.radians(20))
@@ -101,7 +103,6 @@ class TestMeasurementCard:
         client,
         clinician,
         study,
-        model_version,  # noqa: F811
     ):
         image, measurement = measured_image(study)
         client.force_login(clinician)
@@ -125,7 +126,6 @@ class TestMeasurementCard:
         client,
         sonographer,
         study,
-        model_version,  # noqa: F811
     ):
         image, _ = measured_image(study)
         client.force_login(sonographer)
@@ -142,7 +142,6 @@ class TestMeasurementCard:
         client,
         clinician,
         study,
-        model_version,  # noqa: F811
     ):
         image = brain_image(study)
         client.force_login(clinician)
@@ -163,7 +162,6 @@ class TestMeasurementCard:
         client,
         clinician,
         study,
-        model_version,  # noqa: F811
     ):
         client.force_login(clinician)
         measured_image(study, seed=1)
@@ -178,7 +176,7 @@ class TestMeasurementCard:
 
 
 class TestMeasurementReview:
-    def test_a_clinician_accepts_with_a_plain_form_post(self, client, clinician, study, model_version):  # noqa: F811
+    def test_a_clinician_accepts_with_a_plain_form_post(self, client, clinician, study):
         image, measurement = measured_image(study)
         client.force_login(clinician)
 
@@ -195,7 +193,6 @@ class TestMeasurementReview:
         client,
         sonographer,
         study,
-        model_version,  # noqa: F811
     ):
         _, measurement = measured_image(study)
         client.force_login(sonographer)
@@ -215,7 +212,6 @@ class TestMeasurementReview:
         client,
         clinician,
         study,
-        model_version,  # noqa: F811
     ):
         image, measurement = measured_image(study)
         client.force_login(clinician)
@@ -249,9 +245,8 @@ class TestMeasurementReview:
         client,
         clinician,
         study,
-        model_version,
         points,
-        message,  # noqa: F811
+        message,
     ):
         _, measurement = measured_image(study)
         client.force_login(clinician)
@@ -273,7 +268,6 @@ class TestMeasurementReview:
         client,
         clinician,
         study,
-        model_version,  # noqa: F811
     ):
         _, measurement = measured_image(study)
         client.force_login(clinician)
@@ -289,7 +283,7 @@ class TestMeasurementReview:
         assert text.index("Measured by the model") < text.index("Rejected")
         assert clinician.username in text and "“Not the skull”" in text
 
-    def test_another_clinics_measurement_is_404(self, client, south_sonographer, clinician, study, model_version):  # noqa: F811
+    def test_another_clinics_measurement_is_404(self, client, south_sonographer, clinician, study):
         _, measurement = measured_image(study)
         client.force_login(south_sonographer)
         review = client.post(reverse("measurement-review", args=[measurement.id]), {"review_action": "accept"})
@@ -303,7 +297,6 @@ class TestCalibrationByDrawing:
         client,
         sonographer,
         study,
-        model_version,  # noqa: F811
     ):
         image, measurement = measured_image(study)
         client.force_login(sonographer)
@@ -324,7 +317,7 @@ class TestCalibrationByDrawing:
         assert "Not calibrated" not in card
         assert "0.1500 mm</span>, drawn on the image" in card
 
-    def test_a_zero_length_line_is_refused_and_nothing_changes(self, client, sonographer, study, model_version):  # noqa: F811
+    def test_a_zero_length_line_is_refused_and_nothing_changes(self, client, sonographer, study):
         image, _ = measured_image(study)
         client.force_login(sonographer)
 
@@ -345,3 +338,18 @@ def test_shapes_in_the_card_follow_the_stored_ellipse():
 
     shape = _shape((100.0, 50.0, 40.0, 20.0, 90.0))
     assert np.allclose(shape.ends, [(100, 10), (100, 90), (120, 50), (80, 50)], atol=0.01)
+
+
+def test_a_calibrated_accepted_hc_shows_its_gestational_age_and_centile(client, clinician, study):
+    image, measurement = measured_image(study)
+    client.force_login(clinician)
+    line = {"start_x": 10, "start_y": 20, "end_x": 210, "end_y": 20}
+    client.post(reverse("image-calibrate", args=[image.id]), {**line, "distance_mm": 70}, **PARTIAL)  # 0.35 mm/px
+    card = client.post(reverse("measurement-review", args=[measurement.id]), {"review_action": "accept"}, **PARTIAL)
+
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", card.content.decode()))
+    measurement.refresh_from_db()
+    assert measurement.hc_mm == pytest.approx(176.6, abs=0.1)  # a head of about 20 weeks
+    assert f"HC {measurement.hc_mm:.1f} mm" in text
+    assert re.search(r"GA from HC 2[01]\+\d weeks", text), text
+    assert re.search(r"HC centile \d+\.\d, z -?\d\.\d\d", text), text
