@@ -22,6 +22,7 @@ from dicom.services import dicom_peer_create
 from fetalsite.accounts.roles import ROLE_PERMISSIONS, Role
 from fetalsite.audit.services import access_log_record
 from tests.api.conftest import classify, upload
+from tests.biometry.conftest import card_without_model, measured
 from tests.dbstate import database_snapshot
 from tests.factories import StudyFactory, UserFactory
 
@@ -54,7 +55,8 @@ def _clinic_records(clinic, user, label: str, *, superuser) -> dict:
     study = StudyFactory(patient__clinic=clinic, patient__mrn=f"{label}-1", created_by=user)
     peer = dicom_peer_create(clinic=clinic, ae_title=f"{label}_US", allowed_addresses="127.0.0.1", created_by=superuser)
     endpoint = WebhookEndpoint.objects.create(clinic=clinic, url=f"https://{label.lower()}.example.org/hook")
-    prediction = _prediction_for(study, user)
+    prediction = _prediction_for(study, user)  # a brain plane: its measurement job is queued
+    measurement = measured(prediction.job.image)
     delivery = WebhookDelivery.objects.filter(endpoint=endpoint).first() or WebhookDelivery.objects.create(
         endpoint=endpoint, event_type="prediction.created", payload={}
     )
@@ -70,6 +72,8 @@ def _clinic_records(clinic, user, label: str, *, superuser) -> dict:
         "patients.ultrasoundimage": prediction.job.image,
         "classifier.classificationjob": prediction.job,
         "classifier.prediction": prediction,
+        "biometry.measurementjob": measurement.job,
+        "biometry.measurement": measurement,
         "classifier.webhookendpoint": endpoint,
         "classifier.webhookdelivery": delivery,
         "audit.accesslogentry": entry,
@@ -79,13 +83,14 @@ def _clinic_records(clinic, user, label: str, *, superuser) -> dict:
 
 
 @pytest.fixture
-def world(north, south, settings):
+def world(north, south, settings, tmp_path):
     """Two clinics with one record of every kind each, North's clinic admin, and two superusers: one outside
     any clinic and one placed in North (which is what the probe's escalation did)."""
     ModelVersion.objects.create(
         name="tiny", version="1", file_path="tiny.keras", sha256="0" * 64, class_labels=PLANE_LABELS,
         input_size=32, review_threshold=0.5, is_active=True,
     )  # fmt: skip
+    settings.BIOMETRY_MODEL_CARD = card_without_model(tmp_path)
     north_admin = UserFactory(username="admin_north", clinic=north, is_staff=True, role=Role.CLINIC_ADMIN)
     root = UserFactory(username="root", clinic=None, is_superuser=True, is_staff=True, role=None)
     own = _clinic_records(north, UserFactory(username="sono_north", clinic=north), "NORTH", superuser=root)
