@@ -50,6 +50,12 @@ CASES = [
     WriteCase("post", "/images/{image_id}/review/", {"label": "fetal_thorax"}, client="clinician_client"),
     WriteCase("post", "/images/{image_id}/exclude/", {"reason": "test_image"}, client="clinician_client"),
     WriteCase("post", "/images/{image_id}/include/", {}, client="clinician_client"),
+    WriteCase(
+        "post",
+        "/images/{image_id}/calibration/",
+        {"start": [2, 10], "end": [42, 10], "distance_mm": 10},
+        client="clinician_client",
+    ),
     WriteCase("post", "/jobs/{job_id}/retry/", {}),
 ]
 
@@ -143,7 +149,7 @@ class TestSchemaSaysSo:
         ]
 
         # token, patient x3 (create, correct, by MRN), study x2, upload, review, exclude, sign-off (complete/ too),
-        # reopen
-        assert len(set(bodies)) == 11
+        # reopen, an image's calibration and a measurement's review (issue 21)
+        assert len(set(bodies)) == 13
         for name in bodies:
             assert schema["components"]["schemas"][name]["additionalProperties"] is False, name
