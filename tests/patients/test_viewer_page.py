@@ -47,6 +47,7 @@ class TestViewerMarkup:
             "/static/js/heatmap.js",
             "/static/js/viewer.js",
             "/static/js/study.js",
+            "/static/js/measure.js",  # the head measurement's editor (issue 21)
         ]
         assert '<link rel="stylesheet" href="/static/css/viewer.css">' in html
         assert "<script>" not in html and "<style" not in html and " style=" not in html
