@@ -121,6 +121,16 @@ class TestMeasurementCard:
         assert 'class="handle"' in card  # the editor's four handles
         assert card.count('class="handle"') == 4
 
+    def test_a_skull_cut_by_the_border_is_flagged_in_words(self, client, clinician, study):
+        image = brain_image(study)
+        measure(image, Ellipse(cx=60.0, cy=120.0, semi_major=90.0, semi_minor=70.0, angle=0.0))
+        client.force_login(clinician)
+
+        card = card_html(study_page(client, study), image)
+
+        assert "Needs review" in card
+        assert "The skull is cut by the image border" in card
+
     def test_a_sonographer_sees_the_measurement_without_review_controls(
         self,
         client,
@@ -231,6 +241,18 @@ class TestMeasurementReview:
         card = response.content.decode()
         assert f'id="image-{image.id}"' in card and "Adjusted" in card
         assert f"{measurement.hc_px:.1f}" in card
+
+    def test_three_clicks_redraw_the_ellipse(self, client, clinician, study):
+        _, measurement = measured_image(study)
+        client.force_login(clinician)
+        points = "60,120 260,120 160,50"  # a 200 px axis, and a point 70 px above its middle
+
+        client.post(reverse("measurement-review", args=[measurement.id]), {"review_action": "redraw", "points": points})
+
+        measurement.refresh_from_db()
+        assert measurement.review_state == Measurement.ReviewState.ADJUSTED
+        assert (measurement.semi_major, measurement.semi_minor) == (pytest.approx(100), pytest.approx(70))
+        assert (measurement.center_x, measurement.center_y) == (pytest.approx(160), pytest.approx(120))
 
     @pytest.mark.parametrize(
         ("points", "message"),
