@@ -318,7 +318,7 @@ def _is_models_ellipse(measurement: Measurement) -> bool:
 
 
 @transaction.atomic
-def measurement_review(  # noqa: PLR0913 - the review's inputs, keyword-only
+def measurement_review(
     *,
     measurement: Measurement,
     reviewed_by,

@@ -8,8 +8,10 @@ from __future__ import annotations
 import pytest
 from rest_framework.authtoken.models import Token
 
+from biometry.services import measurement_job_start, measurement_request, measurement_save
 from classifier.services import classification_job_run
 from patients.services import image_upload
+from tests.biometry.conftest import card_without_model, drawn_head
 from tests.images import png_bytes
 from tests.urlconf import all_routes, fill_route
 
@@ -27,15 +29,20 @@ def id_routes():
 
 
 @pytest.fixture
-def north_records(study, sonographer, active_model):
+def north_records(study, sonographer, active_model, settings, tmp_path):
     image = image_upload(study=study, data=png_bytes(), filename="n.png", uploaded_by=sonographer).image
     job = classification_job_run(job_id=image.jobs.get().id)
+    settings.BIOMETRY_MODEL_CARD = card_without_model(tmp_path)
+    measurement_job = measurement_request(image=image)
+    measurement_job_start(job_id=measurement_job.id)
+    measurement_save(job_id=measurement_job.id, finding=drawn_head(), runtime="keras")
     return {
         "patient_id": study.patient_id,
         "study_id": study.id,
         "image_id": image.id,
         "job_id": job.id,
         "prediction_id": job.prediction.id,
+        "measurement_id": measurement_job.measurement.id,
     }
 
 

@@ -28,6 +28,7 @@ Action = AccessLogEntry.Action
 
 # URL kwarg -> object type, most specific first.
 ID_KWARGS: dict[str, str] = {
+    "measurement_id": "measurement",  # biometry's head measurements (an image's)
     "prediction_id": "prediction",
     "job_id": "job",
     "image_id": "image",

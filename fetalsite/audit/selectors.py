@@ -24,6 +24,7 @@ PATIENT_PATHS: dict[str, tuple[str, str, str]] = {
         "job__image__study__patient_id",
         "job__image__study__patient__clinic_id",
     ),
+    "measurement": ("biometry.Measurement", "image__study__patient_id", "image__study__patient__clinic_id"),
 }
 
 

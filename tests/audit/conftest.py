@@ -1,4 +1,5 @@
-"""Records to read: one North patient with a study, an image, its job and prediction (no TensorFlow)."""
+"""Records to read: one North patient with a study, an image, its job, prediction and head measurement (no
+TensorFlow)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from classifier.labels import PLANE_LABELS
 from classifier.ml.inference import ClassifierResult
 from classifier.models import ModelVersion
 from patients.services import image_upload
+from tests.biometry.conftest import card_without_model, measured
 from tests.images import png_bytes
 
 
 @pytest.fixture
-def north_records(study, sonographer):
+def north_records(study, sonographer, settings, tmp_path):
     # A registry row is enough: the prediction is saved directly, as the worker would save it.
     ModelVersion.objects.create(
         name="tiny",
@@ -33,6 +35,7 @@ def north_records(study, sonographer):
     result = ClassifierResult(
         label=PLANE_LABELS[0], confidence=0.7, probabilities=probabilities, needs_review=False, inference_ms=3
     )
+    settings.BIOMETRY_MODEL_CARD = card_without_model(tmp_path)  # the brain plane's measurement job is queued
     classifier_services.prediction_save(job_id=job.id, result=result, heatmap_png=png_bytes(seed=9))
     job.refresh_from_db()
     return {
@@ -41,4 +44,5 @@ def north_records(study, sonographer):
         "image_id": image.id,
         "job_id": job.id,
         "prediction_id": job.prediction.id,
+        "measurement_id": measured(image).id,  # as the measure worker saves it
     }

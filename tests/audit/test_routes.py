@@ -100,6 +100,7 @@ READABLE = {
     "api-image",
     "api-image-original",
     "api-job",
+    "api-measurement",
 }
 
 
