@@ -13,11 +13,13 @@ import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 
+from biometry.models import Measurement
 from classifier import services as classifier_services
 from classifier.models import ClassificationJob, Prediction
 from patients.models import Patient, Study, UltrasoundImage
 from tests.api.conftest import classify, upload
 from tests.api.test_openapi import COMMITTED
+from tests.biometry.conftest import card_without_model, measured
 from tests.images import png_bytes
 
 UNKNOWN = {"clinic": 2, "status": "OPEN", "reviewed_by": 1}
@@ -57,19 +59,22 @@ CASES = [
         client="clinician_client",
     ),
     WriteCase("post", "/jobs/{job_id}/retry/", {}),
+    WriteCase("post", "/measurements/{measurement_id}/review/", {"action": "accept"}, client="clinician_client"),
 ]
 
 
 def _state() -> dict[str, list]:
     """Every row the write APIs could change, to show that a refused request changed nothing."""
-    models = (Patient, Study, UltrasoundImage, ClassificationJob, Prediction, Token)
+    models = (Patient, Study, UltrasoundImage, ClassificationJob, Prediction, Measurement, Token)
     return {model.__name__: list(model.objects.order_by("pk").values()) for model in models}
 
 
 @pytest.fixture
-def ids(study, model_version):
+def ids(study, model_version, settings, tmp_path):
+    settings.BIOMETRY_MODEL_CARD = card_without_model(tmp_path)  # the brain plane's measurement job is queued
     classified = upload(study, seed=1)
     classify(classified)
+    measurement = measured(classified)
     failed_job = upload(study, seed=2).jobs.get()
     classifier_services.job_mark_failed(job_id=failed_job.id, reason="RuntimeError: boom")
     return {
@@ -77,6 +82,7 @@ def ids(study, model_version):
         "study_id": study.id,
         "image_id": classified.id,
         "job_id": failed_job.id,
+        "measurement_id": measurement.id,
         "mrn": "N-NEW",
     }
 
