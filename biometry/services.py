@@ -295,6 +295,8 @@ def _drawn_ellipse(*, action: str, axis_ends, points, image) -> Ellipse | None:
         raise ValidationError({wanted: f"These points describe no ellipse: {error}."})
     if not (0 <= ellipse.cx < image.width and 0 <= ellipse.cy < image.height):
         raise ValidationError({wanted: "The ellipse's centre must lie on the image."})
+    if not ellipse.semi_major <= 2 * max(image.width, image.height):  # also refuses an overflow to infinity
+        raise ValidationError({wanted: "The ellipse may be at most twice the image's size."})
     return ellipse
 
 

@@ -189,6 +189,8 @@ class TestMeasurementReview:
             ({"action": "redraw", "points": [[10, 24], [50, 24], [60, 24]]}, "points"),
             ({"action": "redraw", "points": [[500, 500], [600, 500], [550, 520]]}, "points"),
             ({"action": "accept", "points": [[1, 1], [2, 2], [3, 3]]}, "points"),
+            ({"action": "adjust", "axis_ends": [[-1e308, 24], [1e308, 24], [32, 10], [32, 38]]}, "axis_ends"),
+            ({"action": "adjust", "axis_ends": [[-500, 24], [564, 24], [32, 10], [32, 38]]}, "axis_ends"),
             ({"action": "shrink"}, "action"),
         ],
     )
@@ -246,19 +248,21 @@ class TestRecalibrate:
 
 class TestGestationalSummary:
     def test_a_calibrated_accepted_hc_dates_the_pregnancy_and_has_a_centile(self, clinician):
-        study = StudyFactory(patient__clinic=clinician.clinic, gestational_age_weeks=20, gestational_age_days=0)
-        # An ellipse of HC ~175 mm at 0.1 mm per pixel (a 64x48 image: the centre must lie on it).
-        image = brain_image(study, pixel_size_mm=0.1)
+        study = StudyFactory(patient__clinic=clinician.clinic, gestational_age_weeks=16, gestational_age_days=0)
+        # An ellipse of HC ~115 mm at 1 mm per pixel (the image is 64x48 px): about 16 weeks.
+        image = brain_image(study, pixel_size_mm=1.0)
         measurement = measured(image)
         measurement = services.measurement_review(
-            measurement=measurement, reviewed_by=clinician, action="adjust",
-            axis_ends=[[-300, 24], [364, 24], [32, -244], [32, 292]],
-        )  # fmt: skip
+            measurement=measurement,
+            reviewed_by=clinician,
+            action="adjust",
+            axis_ends=[[10, 24], [54, 24], [32, 10], [32, 38]],
+        )
 
         summary = gestational_summary(measurement, study)
 
         assert summary["ga_from_hc_days"] is not None and summary["ga_reason"] == ""
-        assert summary["study_ga_days"] == 140 and summary["centile_reason"] == ""
+        assert summary["study_ga_days"] == 112 and summary["centile_reason"] == ""
         assert 0 < summary["centile"] < 100 and summary["zscore"] is not None
 
     def test_an_unreviewed_or_uncalibrated_hc_gives_reasons_not_figures(self, study):
