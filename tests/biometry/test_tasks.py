@@ -100,3 +100,16 @@ class TestThroughTheWorker:
         job = wait_for(lambda: MeasurementJob.objects.filter(image=image, status="SUCCEEDED").first())
 
         assert job.celery_task_id and job.measurement.runtime == "keras"
+
+
+class TestRegistry:
+    def test_the_segmenter_is_loaded_once_and_again_when_the_card_changes(self, settings, segmenter_card, tmp_path):
+        from biometry.registry import segmenter, segmenter_name
+
+        first = segmenter()
+        assert segmenter() is first and first.name == segmenter_name() == SEGMENTER_NAME
+
+        for path in segmenter_card.parent.iterdir():
+            shutil.copy(path, tmp_path / path.name)
+        settings.BIOMETRY_MODEL_CARD = tmp_path / segmenter_card.name
+        assert segmenter() is not first and segmenter().name == SEGMENTER_NAME
