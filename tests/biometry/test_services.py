@@ -14,8 +14,9 @@ from biometry.presentation import gestational_summary
 from classifier import services as classifier_services
 from classifier.services import StudySignedOff
 from fetalsite.accounts.roles import Role
-from patients.services import study_sign_off
+from patients.services import image_upload, study_sign_off
 from tests.biometry.conftest import SEGMENTER_NAME, brain_image, classify, drawn_head, empty_head, measured, upload
+from tests.cine_samples import make_mp4
 from tests.factories import StudyFactory, UserFactory
 
 pytestmark = pytest.mark.usefixtures("measuring", "model_version")
@@ -50,6 +51,10 @@ class TestMeasurementRequest:
         classify(image, label="fetal_thorax")
         classifier_services.image_review(image=image, label="fetal_brain", reviewed_by=clinician)
         assert image.measurement_jobs.get().model_version == SEGMENTER_NAME
+
+    def test_a_clip_itself_is_not_measured(self, study, sonographer):
+        clip = image_upload(study=study, data=make_mp4(frames=4), filename="sweep.mp4", uploaded_by=sonographer).image
+        assert clip.is_cine and services.measurement_request(image=clip) is None  # its key frames are stills
 
     def test_without_a_readable_model_card_the_prediction_stands_and_no_job_is_made(self, study, settings, tmp_path):
         settings.BIOMETRY_MODEL_CARD = tmp_path / "missing.card.json"
