@@ -30,6 +30,7 @@ from rest_framework.authtoken.models import Token  # noqa: E402 (after the impor
 
 from fetalsite.wsgi import application  # noqa: E402 (after the importorskip)
 from tests.api.conftest import classify, upload  # noqa: E402 (after the importorskip)
+from tests.biometry.conftest import card_without_model, measured  # noqa: E402 (after the importorskip)
 from tests.urlconf import all_routes  # noqa: E402 (after the importorskip)
 
 # Bounded for CI; raise it (and set SCHEMATHESIS_RANDOM=1 for new examples each run) to dig deeper.
@@ -98,11 +99,13 @@ def keep_connection():
 
 
 @pytest.fixture
-def north_records(keep_connection, integrator, study, model_version, settings):
+def north_records(keep_connection, integrator, study, model_version, settings, tmp_path):
     """Some of North's data, so that lists, filters and half of the path ids hit real rows."""
     settings.API_THROTTLE_RATES = {"user": "100000/minute", "anon": "100000/minute", "login": "100000/minute"}
+    settings.BIOMETRY_MODEL_CARD = card_without_model(tmp_path)  # the brain plane's measurement job is queued
     image = upload(study, seed=1)
     prediction = classify(image)
+    measurement = measured(image)
     upload(study, seed=2)
     ids = {
         "patient_id": study.patient_id,
@@ -110,6 +113,7 @@ def north_records(keep_connection, integrator, study, model_version, settings):
         "image_id": image.id,
         "job_id": prediction.job_id,
         "prediction_id": prediction.id,
+        "measurement_id": measurement.id,
         "model_version": "fetalnet:1.0",
     }
     return integrator, ids
