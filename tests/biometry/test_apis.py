@@ -124,6 +124,11 @@ class TestMeasurementReview:
             {"action": "accept", "axis_ends": AXIS_ENDS},
             {"action": "accept", "label": "fetal_brain"},
             {"action": "reject", "comment": "x" * 2001},
+            {"action": "adjust", "axis_ends": None},
+            {"action": "adjust", "axis_ends": [[1e308, 24], [-1e308, 24], [32, 10], [32, 38]]},
+            {"action": "redraw", "points": [[1e308, 1e308], [-1e308, -1e308], [0, 1]]},
+            {"action": "redraw", "points": [["a", 1], [2, 2], [3, 3]]},
+            {"action": None},
         ],
     )
     def test_bad_input_is_400_with_a_message_and_changes_nothing(self, clinician_client, measurement, payload):
