@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
             name='Measurement',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_ellipse', models.JSONField(blank=True, help_text="The model's ellipse {cx, cy, semi_major, semi_minor, angle_deg}; empty if none.", null=True)),
+                ('model_ellipse', models.JSONField(blank=True, help_text="The model's ellipse {cx, cy, semi_major, semi_minor, angle_deg}; empty: none found.", null=True)),
                 ('center_x', models.FloatField(blank=True, null=True)),
                 ('center_y', models.FloatField(blank=True, null=True)),
                 ('semi_major', models.FloatField(blank=True, help_text='Half the long axis, in image pixels.', null=True)),
@@ -100,7 +100,7 @@ class Migration(migrations.Migration):
             name='HistoricalMeasurement',
             fields=[
                 ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('model_ellipse', models.JSONField(blank=True, help_text="The model's ellipse {cx, cy, semi_major, semi_minor, angle_deg}; empty if none.", null=True)),
+                ('model_ellipse', models.JSONField(blank=True, help_text="The model's ellipse {cx, cy, semi_major, semi_minor, angle_deg}; empty: none found.", null=True)),
                 ('center_x', models.FloatField(blank=True, null=True)),
                 ('center_y', models.FloatField(blank=True, null=True)),
                 ('semi_major', models.FloatField(blank=True, help_text='Half the long axis, in image pixels.', null=True)),
