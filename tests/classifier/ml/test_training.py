@@ -35,7 +35,9 @@ class TestTrainClassifierCommand:
             "--class-offsets",
             "0,0.5,-0.25,-0.25",
             "--input-size",
-            "96",  # a smoke test of the recipe, not of the figures: small inputs keep CI short
+            "64",  # a smoke test of the recipe, not of the figures: small inputs keep CI short
+            "--outliers-per-epoch",
+            "4",  # with the 12 fetal images, one batch of 16 per fine-tuning epoch
         )
 
         card = read_card(tmp_path / "fetal-planes-v0.card.json")
@@ -55,7 +57,7 @@ class TestTrainClassifierCommand:
         assert "Intended use" in (tmp_path / "fetal-planes-v0.card.md").read_text()
         classifier = PlaneClassifier.from_card(card, model_path)
         assert json.loads(json.dumps(card)) == card  # plain JSON, as the registry stores it
-        assert classifier.model.outputs[0].shape[-1] == 4 and card["input_size"] == 96
+        assert classifier.model.outputs[0].shape[-1] == 4 and card["input_size"] == 64
         assert classifier.has_novelty and classifier.review.novelty_threshold == card["novelty_threshold"]
 
 
@@ -85,7 +87,9 @@ class TestCrossvalClassifierCommand:
             "--train-share",
             "0.8",
             "--input-size",
-            "96",
+            "64",
+            "--outliers-per-epoch",
+            "4",
             stdout=io.StringIO(),
         )
 
@@ -93,7 +97,7 @@ class TestCrossvalClassifierCommand:
         assert [fold["fold"] for fold in result["per_fold"]] == [0, 1]
         assert result["seed"] == 7 and result["train_share"] == 0.8
         assert result["config"]["finetune_epochs"] == 1 and result["config"]["limit_per_label"] == 2
-        assert result["config"]["backbone"] == "lite2" and result["config"]["input_size"] == 96
+        assert result["config"]["backbone"] == "lite2" and result["config"]["input_size"] == 64
         assert result["pooled"]["n"] == sum(fold["n"] for fold in result["per_fold"]) > 0
         out_of_fold = result["out_of_fold"]
         assert len(out_of_fold) == result["pooled"]["n"]
