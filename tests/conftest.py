@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -17,6 +18,28 @@ from fetalsite.accounts.roles import Role
 from tests.factories import ClinicFactory, StudyFactory, UserFactory
 
 TINY_INPUT_SIZE = 32
+
+
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "live_server",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """With FETAL_TESTS_DATABASE_ONLY=1 (CI's second pass, on SQLite: .ci/run), only the tests that use the
+    database run: one that uses none cannot tell two database engines apart, and it ran in the first pass."""
+    if os.environ.get("FETAL_TESTS_DATABASE_ONLY") != "1":
+        return
+    selected, deselected = [], []
+    for item in items:
+        uses_database = item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames)
+        (selected if uses_database else deselected).append(item)
+    config.hook.pytest_deselected(items=deselected)
+    items[:] = selected
 
 
 @pytest.fixture(autouse=True)
