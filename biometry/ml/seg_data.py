@@ -91,7 +91,7 @@ def _scaled(image: np.ndarray, target: np.ndarray, scale: float, shift: tuple[in
     height, width = image.shape
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     zoomed = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
-    zoomed_target = np.asarray(Image.fromarray(target, mode="F").resize(size, Image.Resampling.BILINEAR))
+    zoomed_target = np.asarray(Image.fromarray(target).resize(size, Image.Resampling.BILINEAR))
     out_image, out_target = np.zeros_like(image), np.zeros_like(target)
     left = (width - size[0]) // 2 + shift[0]
     top = (height - size[1]) // 2 + shift[1]

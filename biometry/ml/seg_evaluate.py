@@ -169,6 +169,7 @@ def evaluate_split(
     split: str = "test",
     runtime: str | None = None,
     limit: int | None = None,
+    num_threads: int = 1,
     write: bool = True,
     log: Callable[[str], None] | None = print,
 ) -> dict:
@@ -180,12 +181,13 @@ def evaluate_split(
     from biometry.ml.seg_data import of_split, read_manifest
     from biometry.ml.segmentation import read_card
 
-    segmenter = HeadSegmenter.from_card(card_path, runtime=runtime)
+    segmenter = HeadSegmenter.from_card(card_path, runtime=runtime, num_threads=num_threads)
     records = of_split(read_manifest(data_dir), split)[:limit]
     summary = summarise(evaluate_records(segmenter, data_dir, records, log=log))
     summary["runtime"] = segmenter.runtime
     summary["timed_on"] = (
-        f"{segmenter.runtime}, one image at a time, {platform.machine()} with {os.cpu_count()} CPUs, load "
+        f"{segmenter.runtime} ({num_threads} thread{'s' if num_threads > 1 else ''} for LiteRT), one image at a "
+        f"time, {platform.machine()} with {os.cpu_count()} CPUs, load "
         f"{os.getloadavg()[0]:.1f} at the end"
     )
     if write:

@@ -48,6 +48,7 @@ class SegTrainConfig:
     # pass through the stem and blocks 0-2 cost more than half of a training step; without them 3.1 s per batch.
     full_resolution_stage: bool = False
     frozen_blocks: int = 3
+    bn_momentum: float = 0.99  # the decoder's BatchNormalization (short test runs need faster statistics)
     epochs: int = 22
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -132,6 +133,7 @@ def fit_segmenter(train, val, config: SegTrainConfig, *, weights_path, log) -> t
         weights_path=weights_path if config.encoder == "lite0" else None,
         full_resolution_stage=config.full_resolution_stage,
         frozen_blocks=config.frozen_blocks if config.encoder == "lite0" else 0,
+        bn_momentum=config.bn_momentum,
     )
     batches = _batches(*train, config)
     schedule = keras.optimizers.schedules.CosineDecay(

@@ -54,14 +54,14 @@ class HeadFinding:
 # ----------------------------------------------------------------------------------------------- the network
 
 
-def _decoder_block(x, skip, width: int, name: str):
+def _decoder_block(x, skip, width: int, name: str, *, bn_momentum: float):
     import keras
 
     x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(x)
     x = keras.layers.Concatenate(name=f"{name}_concat")([x, skip])
     for index in (1, 2):
         x = keras.layers.SeparableConv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv{index}")(x)
-        x = keras.layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+        x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{index}")(x)
         x = keras.layers.ReLU(name=f"{name}_relu{index}")(x)
     return x
 
@@ -96,9 +96,11 @@ def build_segmenter(
     decoder_widths: tuple[int, ...] = DECODER_WIDTHS,
     full_resolution_stage: bool = True,
     frozen_blocks: int = 0,
+    bn_momentum: float = 0.99,
 ):
     """The U-Net: encoder (``lite0`` with ImageNet weights when ``weights_path`` is given, or ``tiny``), decoder
-    of upsample x2 + concat + two separable 3x3 conv + BN + ReLU per stride, sigmoid at the input's resolution."""
+    of upsample x2 + concat + two separable 3x3 conv + BN (``bn_momentum``) + ReLU per stride, sigmoid at the
+    input's resolution (or logits at stride 2 upsampled, without ``full_resolution_stage``)."""
     import keras
 
     if input_width % 32 or input_height % 32:
@@ -109,7 +111,7 @@ def build_segmenter(
     x = skips[-1]
     levels = [*reversed(skips[:-1]), normalised][: len(decoder_widths) if full_resolution_stage else 4]
     for index, (skip, width) in enumerate(zip(levels, decoder_widths, strict=False)):
-        x = _decoder_block(x, skip, width, f"decoder{index}")
+        x = _decoder_block(x, skip, width, f"decoder{index}", bn_momentum=bn_momentum)
     if full_resolution_stage:
         outputs = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32", name="skull")(x)
     else:  # logits at stride 2, bilinearly upsampled: the costly full-resolution stage left out
@@ -178,7 +180,7 @@ def letterbox_mask(mask: np.ndarray, input_width: int, input_height: int) -> np.
     values = np.asarray(mask, np.float32)
     values = values / 255.0 if values.max() > 1 else values
     box = Letterbox.of(values.shape[1], values.shape[0], input_width, input_height)
-    resized = Image.fromarray(values, mode="F").resize((box.new_width, box.new_height), Image.Resampling.BILINEAR)
+    resized = Image.fromarray(values).resize((box.new_width, box.new_height), Image.Resampling.BILINEAR)
     canvas = np.zeros((input_height, input_width), np.float32)
     canvas[box.top : box.top + box.new_height, box.left : box.left + box.new_width] = np.clip(resized, 0, 1)
     return canvas
@@ -194,7 +196,7 @@ def probabilities_on_image(probabilities: np.ndarray, box: Letterbox, size: tupl
     inside = np.ascontiguousarray(
         probabilities[box.top : box.top + box.new_height, box.left : box.left + box.new_width], np.float32
     )
-    return np.asarray(Image.fromarray(inside, mode="F").resize(size, Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(inside).resize(size, Image.Resampling.BILINEAR))
 
 
 def fit_head(probabilities: np.ndarray, *, inset_px: float, threshold: float = THRESHOLD) -> EllipseFit:

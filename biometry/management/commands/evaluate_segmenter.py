@@ -16,12 +16,15 @@ class Command(BaseCommand):
         parser.add_argument("--split", default="test", choices=("train", "val", "test"))
         parser.add_argument("--runtime", choices=("keras", "litert"), help="default: LiteRT when the card has it")
         parser.add_argument("--limit", type=int, help="only the first N images of the split (smoke runs)")
+        parser.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads")
         parser.add_argument("--no-write", action="store_true", help="print only; leave the card as it is")
 
-    def handle(self, *args, data, card, split, runtime, limit, no_write, **options):
+    def handle(self, *args, data, card, split, runtime, limit, threads, no_write, **options):
         import json
 
         from biometry.ml.seg_evaluate import evaluate_split
 
-        summary = evaluate_split(data, card, split=split, runtime=runtime, limit=limit, write=not no_write)
+        summary = evaluate_split(
+            data, card, split=split, runtime=runtime, limit=limit, num_threads=threads, write=not no_write
+        )
         self.stdout.write(json.dumps(summary, indent=2))
