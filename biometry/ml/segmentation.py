@@ -30,6 +30,9 @@ from PIL import Image
 from biometry.ml.ellipse import DEFAULT_MIN_AREA_PX, EllipseFit, ellipse_fit, largest_component
 from classifier.ml.efficientnet_lite import LITE_MEAN, LITE_STD, lite_features
 
+# One integrity rule for every model file: the classifier's sha256 and its error (re-exported for biometry).
+from classifier.ml.inference import ModelIntegrityError, file_sha256
+
 RUNTIME_KERAS = "keras"
 RUNTIME_LITERT = "litert"
 ANNOTATION_WIDTH = 800  # HC18's image width: ``inset_px`` is in pixels of this scale
@@ -38,10 +41,6 @@ DECODER_WIDTHS = (128, 64, 48, 32, 16)
 # The Lite0 layers whose outputs the decoder takes: strides 2, 4, 8, 16 (the last block of each stage), 32.
 LITE0_SKIPS = ("blocks_0_bn2", "blocks_2_add", "blocks_4_add", "blocks_10_add", "top_activation")
 REQUIRED_KEYS = ("name", "version", "file", "sha256", "input_width", "input_height", "inset_px", "threshold")
-
-
-class ModelIntegrityError(Exception):
-    """The model file on disk is not the one its card registered."""
 
 
 @dataclass(frozen=True)
@@ -215,14 +214,6 @@ def fit_head(probabilities: np.ndarray, *, inset_px: float, threshold: float = T
 
 # (N, H, W, 3) float32 in 0..255 -> (N, H, W) probabilities
 Predict = Callable[[np.ndarray], np.ndarray]
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_card(path: str | Path) -> dict:
