@@ -73,7 +73,8 @@ def test_a_photograph_never_makes_a_plane_present_and_the_clinician_decides(
         assert cards.nth(index).get_attribute("data-review-state") == "suggested"
         assert "Suggested — not yet confirmed" in cards.nth(index).inner_text()
     photo = page.locator("#images .image-card", has_text="parrot.jpg")
-    expect(photo.locator(".badge.warn")).to_have_text("Needs review")  # the real model flags it
+    # The real model flags it (its prediction's badges; a photograph it calls brain also gets a flagged measurement).
+    expect(photo.locator("p.badges .badge.warn")).to_have_text("Needs review")
     screenshot(page, "review-states-suggested", full_page=True)
 
     # The clinician: the photograph is not a fetal plane; one image corrected; the rest confirmed.
