@@ -30,6 +30,7 @@ from biometry.ml.seg_evaluate import evaluate_records, summarise
 from biometry.ml.seg_litert import litert_entry_for
 from biometry.ml.segmentation import (
     RUNTIME_KERAS,
+    TASK,
     THRESHOLD,
     HeadSegmenter,
     build_segmenter,
@@ -307,6 +308,7 @@ def _card(
     *, name, version, model_path, config, records, inset, fitted, val_summary, litert, training_seconds, command
 ) -> dict:
     return {
+        "task": TASK,
         "name": name,
         "version": version,
         "file": model_path.name,

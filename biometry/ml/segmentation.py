@@ -33,6 +33,8 @@ from classifier.ml.efficientnet_lite import LITE_MEAN, LITE_STD, lite_features
 # One integrity rule for every model file: the classifier's sha256 and its error (re-exported for biometry).
 from classifier.ml.inference import ModelIntegrityError, file_sha256
 
+# The card's "task": the registry of plane classifiers (manage.py register_models) leaves such cards alone.
+TASK = "head-segmentation"
 RUNTIME_KERAS = "keras"
 RUNTIME_LITERT = "litert"
 ANNOTATION_WIDTH = 800  # HC18's image width: ``inset_px`` is in pixels of this scale
@@ -352,6 +354,7 @@ def build_untrained_segmenter_files(
     model_path = tmp_dir / f"{name}-v1.keras"
     model.save(model_path)
     card = {
+        "task": TASK,
         "name": name,
         "version": "1",
         "file": model_path.name,

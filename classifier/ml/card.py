@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# What a card's model does. Other models (the head segmenter, "head-segmentation") keep their cards in the same
+# folder; a card without "task" is a plane classifier's (every card before issue 21).
+PLANE_TASK = "plane-classification"
 REQUIRED_KEYS = ("name", "version", "file", "sha256", "classes", "input_size", "needs_review_threshold", "metrics")
+
+
+def is_plane_card(path: str | Path) -> bool:
+    """Whether the card at ``path`` describes a plane classifier (its ``task``, absent in older cards)."""
+    return json.loads(Path(path).read_text()).get("task", PLANE_TASK) == PLANE_TASK
 
 
 def card_paths(out_dir: str | Path, name: str, version: str) -> tuple[Path, Path, Path]:

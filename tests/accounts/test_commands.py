@@ -88,3 +88,15 @@ class TestRegisterModels:
         assert (active.name, active.version, active.input_size) == ("fetal-planes", newest["version"], 256)
         assert active.novelty_threshold == newest.get("novelty_threshold")
         assert ModelVersion.objects.count() == len(cards)
+
+    def test_leaves_cards_of_other_tasks_alone(self, db, settings, tiny_model_dir, tmp_path):
+        """The head segmenter's card sits in MODELS_DIR beside the classifier's: register_models skips it."""
+        from biometry.ml.segmentation import build_untrained_segmenter_files
+
+        shutil.copytree(tiny_model_dir, tmp_path / "models")
+        build_untrained_segmenter_files(tmp_path / "models", name="fetal-head-test")
+        settings.MODELS_DIR = tmp_path / "models"
+        out = io.StringIO()
+        call_command("register_models", stdout=out)
+        assert list(ModelVersion.objects.values_list("name", "version", "is_active")) == [("tiny", "1", True)]
+        assert "fetal-head" not in out.getvalue()

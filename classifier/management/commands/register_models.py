@@ -1,4 +1,4 @@
-"""Register every model card in MODELS_DIR; activate the newest when none is active."""
+"""Register every plane-classifier card in MODELS_DIR; activate the newest when none is active."""
 
 import re
 from pathlib import Path
@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from classifier.ml.card import is_plane_card
 from classifier.selectors import active_model_version
 from classifier.services import model_version_register
 
@@ -17,14 +18,18 @@ def _natural(path: Path) -> list:
 
 
 class Command(BaseCommand):
-    help = "Register the model cards (*.card.json) found in MODELS_DIR, checking each file's sha256."
+    help = (
+        "Register the plane classifier's cards (*.card.json) found in MODELS_DIR, checking each file's sha256; "
+        "cards of other tasks there (the head segmenter's) are left to their own apps."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("cards", nargs="*", help="Card files (default: every *.card.json in MODELS_DIR).")
         parser.add_argument("--activate", action="store_true", help="Make the last card given the active model.")
 
     def handle(self, *args, cards, activate, **options):
-        paths = [Path(card) for card in cards] or sorted(Path(settings.MODELS_DIR).glob("*.card.json"), key=_natural)
+        found = sorted(Path(settings.MODELS_DIR).glob("*.card.json"), key=_natural)
+        paths = [Path(card) for card in cards] or [path for path in found if is_plane_card(path)]
         if not paths:
             self.stdout.write(f"No model cards in {settings.MODELS_DIR}; uploads will fail with 'no active model'.")
             return
