@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.ml.litert import native_stderr_silenced
+
 SIGNATURE = "serving_default"
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
@@ -51,6 +53,8 @@ def litert_predictor(content: bytes, *, num_threads: int = 1):
         with lock:  # copied inside: an interpreter's output buffers are reused by its next call
             return np.array(runner(**{INPUT_NAME: np.ascontiguousarray(batch, np.float32)})[OUTPUT_NAME])[..., 0]
 
+    with native_stderr_silenced():  # the first invocation prints a plain-text line past the JSON logs
+        predict(np.zeros(runner.get_input_details()[INPUT_NAME]["shape"], np.float32))
     return predict
 
 

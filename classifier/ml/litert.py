@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +91,8 @@ class LiteRtPlaneClassifier(PlaneClassifier):
         self.has_novelty = SIMILARITY in outputs
         self._setup(class_names, input_size, review_threshold, novelty_threshold)
         self._lock = threading.Lock()
-        probe = self.predict_outputs(np.zeros((1, self.input_size, self.input_size, 3), np.float32))[0]
+        with native_stderr_silenced():  # the first invocation is the one that prints
+            probe = self.predict_outputs(np.zeros((1, self.input_size, self.input_size, 3), np.float32))[0]
         if probe.shape[-1] != len(self.class_names):
             raise ValueError(f"the model has {probe.shape[-1]} outputs but {len(self.class_names)} class names")
 
@@ -227,3 +231,22 @@ def export_card(card_path: str | Path, *, data_dir: str | Path | None) -> dict:
     else:
         json_path.write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null for the block.
+
+    LiteRT's C++ runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." straight to the process's
+    stderr on an interpreter's first invocation, past Python's logging: one plain-text line in the workers' JSON
+    logs. Interpreters are probed once under this when loaded, in the loading thread.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
