@@ -31,6 +31,7 @@ REASON_AMBIGUOUS = "ambiguous_regions"
 REASON_NOT_CM = "units_not_cm"
 REASON_NOT_SQUARE = "pixels_not_square"
 REASON_BAD_DELTA = "bad_physical_delta"
+REASON_BAD_BOUNDS = "bad_region_bounds"  # a region's location is not four integers: the sender is not trusted
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ def dicom_calibration(dataset: Any, *, point: tuple[float, float] | None = None)
     regions = list(dataset.get("SequenceOfUltrasoundRegions") or [])
     if not regions:
         return Calibration(None, REASON_NO_REGIONS)
+    if any(_malformed_bounds(r) for r in regions):
+        return Calibration(None, REASON_BAD_BOUNDS)
     if point is not None:
         candidates = [r for r in regions if _contains(r, point)]
         if not candidates:
@@ -91,6 +94,14 @@ def _bounds(region: Any) -> tuple[int, int, int, int] | None:
     if any(v is None for v in values):
         return None
     return tuple(int(v) for v in values)  # type: ignore[return-value]
+
+
+def _malformed_bounds(region: Any) -> bool:
+    try:
+        _bounds(region)
+    except (TypeError, ValueError):  # e.g. two values for one bound, or text
+        return True
+    return False
 
 
 def _contains(region: Any, point: tuple[float, float]) -> bool:

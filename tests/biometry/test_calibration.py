@@ -12,6 +12,7 @@ from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate
 
 from biometry.ml.calibration import (
     REASON_AMBIGUOUS,
+    REASON_BAD_BOUNDS,
     REASON_BAD_DELTA,
     REASON_NO_REGION_AT_POINT,
     REASON_NO_REGIONS,
@@ -129,3 +130,13 @@ class TestDicomCalibration:
         calibration = dicom_calibration(dataset(whole, zoom), point=(300.0, 300.0))
 
         assert (calibration.pixel_size_mm, calibration.reason) == (None, REASON_AMBIGUOUS)
+
+    def test_a_malformed_region_bound_gives_none_with_its_reason_not_an_exception(self):
+        """A sender's bound with two values: no pixel size from that file at all (and no TypeError)."""
+        broken = region(0, 40, 799, 559, dx=0.0125, dy=0.0125)
+        broken.RegionLocationMinX0 = [0, 5]
+
+        for point in (None, (10.0, 50.0)):
+            calibration = dicom_calibration(dataset(broken), point=point)
+
+            assert (calibration.pixel_size_mm, calibration.reason) == (None, REASON_BAD_BOUNDS)
