@@ -29,6 +29,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 
+from biometry.models import MeasurementJob
 from classifier.labels import PLANE_LABELS
 from classifier.models import ClassificationJob, Prediction, WebhookDelivery
 from classifier.selectors import active_model_version
@@ -64,6 +65,10 @@ def _by_status(name: str, documentation: str, model) -> Metric:
 
 def _jobs() -> Metric:
     return _by_status("fetalsite_classification_jobs", "Classification jobs by status, now.", ClassificationJob)
+
+
+def _measurement_jobs() -> Metric:
+    return _by_status("fetalsite_measurement_jobs", "Head measurement jobs by status, now.", MeasurementJob)
 
 
 def _queue_wait() -> Metric:
@@ -158,6 +163,7 @@ class DatabaseCollector:
     def collect(self) -> Iterator[Metric]:
         yield _build()
         yield _jobs()
+        yield _measurement_jobs()
         yield _queue_wait()
         yield _inference()
         yield _predictions()

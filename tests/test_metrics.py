@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from biometry.models import MeasurementJob
 from classifier import services as classifier_services
 from classifier.labels import PLANE_LABELS
 from classifier.ml.inference import ClassifierResult
@@ -159,6 +160,15 @@ class TestMetricsContent:
 
         assert deliveries == {("PENDING",): 1, ("SENDING",): 0, ("RETRYING",): 1, ("SUCCEEDED",): 2, ("FAILED",): 1}
 
+    def test_measurement_jobs_by_status(self, client, token, study):
+        images, now = [_upload(study) for _ in range(3)], timezone.now()
+        for image, status in zip(images, ["QUEUED", "SUCCEEDED", "FAILED"], strict=True):
+            MeasurementJob.objects.create(image=image, model_version="fetal-head-v1", status=status, queued_at=now)
+
+        jobs = _values(_scrape(client)["fetalsite_measurement_jobs"])
+
+        assert jobs == {("QUEUED",): 1, ("RUNNING",): 0, ("SUCCEEDED",): 1, ("FAILED",): 1}
+
     def test_build_info_names_the_version_and_the_active_model(self, client, token, model_version, settings):
         info = _scrape(client)["fetalsite_build_info"].samples  # an info metric: a gauge of 1 in the text format
         assert [sample.name for sample in info] == ["fetalsite_build_info"]
@@ -184,7 +194,7 @@ class TestMetricsContent:
         with CaptureQueriesContext(connection) as many:
             _scrape(client)
 
-        assert len(many) == len(few) <= 8  # one query per metric family
+        assert len(many) == len(few) <= 9  # one query per metric family
 
 
 @pytest.mark.django_db
