@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -40,6 +39,7 @@ from classifier.models import Prediction
 from classifier.selectors import image_latest_prediction
 from classifier.services import refuse_signed_study, webhook_deliveries_send
 from fetalsite.accounts.roles import require_permission
+from fetalsite.core.jobs import running_abandoned_before, stale_job_ids
 from fetalsite.core.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -125,27 +125,12 @@ def measurement_plane_update(*, image_id: int, plane: str) -> MeasurementJob | N
 def measurement_jobs_requeue_stale() -> list[int]:
     """Beat: send again the jobs the broker may never have received or may have lost. Sending twice is safe:
     the worker claims a job under a row lock."""
-    now = timezone.now()
-    Status = MeasurementJob.Status
-    never_sent = MeasurementJob.objects.filter(
-        status=Status.QUEUED,
-        celery_task_id="",
-        queued_at__lt=now - timedelta(seconds=settings.JOB_REQUEUE_UNSENT_AFTER_S),
-    )
-    waiting = MeasurementJob.objects.filter(
-        status=Status.QUEUED, queued_at__lt=now - timedelta(seconds=settings.JOB_REQUEUE_WAITING_AFTER_S)
-    )
-    abandoned = MeasurementJob.objects.filter(status=Status.RUNNING, started_at__lt=_stale_running_cutoff())
-    job_ids = sorted(set((never_sent | waiting | abandoned).values_list("id", flat=True)))
+    job_ids = stale_job_ids(MeasurementJob.objects.all())
     for job_id in job_ids:
         _send(job_id)
     if job_ids:
         logger.info("Re-enqueued %d stale measurement jobs: %s", len(job_ids), job_ids[:20])
     return job_ids
-
-
-def _stale_running_cutoff():
-    return timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
 
 
 # ---- The worker's run ----------------------------------------------------------------------------
@@ -159,7 +144,7 @@ def measurement_job_start(*, job_id: int) -> MeasurementJob | None:
             logger.warning("Measurement job %s does not exist; message dropped", job_id)
             return None
         runnable = job.status == MeasurementJob.Status.QUEUED or (
-            job.status == MeasurementJob.Status.RUNNING and job.started_at < _stale_running_cutoff()
+            job.status == MeasurementJob.Status.RUNNING and job.started_at < running_abandoned_before()
         )
         if not runnable:
             return None

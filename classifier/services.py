@@ -29,6 +29,7 @@ from classifier.models import (
 from classifier.selectors import active_model_version, image_latest_prediction
 from fetalsite.accounts.roles import require_permission, user_can_review
 from fetalsite.core.errors import ApplicationError
+from fetalsite.core.jobs import running_abandoned_before, stale_job_ids
 from fetalsite.core.request_id import current_request_id, request_id_scope
 
 logger = logging.getLogger(__name__)
@@ -310,29 +311,12 @@ def jobs_requeue_stale() -> list[int]:
 
     Run periodically (Celery beat). Sending twice is safe: the worker claims a job under a row lock.
     """
-    now = timezone.now()
-    never_sent = ClassificationJob.objects.filter(
-        status=ClassificationJob.Status.QUEUED,
-        celery_task_id="",
-        queued_at__lt=now - timedelta(seconds=settings.JOB_REQUEUE_UNSENT_AFTER_S),
-    )
-    waiting_too_long = ClassificationJob.objects.filter(
-        status=ClassificationJob.Status.QUEUED,
-        queued_at__lt=now - timedelta(seconds=settings.JOB_REQUEUE_WAITING_AFTER_S),
-    )
-    abandoned = ClassificationJob.objects.filter(
-        status=ClassificationJob.Status.RUNNING, started_at__lt=_stale_running_cutoff()
-    )
-    job_ids = sorted(set((never_sent | waiting_too_long | abandoned).values_list("id", flat=True)))
+    job_ids = stale_job_ids(ClassificationJob.objects.all())
     for job_id in job_ids:
         _send(job_id)
     if job_ids:
         logger.info("Re-enqueued %d stale classification jobs: %s", len(job_ids), job_ids[:20])
     return job_ids
-
-
-def _stale_running_cutoff():
-    return timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
 
 
 def job_start(*, job_id: int) -> ClassificationJob | None:
@@ -356,7 +340,7 @@ def job_batch_start(*, job_id: int, size: int) -> list[ClassificationJob]:
             return []
         runnable = job.status == ClassificationJob.Status.QUEUED or (
             # Redelivered after its worker died: the previous attempt can no longer be running.
-            job.status == ClassificationJob.Status.RUNNING and job.started_at < _stale_running_cutoff()
+            job.status == ClassificationJob.Status.RUNNING and job.started_at < running_abandoned_before()
         )
         if not runnable:
             return []
