@@ -57,6 +57,9 @@ class SegTrainConfig:
     seed: int = 20261207
     max_train_minutes: float | None = None  # stop after the epoch that would let the next one end past this
     limit: int | None = None  # smoke runs: this many train images (and a quarter as many val images)
+    # A segmentation card whose model's weights start the layers of the same name and shape (warm start: v2
+    # adds the full-resolution stage to v1's trained encoder and decoder instead of training them again).
+    init_from: str | None = None
 
 
 def _log_default(message: str) -> None:
@@ -136,6 +139,9 @@ def fit_segmenter(train, val, config: SegTrainConfig, *, weights_path, log) -> t
         frozen_blocks=config.frozen_blocks if config.encoder == "lite0" else 0,
         bn_momentum=config.bn_momentum,
     )
+    if config.init_from is not None:
+        copied = warm_start(model, config.init_from)
+        log(f"warm start from {config.init_from}: {len(copied)} layers' weights copied")
     batches = _batches(*train, config)
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=config.epochs * len(batches), alpha=config.final_learning_rate_fraction
@@ -158,6 +164,30 @@ def fit_segmenter(train, val, config: SegTrainConfig, *, weights_path, log) -> t
         "epoch_seconds": timer.seconds,
         "history": {key: [round(float(v), 5) for v in values] for key, values in history.items()},
     }
+
+
+def warm_start(model, card_path: str | Path) -> list[str]:
+    """Copy the weights of the card's model (sha256 checked, safe mode) into ``model``'s layers of the same name
+    and weight shapes; the names of the layers copied. A layer only one of them has keeps its own initial weights."""
+    import keras
+
+    from biometry.ml.segmentation import ModelIntegrityError, read_card
+
+    card_path = Path(card_path)
+    card = read_card(card_path)
+    source_path = card_path.parent / card["file"]
+    if file_sha256(source_path) != card["sha256"]:
+        raise ModelIntegrityError(f"{source_path}: sha256 does not match the card's {card['sha256']}")
+    source = keras.saving.load_model(source_path, safe_mode=True, compile=False)
+    source_layers = {layer.name: layer for layer in source.layers}
+    copied = []
+    for layer in model.layers:
+        donor = source_layers.get(layer.name)
+        weights = donor.get_weights() if donor is not None else []
+        if weights and [w.shape for w in weights] == [w.shape for w in layer.get_weights()]:
+            layer.set_weights(weights)
+            copied.append(layer.name)
+    return copied
 
 
 class _EpochTimer:

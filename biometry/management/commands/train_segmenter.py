@@ -21,6 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int)
         parser.add_argument("--seed", type=int)
         parser.add_argument("--frozen-blocks", type=int)
+        parser.add_argument("--learning-rate", type=float)
+        parser.add_argument(
+            "--full-resolution-stage", action="store_true", default=None, help="decoder stage at the input's size"
+        )
+        parser.add_argument("--init-from", help="a segmentation card whose weights start the same-named layers")
         parser.add_argument("--max-train-minutes", type=float, help="stop early rather than run past this")
 
     def handle(self, *args, data, out, name, **options):
@@ -36,6 +41,9 @@ class Command(BaseCommand):
             "seed",
             "frozen_blocks",
             "max_train_minutes",
+            "learning_rate",
+            "full_resolution_stage",
+            "init_from",
         )
         config = SegTrainConfig(**{key: options[key] for key in fields if options.get(key) is not None})
         model, _, version = name.rpartition("-v")
