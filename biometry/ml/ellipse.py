@@ -29,6 +29,8 @@ import numpy as np
 _MIN_TOLERANCE_PX = 1.0
 _MAX_REFITS = 6
 _MIN_POINTS = 20
+# The IoU tests only the pixels near the ellipse's edge: those between its chords at u^2 + v^2 = 1 -+ this.
+_CHORD_MARGIN = 1e-3
 
 # Flag thresholds: defaults that an HC18-sized image (800x540 px) needs; a caller may pass its own.
 DEFAULT_MIN_AREA_PX = 2000
@@ -65,12 +67,23 @@ class Ellipse:
         return self._inside(0, shape[0], 0, shape[1])
 
     def _inside(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
-        ys, xs = np.ogrid[row0:row1, col0:col1]
-        dx, dy = xs - self.cx, ys - self.cy
+        dx = np.arange(col0, col1)[np.newaxis, :] - self.cx
+        dy = np.arange(row0, row1)[:, np.newaxis] - self.cy
+        return self._contains(dx, dy)
+
+    def _contains(self, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        """Whether pixel centres at offsets (dx, dy) from the centre (arrays that broadcast) lie inside: the one
+        test every raster of the ellipse makes, so that they agree to the last bit."""
         cos, sin = math.cos(self.angle), math.sin(self.angle)
-        u = (dx * cos + dy * sin) / self.semi_major
-        v = (-dx * sin + dy * cos) / self.semi_minor
-        return u * u + v * v <= 1.0
+        # u = (dx cos + dy sin) / a and v = (-dx sin + dy cos) / b, in place: two temporaries, not seven.
+        u = dx * cos + dy * sin
+        u /= self.semi_major
+        u *= u
+        v = -dx * sin + dy * cos
+        v /= self.semi_minor
+        v *= v
+        u += v
+        return u <= 1.0
 
     def inset(self, pixels: float) -> Ellipse:
         """The same ellipse with both semi-axes shortened by `pixels` (negative: lengthened).
@@ -196,23 +209,28 @@ def ellipse_fit(
     edge or the ellipse leaves the image: the skull was cut), `poor_fit` (IoU under min_iou or too many
     outlying contour points: not an ellipse). Keep only the largest component first (`largest_component`).
     """
-    mask = np.asarray(mask).astype(bool)
+    mask = np.asarray(mask, dtype=bool)  # no copy of a boolean mask: nothing here writes to it
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, not of shape {mask.shape}")
-    area = int(mask.sum())
-    points = _outer_contour_points(mask)
+    box = _mask_box(mask)
+    if box is None:
+        return EllipseFit(None, 0, 0.0, math.inf, 0.0, flags=(FLAG_EMPTY,))
+    # Everything below reads the mask's bounding box only: a head fills a fraction of the image.
+    crop = mask[box[0] : box[1], box[2] : box[3]]
+    area = int(np.count_nonzero(crop))
+    points = _outer_contour_points(crop, (box[0], box[2]), mask.shape)
     if len(points) < _MIN_POINTS:
         return EllipseFit(None, area, 0.0, math.inf, 0.0, flags=(FLAG_EMPTY,))
     fitted = _robust_fit(points)
     if fitted is None:
         return EllipseFit(None, area, 0.0, math.inf, 0.0, flags=(FLAG_EMPTY,))
     ellipse, distances, inliers = fitted
-    iou = _iou(ellipse, mask)
+    iou = _iou(ellipse, mask, box, area)
     inlier_fraction = float(inliers.mean())
     flags = []
     if area < min_area_px:
         flags.append(FLAG_TINY)
-    if _touches_border(mask) or _leaves_image(ellipse, mask.shape):
+    if _touches_border(box, mask.shape) or _leaves_image(ellipse, mask.shape):
         flags.append(FLAG_BORDER)
     if iou < min_iou or inlier_fraction < min_inlier_fraction:
         flags.append(FLAG_POOR_FIT)
@@ -220,21 +238,40 @@ def ellipse_fit(
     return EllipseFit(ellipse, area, iou, rms, inlier_fraction, flags=tuple(flags))
 
 
-def _outer_contour_points(mask: np.ndarray) -> np.ndarray:
-    """Row and column extremes of the mask, half a pixel outwards, as (N, 2) x, y; none on the image's edge."""
-    rows, cols = mask.shape
-    parts = []
-    for axis, length in ((1, cols), (0, rows)):
-        has = mask.any(axis=axis)
-        index = np.nonzero(has)[0]
-        first = np.argmax(mask, axis=axis)[has]
-        last = length - 1 - np.argmax(np.flip(mask, axis=axis), axis=axis)[has]
-        for ends, shift, keep in ((first, -0.5, first > 0), (last, 0.5, last < length - 1)):
-            along, across = ends[keep] + shift, index[keep]
+Box = tuple[int, int, int, int]  # row0, row1, col0, col1: rows row0..row1 - 1, columns col0..col1 - 1
+
+
+def _mask_box(mask: np.ndarray) -> Box | None:
+    """The smallest rectangle holding every True pixel of a 2-D boolean mask; None when there is none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not len(rows):
+        return None
+    row0, row1 = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(mask[row0:row1].any(axis=0))
+    return row0, row1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _outer_contour_points(crop: np.ndarray, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """Row and column extremes of the mask, half a pixel outwards, as (N, 2) x, y sorted by x then y; none on
+    the image's edge. ``crop`` is the mask's part from ``origin`` (row, column) of an image of ``shape``.
+
+    Points are built as twice their coordinates (integers) so that one integer key sorts and deduplicates them.
+    """
+    twice_x, twice_y = [], []
+    for axis, offset, length, other in ((1, origin[1], shape[1], origin[0]), (0, origin[0], shape[0], origin[1])):
+        has = crop.any(axis=axis)
+        index = 2 * (np.flatnonzero(has) + other)
+        first = np.argmax(crop, axis=axis)[has] + offset
+        last = crop.shape[axis] - 1 - np.argmax(np.flip(crop, axis=axis), axis=axis)[has] + offset
+        for ends, shift, keep in ((first, -1, first > 0), (last, 1, last < length - 1)):
+            along, across = 2 * ends[keep] + shift, index[keep]
             # axis 1 scans rows (the extreme is a column, x); axis 0 scans columns (the extreme is a row, y).
-            parts.append(np.column_stack((along, across) if axis == 1 else (across, along)))
-    points = np.concatenate(parts).astype(float)
-    return np.unique(points, axis=0) if len(points) else points.reshape(0, 2)
+            twice_x.append(along if axis == 1 else across)
+            twice_y.append(across if axis == 1 else along)
+    xs, ys = np.concatenate(twice_x), np.concatenate(twice_y)
+    stride = 2 * shape[0] + 2  # above any 2y + 1 (y >= -0.5), so the key orders by x, then y
+    keys = np.unique(xs * stride + ys + 1)
+    return np.column_stack((keys // stride, keys % stride - 1)) / 2.0
 
 
 def _robust_fit(points: np.ndarray) -> tuple[Ellipse, np.ndarray, np.ndarray] | None:
@@ -255,7 +292,7 @@ def _robust_fit(points: np.ndarray) -> tuple[Ellipse, np.ndarray, np.ndarray] | 
     ellipse = _conic_to_ellipse(conic)
     if ellipse is None:
         return None
-    return ellipse, _sampson_distance(conic, points), inliers
+    return ellipse, distances, inliers  # the distances are the last conic's
 
 
 def _direct_conic_fit(points: np.ndarray) -> np.ndarray | None:
@@ -320,18 +357,61 @@ def _conic_to_ellipse(conic: np.ndarray) -> Ellipse | None:
     return Ellipse(cx, cy, float(axes[major]), float(axes[1 - major]), angle)
 
 
-def _iou(ellipse: Ellipse, mask: np.ndarray) -> float:
-    """Intersection over union of the mask and the filled ellipse, computed over their joint bounding box only."""
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+def _iou(ellipse: Ellipse, mask: np.ndarray, box: Box, area: int) -> float:
+    """Intersection over union of the mask (``area`` pixels, all inside ``box``) and the filled ellipse, counted
+    over their joint bounding box only: the same count as ``ellipse.raster`` against the mask."""
     x0, y0, x1, y1 = _bounding_box(ellipse)
-    row0 = max(0, min(int(rows[0]), math.floor(y0)))
-    row1 = min(mask.shape[0], max(int(rows[-1]) + 1, math.ceil(y1) + 1))
-    col0 = max(0, min(int(cols[0]), math.floor(x0)))
-    col1 = min(mask.shape[1], max(int(cols[-1]) + 1, math.ceil(x1) + 1))
-    filled = ellipse._inside(row0, row1, col0, col1)
-    window = mask[row0:row1, col0:col1]
-    union = int((filled | window).sum())
-    return float((filled & window).sum()) / union if union else 0.0
+    row0 = max(0, min(box[0], math.floor(y0)))
+    row1 = min(mask.shape[0], max(box[1], math.ceil(y1) + 1))
+    col0 = max(0, min(box[2], math.floor(x0)))
+    col1 = min(mask.shape[1], max(box[3], math.ceil(x1) + 1))
+    rows = np.arange(row0, row1)
+    # Per row, the columns surely inside (within the chord at u^2 + v^2 = 1 - _CHORD_MARGIN) are counted without
+    # a test; those that may be inside (within the chord at 1 + _CHORD_MARGIN) but not surely get the raster's
+    # own test, and those beyond are outside. The margin is orders above the chords' rounding error.
+    inner_left, inner_right = _chord(ellipse, rows, 1 - _CHORD_MARGIN)
+    outer_left, outer_right = _chord(ellipse, rows, 1 + _CHORD_MARGIN)
+    # Clipped to the window (and the sure columns to the maybe ones) before they become integers.
+    maybe_first = np.clip(np.floor(outer_left), col0, col1).astype(np.int64)
+    maybe_last = np.clip(np.ceil(outer_right), col0 - 1, col1 - 1).astype(np.int64)
+    sure_first = np.clip(np.ceil(inner_left), maybe_first, maybe_last + 1).astype(np.int64)
+    sure_last = np.clip(np.floor(inner_right), maybe_first - 1, maybe_last).astype(np.int64)
+    empty = sure_last < sure_first
+    sure_first[empty], sure_last[empty] = maybe_last[empty] + 1, maybe_last[empty]
+    # Columns relative to col0, in int16 where they fit: these comparisons run over the whole window.
+    dtype = np.int16 if col1 - col0 <= np.iinfo(np.int16).max else np.int64
+    columns = np.arange(col1 - col0, dtype=dtype)
+    first, last = (sure_first - col0).astype(dtype), (sure_last - col0).astype(dtype)
+    sure = (columns >= first[:, np.newaxis]) & (columns <= last[:, np.newaxis])
+    filled_area = int((sure_last - sure_first + 1).sum())
+    intersection = int(np.count_nonzero(sure & mask[row0:row1, col0:col1]))
+    # The uncertain columns: left of the sure ones and right of them, as (row, first, end) spans.
+    span_rows = np.concatenate((rows, rows))
+    span_first = np.concatenate((maybe_first, sure_last + 1))
+    lengths = np.maximum(np.concatenate((sure_first, maybe_last + 1)) - span_first, 0)
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    band_rows, band_columns = np.repeat(span_rows, lengths), np.repeat(span_first, lengths) + offsets
+    inside = ellipse._contains(band_columns - ellipse.cx, band_rows - ellipse.cy)
+    filled_area += int(np.count_nonzero(inside))
+    intersection += int(np.count_nonzero(inside & mask[band_rows, band_columns]))
+    union = filled_area + area - intersection
+    return intersection / union if union else 0.0
+
+
+def _chord(ellipse: Ellipse, rows: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the x range where u^2 + v^2 <= level (the ellipse scaled by sqrt(level)); empty (left > right)
+    where the row misses it. Along a row u^2 + v^2 = p dx^2 + q dx + r, a quadratic in dx = x - cx."""
+    cos, sin = math.cos(ellipse.angle), math.sin(ellipse.angle)
+    inv_a2, inv_b2 = 1 / ellipse.semi_major**2, 1 / ellipse.semi_minor**2
+    dy = rows - ellipse.cy
+    p = cos * cos * inv_a2 + sin * sin * inv_b2
+    q = 2 * dy * cos * sin * (inv_a2 - inv_b2)
+    r = dy * dy * (sin * sin * inv_a2 + cos * cos * inv_b2)
+    discriminant = q * q - 4 * p * (r - level)
+    half = np.sqrt(np.maximum(discriminant, 0)) / (2 * p)
+    half[discriminant < 0] = -1.0
+    middle = ellipse.cx - q / (2 * p)
+    return middle - half, middle + half
 
 
 def _bounding_box(ellipse: Ellipse) -> tuple[float, float, float, float]:
@@ -342,8 +422,9 @@ def _bounding_box(ellipse: Ellipse) -> tuple[float, float, float, float]:
     return ellipse.cx - half_width, ellipse.cy - half_height, ellipse.cx + half_width, ellipse.cy + half_height
 
 
-def _touches_border(mask: np.ndarray) -> bool:
-    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+def _touches_border(box: Box, shape: tuple[int, int]) -> bool:
+    """Whether the mask whose bounding box is ``box`` has a pixel on the image's edge."""
+    return box[0] == 0 or box[2] == 0 or box[1] == shape[0] or box[3] == shape[1]
 
 
 def _leaves_image(ellipse: Ellipse, shape: tuple[int, int]) -> bool:
@@ -356,27 +437,28 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     """The mask's largest 8-connected component (a segmentation's stray specks dropped), as a boolean mask.
 
     Labels runs of each row and joins runs of neighbouring rows that touch (union-find over runs), so it costs
-    a pass over the rows, not one step per pixel, and needs nothing beyond NumPy.
+    a pass over the rows of the mask's bounding box, not one step per pixel, and needs nothing beyond NumPy. Of
+    equal largest components the first in row order wins.
     """
-    mask = np.asarray(mask).astype(bool)
-    runs = _row_runs(mask)
-    if not runs:
-        return mask.copy()
-    labels = _run_labels(runs)
-    sizes: dict[int, int] = {}
-    for label, (_row, start, end) in zip(labels, runs, strict=True):
-        sizes[label] = sizes.get(label, 0) + end - start
-    best = max(sizes, key=sizes.__getitem__)
-    out = np.zeros_like(mask)
-    for label, (row, start, end) in zip(labels, runs, strict=True):
-        if label == best:
-            out[row, start:end] = True
+    out = np.asarray(mask).astype(bool)  # a copy: the caller's mask is left as it was
+    box = _mask_box(out)
+    if box is None:
+        return out
+    row0, _row1, col0, _col1 = box
+    rows, starts, ends = _row_runs(out[box[0] : box[1], box[2] : box[3]])
+    _, first_run, component = np.unique(_run_labels(rows, starts, ends), return_index=True, return_inverse=True)
+    sizes = np.bincount(component, weights=ends - starts)
+    by_first_run = np.argsort(first_run)
+    dropped = component != by_first_run[np.argmax(sizes[by_first_run])]
+    for row, start, end in zip(rows[dropped].tolist(), starts[dropped].tolist(), ends[dropped].tolist(), strict=True):
+        out[row0 + row, col0 + start : col0 + end] = False
     return out
 
 
-def _run_labels(runs: list[tuple[int, int, int]]) -> list[int]:
-    """One label per run: runs on neighbouring rows that overlap or touch diagonally share it."""
-    parent = list(range(len(runs)))
+def _run_labels(rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list[int]:
+    """One label per run (runs ordered by row, then start): runs on neighbouring rows that overlap or touch
+    diagonally share it."""
+    parent = list(range(len(rows)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -384,21 +466,25 @@ def _run_labels(runs: list[tuple[int, int, int]]) -> list[int]:
             i = parent[i]
         return i
 
-    by_row: dict[int, list[int]] = {}
-    for index, (row, _start, _end) in enumerate(runs):
-        by_row.setdefault(row, []).append(index)
-    for index, (row, start, end) in enumerate(runs):
-        for other in by_row.get(row - 1, ()):
-            _, other_start, other_end = runs[other]
-            if other_start <= end and start <= other_end:  # ends are exclusive, so this admits diagonal contact
-                parent[root(index)] = root(other)
-    return [root(index) for index in range(len(runs))]
+    # The runs of row r - 1 touching run i (start_j <= end_i and start_i <= end_j; ends are exclusive, so this
+    # admits diagonal contact) are a contiguous stretch of the ordered runs: found by two binary searches.
+    stride = int(ends.max()) + 1
+    previous_row = (rows - 1) * stride
+    first = np.searchsorted(rows * stride + ends, previous_row + starts, side="left")
+    last = np.searchsorted(rows * stride + starts, previous_row + ends, side="right")
+    for index, (low, high) in enumerate(zip(first.tolist(), last.tolist(), strict=True)):
+        for other in range(low, high):
+            parent[root(index)] = root(other)
+    return [root(index) for index in range(len(rows))]
 
 
-def _row_runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
-    """Runs of True per row as (row, start, end), end exclusive."""
-    padded = np.pad(mask, ((0, 0), (1, 1))).astype(np.int8)
-    changes = np.diff(padded, axis=1)
-    rows_start, starts = np.nonzero(changes == 1)
-    _rows_end, ends = np.nonzero(changes == -1)
-    return [(int(r), int(s), int(e)) for r, s, e in zip(rows_start, starts, ends, strict=True)]
+def _row_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of True per row as arrays of row, start and end (exclusive), ordered by row, then start."""
+    height, width = mask.shape
+    padded = np.zeros((height, width + 2), dtype=bool)  # a False column each side: no run crosses a row's end
+    padded[:, 1:-1] = mask
+    flat = padded.ravel()
+    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # alternately a run's first pixel and its end
+    rows = changes[0::2] // (width + 2)
+    row_start = rows * (width + 2) + 1
+    return rows, changes[0::2] - row_start, changes[1::2] - row_start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,9 @@ from biometry.ml.ellipse import (
     FLAG_POOR_FIT,
     FLAG_TINY,
     Ellipse,
+    _iou,
+    _mask_box,
+    _outer_contour_points,
     ellipse_fit,
     ellipse_from_axis_ends,
     ellipse_from_three_points,
@@ -158,6 +162,123 @@ class TestEllipseFit:
         mask[4, 4] = mask[4, 3] = True  # a separate pair
 
         assert largest_component(mask).sum() == 3
+
+
+def bfs_largest_component(mask):
+    """Reference: pixel-by-pixel breadth-first labelling (8-connected); of equal sizes the component met first in
+    row order wins."""
+    rows, cols = mask.shape
+    labels = np.zeros(mask.shape, dtype=int)
+    best, best_size = 0, 0
+    for row, col in zip(*np.nonzero(mask), strict=True):
+        if labels[row, col]:
+            continue
+        label = labels.max() + 1
+        labels[row, col], queue, size = label, deque([(row, col)]), 0
+        while queue:
+            y, x = queue.popleft()
+            size += 1
+            for ny in range(max(0, y - 1), min(rows, y + 2)):
+                for nx in range(max(0, x - 1), min(cols, x + 2)):
+                    if mask[ny, nx] and not labels[ny, nx]:
+                        labels[ny, nx] = label
+                        queue.append((ny, nx))
+        if size > best_size:
+            best, best_size = label, size
+    return labels == best if best else mask.copy()
+
+
+def loop_contour_points(mask):
+    """Reference: each row's first and last mask pixel and each column's, half a pixel outwards, none on the
+    image's edge, as sorted unique (x, y)."""
+    rows, cols = mask.shape
+    points = set()
+    for y in range(rows):
+        xs = np.flatnonzero(mask[y])
+        if len(xs) and xs[0] > 0:
+            points.add((xs[0] - 0.5, y))
+        if len(xs) and xs[-1] < cols - 1:
+            points.add((xs[-1] + 0.5, y))
+    for x in range(cols):
+        ys = np.flatnonzero(mask[:, x])
+        if len(ys) and ys[0] > 0:
+            points.add((x, ys[0] - 0.5))
+        if len(ys) and ys[-1] < rows - 1:
+            points.add((x, ys[-1] + 0.5))
+    return np.array(sorted(points), dtype=float).reshape(-1, 2)
+
+
+def random_blobs(seed, shape=(60, 80)):
+    """Specks, touching and diagonal neighbours, equal-sized components and the image's edges, by chance."""
+    rng = np.random.default_rng(seed)
+    density = (0.05, 0.3, 0.42, 0.6)[seed % 4]  # 8-connected site percolation sets in near 0.41
+    mask = rng.random(shape) < density
+    if seed % 5 == 0:
+        mask |= drawn_ellipse(*rng.uniform(10, 60, 2), rng.uniform(5, 40), rng.uniform(3, 25), 30.0, shape=shape)
+    return mask
+
+
+class TestFastPathsAgainstReferences:
+    """largest_component, the contour extraction and the IoU work on runs, bounding boxes and edge bands for
+    speed; each must give what the plain pixel-by-pixel computation gives, exactly."""
+
+    @pytest.mark.parametrize("seed", range(24))
+    def test_largest_component_is_the_breadth_first_one(self, seed):
+        mask = random_blobs(seed)
+        before = mask.copy()
+
+        kept = largest_component(mask.astype(np.uint8))
+
+        assert kept.dtype == bool
+        assert np.array_equal(kept, bfs_largest_component(mask))
+        assert np.array_equal(mask, before)
+
+    def test_of_equal_largest_components_the_first_in_row_order_is_kept(self):
+        # A U of 20 pixels (arms in columns 0 and 13 joined by row 3) round a bar of 20 (rows 0-1, columns 2-11):
+        # the U starts first, though its runs are joined last, under its right arm's label.
+        mask = np.zeros((5, 14), dtype=bool)
+        mask[0:3, 0] = mask[0:3, 13] = mask[3, :] = True
+        mask[0:2, 2:12] = True
+
+        kept = largest_component(mask)
+
+        assert np.array_equal(kept, bfs_largest_component(mask))
+        assert kept[3].all() and not kept[0, 2:12].any()
+
+    @pytest.mark.parametrize("seed", range(24))
+    def test_contour_points_are_the_row_and_column_extremes(self, seed):
+        mask = random_blobs(seed)
+        box = _mask_box(mask)
+
+        points = _outer_contour_points(mask[box[0] : box[1], box[2] : box[3]], (box[0], box[2]), mask.shape)
+
+        assert np.array_equal(points, loop_contour_points(mask))
+
+    @pytest.mark.parametrize("seed", range(12))
+    def test_iou_counts_what_the_full_raster_counts(self, seed):
+        rng = np.random.default_rng(seed)
+        mask = random_blobs(seed, shape=(90, 120)) | drawn_ellipse(60.3, 44.8, 40.0, 25.0, 20.0, shape=(90, 120))
+        area, box = int(mask.sum()), _mask_box(mask)
+        ellipses = [
+            Ellipse(60.0, 45.0, 20.0, 20.0, 0.0),  # pixel centres exactly on the circle
+            Ellipse(60.0, 45.0, 20.0, 12.0, math.pi / 2),
+            Ellipse(*rng.uniform(-20, 140, 2), 1.2, 0.6, rng.uniform(0, math.pi)),  # smaller than a pixel or two
+            Ellipse(*rng.uniform(0, 120, 2), 150.0, 70.0, rng.uniform(0, math.pi)),  # past the image's edges
+            Ellipse(-5000.0, 45.0, 5060.0, 30.0, rng.uniform(-0.01, 0.01) % math.pi),  # chords far outside
+        ] + [Ellipse(*rng.uniform(0, 120, 2), *sorted(rng.uniform(1, 60, 2))[::-1], rng.uniform(0, math.pi))] * 4
+
+        for ellipse in ellipses:
+            filled = ellipse.raster(mask.shape)
+            expected = (filled & mask).sum() / (filled | mask).sum()
+            assert _iou(ellipse, mask, box, area) == expected
+
+    def test_a_fitted_ellipses_iou_is_the_full_rasters(self):
+        mask = largest_component(random_blobs(0, shape=(540, 800)) | drawn_ellipse(401.3, 268.6, 180.4, 121.7, 33.0))
+
+        fit = ellipse_fit(mask)
+
+        filled = fit.ellipse.raster(mask.shape)
+        assert fit.iou == (filled & mask).sum() / (filled | mask).sum()
 
 
 class TestHeadMeasurement:
