@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -201,68 +200,12 @@ def probabilities_on_image(probabilities: np.ndarray, box: Letterbox, size: tupl
     return np.asarray(Image.fromarray(inside).resize(size, Image.Resampling.BILINEAR))
 
 
-# A part resized with a box differs from the whole image's resize by two float32 ulps at most (one from each
-# pass; 1.2e-7 near 0.5, as measured on HC18's val images), so a value this far from the threshold is on the same
-# side of it in both.
-_NEAR_THRESHOLD = 3e-7
-
-
-def mask_on_image(probabilities: np.ndarray, box: Letterbox, size: tuple[int, int], threshold: float) -> np.ndarray:
-    """``probabilities_on_image(probabilities, box, size) >= threshold``, the same mask to the pixel, from resizing
-    only the part of the image that can reach the threshold (a head fills a fraction of the image).
-
-    Bilinear weights are non-negative and sum to one, so a pixel whose source pixels all lie below the threshold
-    lies below it too: beyond the filter's reach from the source pixels at or above it, the mask is False. The
-    part within is resized with a box whose edges are whole source and output pixels, so the scale is the full
-    resize's and only the filter's centres move, by rounding: a value could then differ in its last bits. If any
-    lies within ``_NEAR_THRESHOLD`` of the threshold, or no such box fits the sizes, the whole image is resized.
-    """
-    inside = np.ascontiguousarray(
-        probabilities[box.top : box.top + box.new_height, box.left : box.left + box.new_width], np.float32
-    )
-    width, height = size
-    mask = np.zeros((height, width), dtype=bool)
-    above = inside >= threshold
-    rows = np.flatnonzero(above.any(axis=1))
-    if not len(rows):
-        return mask
-    columns = np.flatnonzero(above[rows[0] : rows[-1] + 1].any(axis=0))
-    across = _resize_span(int(columns[0]), int(columns[-1]) + 1, box.new_width, width)
-    down = _resize_span(int(rows[0]), int(rows[-1]) + 1, box.new_height, height)
-    if across is not None and down is not None:
-        (x0, x1, left, right), (y0, y1, top, bottom) = across, down
-        resized = Image.fromarray(inside).resize(
-            (right - left, bottom - top), Image.Resampling.BILINEAR, box=(x0, y0, x1, y1)
-        )
-        part = np.asarray(resized)
-        if not np.any(np.abs(part - np.float32(threshold)) <= _NEAR_THRESHOLD):
-            mask[top:bottom, left:right] = part >= threshold
-            return mask
-    return probabilities_on_image(probabilities, box, size) >= threshold
-
-
-def _resize_span(first: int, end: int, source: int, output: int) -> tuple[int, int, int, int] | None:
-    """Source pixels [s0, s1) and the output pixels [o0, o1) they resize to, holding every output pixel whose
-    filter reaches source pixels [first, end); None when no such span has whole-pixel ends on both sides."""
-    step = source // math.gcd(source, output)  # source pixels per whole number of output pixels
-    if step > source // 2:
-        return None
-    reach = math.ceil(max(1.0, source / output)) + 1  # the bilinear filter's support, widened when shrinking
-    s0 = max(0, (first - reach) // step * step)
-    s1 = min(source, -(-(end + reach) // step) * step)
-    return s0, s1, s0 * output // source, s1 * output // source
-
-
 def fit_head(probabilities: np.ndarray, *, inset_px: float, threshold: float = THRESHOLD) -> EllipseFit:
     """Threshold, largest component, ellipse fit at the image's resolution, annotation inset (at 800 px wide)."""
-    return fit_head_mask(probabilities >= threshold, inset_px=inset_px)
-
-
-def fit_head_mask(mask: np.ndarray, *, inset_px: float) -> EllipseFit:
-    """``fit_head`` from the thresholded probabilities."""
-    height, width = mask.shape
+    height, width = probabilities.shape
+    mask = largest_component(probabilities >= threshold)
     min_area = max(1, round(DEFAULT_MIN_AREA_PX * width * height / (ANNOTATION_WIDTH * 540)))
-    fit = ellipse_fit(largest_component(mask), min_area_px=min_area)
+    fit = ellipse_fit(mask, min_area_px=min_area)
     inset = inset_px * width / ANNOTATION_WIDTH
     if fit.ellipse is None or fit.ellipse.semi_minor <= 2 * abs(inset):
         return fit
@@ -380,22 +323,17 @@ class HeadSegmenter:
 
     def probabilities(self, image: Image.Image) -> tuple[np.ndarray, float]:
         """The skull probability of every pixel of ``image`` (its own size) and the network's milliseconds."""
-        predicted, box, inference_ms = self._letterboxed(image)
-        return probabilities_on_image(predicted, box, image.size), inference_ms
-
-    def find_head(self, image: Image.Image) -> HeadFinding:
-        """``fit_head`` on ``probabilities(image)``, by the shorter way of ``mask_on_image`` (the same mask)."""
-        started = time.perf_counter()
-        predicted, box, inference_ms = self._letterboxed(image)
-        fit = fit_head_mask(mask_on_image(predicted, box, image.size, self.threshold), inset_px=self.inset_px)
-        return HeadFinding(fit=fit, inference_ms=inference_ms, total_ms=(time.perf_counter() - started) * 1000)
-
-    def _letterboxed(self, image: Image.Image) -> tuple[np.ndarray, Letterbox, float]:
-        """The model's probabilities on the letterboxed image, where the image lies in it, the milliseconds."""
         grey, box = letterbox_grey(image, self.input_width, self.input_height)
         started = time.perf_counter()
         predicted = self.predict_letterboxed(grey[np.newaxis])[0]
-        return predicted, box, (time.perf_counter() - started) * 1000
+        inference_ms = (time.perf_counter() - started) * 1000
+        return probabilities_on_image(predicted, box, image.size), inference_ms
+
+    def find_head(self, image: Image.Image) -> HeadFinding:
+        started = time.perf_counter()
+        probabilities, inference_ms = self.probabilities(image)
+        fit = fit_head(probabilities, inset_px=self.inset_px, threshold=self.threshold)
+        return HeadFinding(fit=fit, inference_ms=inference_ms, total_ms=(time.perf_counter() - started) * 1000)
 
 
 # ---------------------------------------------------------------------------------- a small model for tests

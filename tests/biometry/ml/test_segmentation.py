@@ -15,12 +15,10 @@ from biometry.ml.segmentation import (
     HeadSegmenter,
     Letterbox,
     ModelIntegrityError,
-    _resize_span,
     build_untrained_segmenter_files,
     fit_head,
     letterbox_grey,
     letterbox_mask,
-    mask_on_image,
     probabilities_on_image,
 )
 from tests.biometry.test_ellipse import drawn_ellipse
@@ -100,70 +98,6 @@ class TestFitHead:
         assert fit_head(np.full((540, 800), 0.4, np.float32), inset_px=1.36).flags == ("empty",)
 
 
-def soft_head(size, seed):
-    """Letterboxed probabilities of a head at ``size`` (w, h) as a model might give them: a soft ellipse with
-    speckle, and a small plateau at the threshold's value (odd seeds) or just under it."""
-    rng = np.random.default_rng(seed)
-    width, height = size
-    skull = drawn_ellipse(width * rng.uniform(0.3, 0.7), height * rng.uniform(0.3, 0.7), width / 4, height / 5, 20)
-    canvas = letterbox_mask(skull.astype(np.uint8) * 255, 320, 224)
-    canvas += rng.normal(0, 0.05, canvas.shape).astype(np.float32)
-    canvas[100:104, 40:44] = 0.5 if seed % 2 else 0.45
-    return np.clip(canvas, 0, 1)
-
-
-class TestMaskOnImage:
-    """find_head's mask resizes only the part of the image that can reach the threshold; it must be the mask of
-    the whole resize, pixel for pixel, at any image size."""
-
-    @pytest.mark.parametrize("size", [(800, 540), (400, 270), (1000, 700), (300, 200), (333, 500), (797, 541)])
-    @pytest.mark.parametrize("seed", range(4))
-    def test_is_the_whole_resizes_mask(self, size, seed):
-        probabilities = soft_head(size, seed)
-        box = Letterbox.of(*size, 320, 224)
-
-        mask = mask_on_image(probabilities, box, size, 0.5)
-
-        assert np.array_equal(mask, probabilities_on_image(probabilities, box, size) >= 0.5)
-
-    def test_nothing_at_the_threshold_is_an_empty_mask(self):
-        mask = mask_on_image(np.full((224, 320), 0.4999, np.float32), Letterbox.of(800, 540, 320, 224), (800, 540), 0.5)
-
-        assert mask.shape == (540, 800) and not mask.any()
-
-    def test_a_threshold_the_box_resize_rounds_across_takes_the_whole_resize(self):
-        probabilities, size = soft_head((800, 540), 0), (800, 540)
-        box = Letterbox.of(*size, 320, 224)
-        inside = np.ascontiguousarray(probabilities[4:220])
-        whole = probabilities_on_image(probabilities, box, size)
-        # A threshold equal to a pixel's value in the whole resize which the part resize gives one ulp lower.
-        for row, col in zip(*np.nonzero((whole > 0.4) & (whole < 0.6)), strict=True):
-            threshold = float(whole[row, col])
-            above = inside >= threshold
-            rows, cols = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
-            x0, x1, left, right = _resize_span(cols[0], cols[-1] + 1, 320, 800)
-            y0, y1, top, bottom = _resize_span(rows[0], rows[-1] + 1, 216, 540)
-            part = Image.fromarray(inside).resize(
-                (right - left, bottom - top), Image.Resampling.BILINEAR, box=(x0, y0, x1, y1)
-            )
-            if top <= row < bottom and left <= col < right and np.asarray(part)[row - top, col - left] < threshold:
-                break
-        else:
-            pytest.fail("no pixel that the two resizes round apart")
-
-        assert np.array_equal(mask_on_image(probabilities, box, size, threshold), whole >= threshold)
-
-    @pytest.mark.parametrize("seed", range(4))
-    def test_a_box_resize_differs_from_the_whole_by_two_ulps_at_most(self, seed):
-        # What mask_on_image's _NEAR_THRESHOLD rests on, checked against the Pillow installed.
-        inside = np.ascontiguousarray(soft_head((800, 540), seed)[4:220])
-        whole = np.asarray(Image.fromarray(inside).resize((800, 540), Image.Resampling.BILINEAR))
-        part = Image.fromarray(inside).resize((500, 300), Image.Resampling.BILINEAR, box=(60, 40, 260, 160))
-
-        ulps = np.abs(np.asarray(part).view(np.int32).astype(np.int64) - whole[100:400, 150:650].view(np.int32))
-        assert ulps.max() <= 2
-
-
 class TestAugment:
     def test_moves_image_and_target_together(self):
         rng = np.random.default_rng(3)
@@ -187,17 +121,6 @@ class TestHeadSegmenter:
         assert segmenter.runtime == runtime
         assert segmenter.name == "fetal-head-test-v1"
         assert finding.total_ms >= finding.inference_ms > 0
-
-    def test_find_head_fits_what_fit_head_fits_on_the_probabilities(self, card_path):
-        segmenter = HeadSegmenter.from_card(card_path)
-        picture = Image.fromarray((drawn_ellipse(400, 270, 200, 140, 10) * 180 + 30).astype(np.uint8))
-        probabilities = segmenter.probabilities(picture)[0]
-        segmenter.threshold = float(np.quantile(probabilities, 0.7)) + 1e-5  # an untrained model: a blob of 30%
-
-        found = segmenter.find_head(picture).fit
-
-        assert found == fit_head(probabilities, inset_px=segmenter.inset_px, threshold=segmenter.threshold)
-        assert found.mask_area_px > 0
 
     def test_prefers_litert_when_the_card_lists_it(self, card_path):
         assert HeadSegmenter.from_card(card_path).runtime == "litert"
