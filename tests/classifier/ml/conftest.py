@@ -60,6 +60,26 @@ def tiny_model_path(tiny_model, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def committed_classifier():
+    """load(card_path): the folded Keras classifier of a committed card, loaded once per session. Three modules
+    ask for the newest (v3): loading and folding it takes about 10 s on CI's machine (53 s on the busy one), and
+    a classifier keeps no state between calls but its compiled predict and Grad-CAM."""
+    from classifier.ml.card import read_card
+    from classifier.ml.inference import PlaneClassifier
+
+    loaded: dict[Path, PlaneClassifier] = {}
+
+    def load(card_path: Path) -> PlaneClassifier:
+        key = card_path.resolve()
+        if key not in loaded:
+            card = read_card(key)
+            loaded[key] = PlaneClassifier.from_card(card, key.parent / card["file"])
+        return loaded[key]
+
+    return load
+
+
 def read_manifest_or_skip(data_dir: Path):
     from classifier.ml.data import read_manifest
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.ml.card import newest_card, read_card
+from classifier.ml.card import newest_card
 from classifier.ml.inference import PlaneClassifier
 from classifier.ml.keyframes import KeyFramePicker
 from classifier.ml.preprocessing import load_image
@@ -21,11 +21,11 @@ PER_PLANE = 5  # frames of each plane: a brain sweep, then a femur sweep
 
 
 @pytest.fixture(scope="module")
-def classifier() -> PlaneClassifier:
+def classifier(committed_classifier) -> PlaneClassifier:
     card_path = newest_card(MODELS_DIR)
     if card_path is None:
         pytest.skip("no committed model in models/")
-    return PlaneClassifier.from_card(read_card(card_path), card_path.parent / read_card(card_path)["file"])
+    return committed_classifier(card_path)
 
 
 @pytest.fixture(scope="module")

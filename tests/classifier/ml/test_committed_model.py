@@ -36,8 +36,8 @@ def card() -> dict:
 
 
 @pytest.fixture(scope="module")
-def classifier(card) -> PlaneClassifier:
-    return PlaneClassifier.from_card(card, CARD_PATH.parent / card["file"])
+def classifier(card, committed_classifier) -> PlaneClassifier:
+    return committed_classifier(CARD_PATH)
 
 
 class TestModelCard:

@@ -169,12 +169,12 @@ class TestCommittedV3:
             and "LiteRT" in V3_CARD.with_name("fetal-planes-v3.card.md").read_text()
         )
 
-    def test_gives_the_keras_outputs_on_the_real_test_images(self, v3_card, data_dir):
+    def test_gives_the_keras_outputs_on_the_real_test_images(self, v3_card, data_dir, committed_classifier):
         from classifier.ml.data import load_array
 
         records = [record for record in read_manifest_or_skip(data_dir) if record.split == "test"]
         images = load_array(data_dir, records, v3_card["input_size"])
-        keras_classifier = PlaneClassifier.from_card(v3_card, MODELS_DIR / v3_card["file"])
+        keras_classifier = committed_classifier(V3_CARD)
         litert = LiteRtPlaneClassifier.from_card(v3_card, MODELS_DIR)
 
         assert len(records) > 100
