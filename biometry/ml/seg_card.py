@@ -81,7 +81,7 @@ def render_markdown(card: dict) -> str:
         "",
         "## Results",
         "",
-        *_figure_lines("Test (held out; no choice was made on it)", metrics.get("test", {})),
+        *_figure_lines(card.get("test_heading", "Test (held out; no choice was made on it)"), metrics.get("test", {})),
         *_figure_lines("Val (used to pick the epoch; the inset's residual bias)", metrics.get("val", {})),
         "## Data",
         "",

@@ -12,7 +12,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--data", default="../shared/data/hc18")
-        parser.add_argument("--card", default="models/fetal-head-v1.card.json")
+        parser.add_argument("--card", help="default: settings.BIOMETRY_MODEL_CARD, the model the app measures with")
         parser.add_argument("--split", default="test", choices=("train", "val", "test"))
         parser.add_argument("--runtime", choices=("keras", "litert"), help="default: LiteRT when the card has it")
         parser.add_argument("--limit", type=int, help="only the first N images of the split (smoke runs)")
@@ -22,8 +22,11 @@ class Command(BaseCommand):
     def handle(self, *args, data, card, split, runtime, limit, threads, no_write, **options):
         import json
 
+        from django.conf import settings
+
         from biometry.ml.seg_evaluate import evaluate_split
 
+        card = card or settings.BIOMETRY_MODEL_CARD
         summary = evaluate_split(
             data, card, split=split, runtime=runtime, limit=limit, num_threads=threads, write=not no_write
         )
