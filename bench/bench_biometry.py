@@ -1,7 +1,7 @@
 """Head measurement speed: the segmenter alone per image, and upload → measurement through the running app.
 
     python bench/bench_biometry.py [--data ../shared/data/hc18] [--images N] [--runtimes litert,keras]
-        [--app-images M] [--card models/fetal-head-v1.card.json] [--settings fetalsite.settings.production]
+        [--app-images M] [--card models/fetal-head-v2.card.json] [--settings fetalsite.settings.production]
         [--postgres-server postgres://postgres@127.0.0.1:5432/postgres] [--broker redis://127.0.0.1:6379/12]
 
 1. The segmenter alone, in this process, loaded as the worker loads it (``HeadSegmenter.from_card``, the worker's
@@ -37,7 +37,7 @@ import bench_pipeline as pipeline
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "hc18"
-CARD = REPO_ROOT / "models" / "fetal-head-v1.card.json"
+CARD = REPO_ROOT / "models" / "fetal-head-v2.card.json"
 WARM_UP = 3
 BAR_MS = 100.0
 

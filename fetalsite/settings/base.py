@@ -154,7 +154,7 @@ INFERENCE_RUNTIME = env("INFERENCE_RUNTIME", default="litert")
 INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=2)
 # The fetal head segmentation model that measures brain planes (issue 21, docs/biometry.md): its card, loaded once
 # per worker process (biometry/registry.py); the card's name is each measurement job's model_version.
-BIOMETRY_MODEL_CARD = env.path("BIOMETRY_MODEL_CARD", default=BASE_DIR / "models" / "fetal-head-v1.card.json")
+BIOMETRY_MODEL_CARD = env.path("BIOMETRY_MODEL_CARD", default=BASE_DIR / "models" / "fetal-head-v2.card.json")
 
 # Upload limits (bytes and decoded pixels).
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
